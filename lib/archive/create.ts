@@ -1,0 +1,391 @@
+/**
+ * Creating an archive from paths on the filesystem (and stdin).
+ *
+ * The walk is depth-first in name-byte order and reads one file at a time,
+ * while earlier files' chunks are still being hashed, compressed, sealed and
+ * packed by the pipeline; each directory's tree is stored as soon as its
+ * entries are complete. Memory is bounded by the pipeline's windows, the
+ * packs in flight, and one tree page per directory level.
+ */
+import { promises as fs, constants as fsc, type BigIntStats } from 'node:fs'
+import * as os from 'node:os'
+import * as nodePath from 'node:path'
+import { CairnError } from '../errors.js'
+import { nowNs } from '../time.js'
+import { parseCompressionSpec, type CompressionSpec } from '../compress/codec.js'
+import type { Repository } from '../repo/repository.js'
+import { RepositoryWriter } from '../repo/writer.js'
+import { BlobType } from '../repo/blob.js'
+import { ChunkPipeline, type ReadFn } from '../pipeline/chunk-pipeline.js'
+import { iterableSource } from '../pipeline/iterable-source.js'
+import { DirectoryBuilder } from './directory-builder.js'
+import { FilesCache } from './files-cache.js'
+import { OwnerNames } from './owners.js'
+import { compilePatterns, type PathMatcher } from './patterns.js'
+import { itemFromStat, kindOf, readXattrs } from './fs-metadata.js'
+import { encodeArchive, type ArchiveMeta, type ArchiveStats } from './archive-object.js'
+import { ZERO_CHUNK_ID, type ChunkRef, type Item } from './item.js'
+
+export interface CreateWarning {
+  code: 'vanished' | 'unreadable' | 'changed' | 'socket-skipped' | 'unsupported'
+  path: Buffer
+  message: string
+}
+
+export interface CreateProgress {
+  files: number
+  originalSize: number
+  deduplicatedSize: number
+  path: Buffer
+}
+
+export interface CreateOptions {
+  name: string
+  /** Paths to back up; '-' reads `stdin` into one file. */
+  paths: (string | Buffer)[]
+  compression?: CompressionSpec | string
+  exclude?: string[]
+  oneFileSystem?: boolean
+  dryRun?: boolean
+  stdin?: { stream: AsyncIterable<Uint8Array>; name: string }
+  filesCacheTtl?: number
+  commandLine?: string[]
+  comment?: string
+  workers?: number
+  signal?: AbortSignal
+  onWarning?: (w: CreateWarning) => void
+  onProgress?: (p: CreateProgress) => void
+}
+
+export interface CreateResult {
+  archive: ArchiveMeta
+  id: Buffer | null
+  warnings: number
+}
+
+export const DEFAULT_COMPRESSION = 'auto,zstd,3'
+
+export async function createArchive(repo: Repository, options: CreateOptions): Promise<CreateResult> {
+  if (!options.dryRun && (await repo.archives()).some((a) => a.name === options.name)) {
+    throw new CairnError('archive-exists', `an archive named ${JSON.stringify(options.name)} already exists`, { hint: 'choose another name (placeholders like {now} help)' })
+  }
+  const compression = typeof options.compression === 'string' ? parseCompressionSpec(options.compression) : options.compression ?? parseCompressionSpec(DEFAULT_COMPRESSION)
+  const writer = await RepositoryWriter.start(repo, options.signal)
+  const run = new CreateRun(repo, writer, compression, options, await OwnerNames.load(), await FilesCache.load(repo.cacheFile('files'), options.filesCacheTtl))
+  try {
+    const result = await run.execute()
+    return result
+  } catch (err) {
+    await writer.abort()
+    throw err
+  } finally {
+    await run.close()
+  }
+}
+
+interface Visited {
+  item: Promise<Item>
+}
+
+interface SourceNode {
+  children: Map<string, SourceNode>
+  source?: Buffer
+}
+
+class CreateRun {
+  private readonly startNs = nowNs()
+  private readonly excluded: PathMatcher
+  private readonly pipeline: ChunkPipeline | null
+  private readonly hardlinks = new Map<string, { group: number; content: Promise<{ chunks: ChunkRef[]; size: number } | null> }>()
+  private warnings = 0
+  private readonly stats: ArchiveStats = { files: 0, dirs: 0, others: 0, originalSize: 0, compressedSize: 0, deduplicatedSize: 0 }
+
+  constructor(
+    private readonly repo: Repository,
+    private readonly writer: RepositoryWriter,
+    private readonly compression: CompressionSpec,
+    private readonly options: CreateOptions,
+    private readonly owners: OwnerNames,
+    private readonly filesCache: FilesCache,
+  ) {
+    this.excluded = compilePatterns(options.exclude ?? [])
+    this.pipeline = options.dryRun ? null : new ChunkPipeline(writer, { compression, workers: options.workers })
+  }
+
+  async execute(): Promise<CreateResult> {
+    const root = await this.buildSourceTree()
+    const rootDir = await this.visitVirtual(root)
+    const hostname = os.hostname()
+    const archive: ArchiveMeta = {
+      name: this.options.name,
+      hostname,
+      username: os.userInfo().username,
+      commandLine: this.options.commandLine ?? [],
+      startNs: this.startNs,
+      endNs: nowNs(),
+      root: rootDir.tree,
+      stats: this.stats,
+      chunker: this.repo.config.chunker,
+      comment: this.options.comment ?? '',
+    }
+    if (this.options.dryRun) return { archive, id: null, warnings: this.warnings }
+    this.stats.deduplicatedSize = this.writer.stats.newBytes
+    const id = await this.writer.storeBlob(BlobType.Archive, encodeArchive(archive), this.compression)
+    await this.writer.commit({ name: archive.name, id, time: this.startNs })
+    await this.filesCache.save()
+    return { archive, id, warnings: this.warnings }
+  }
+
+  async close(): Promise<void> {
+    await this.pipeline?.close()
+  }
+
+  /** Arranges the given paths as they will appear in the archive (leading '/' removed, like tar and borg). */
+  private async buildSourceTree(): Promise<SourceNode> {
+    const root: SourceNode = { children: new Map() }
+    for (const given of this.options.paths) {
+      const text = Buffer.isBuffer(given) ? given.toString('latin1') : Buffer.from(given).toString('latin1')
+      if (text === '-') {
+        root.children.set(Buffer.from(this.options.stdin?.name ?? 'stdin').toString('latin1'), { children: new Map(), source: Buffer.from('-') })
+        continue
+      }
+      const normalized = nodePath.posix.normalize(text)
+      const parts = normalized.split('/').filter((p) => p !== '' && p !== '.')
+      if (parts.includes('..')) throw new CairnError('bad-argument', `cannot back up ${text}: paths with '..' would escape the archive`, { hint: 'give the path without ..' })
+      try {
+        await fs.lstat(Buffer.from(text, 'latin1'))
+      } catch {
+        throw new CairnError('path-not-found', `${Buffer.from(text, 'latin1').toString()} does not exist`, { hint: 'check the path', path: text })
+      }
+      let node = root
+      for (const part of parts) {
+        let child = node.children.get(part)
+        if (!child) node.children.set(part, (child = { children: new Map() }))
+        node = child
+      }
+      node.source = Buffer.from(text, 'latin1')
+    }
+    return root
+  }
+
+  /** A directory made of given paths; its own metadata comes from the real directory when there is one. */
+  private async visitVirtual(node: SourceNode, absPath?: Buffer, archivePath: Buffer = Buffer.alloc(0)): Promise<{ tree: Buffer; entries: number }> {
+    if (node.source && node.source.toString() !== '-') {
+      const st = await fs.lstat(node.source, { bigint: true }).catch(() => null)
+      if (st?.isDirectory()) return this.walkDirectory(node.source, archivePath, st.dev)
+    }
+    const builder = new DirectoryBuilder(this.writer, this.compression)
+    const names = [...node.children.keys()].map((k) => Buffer.from(k, 'latin1')).sort(Buffer.compare)
+    for (const name of names) {
+      const child = node.children.get(name.toString('latin1'))!
+      const childArchivePath = archivePath.length ? Buffer.concat([archivePath, Buffer.from('/'), name]) : name
+      if (child.source?.toString() === '-') {
+        builder.add((await this.visitStdin(name)).item)
+        continue
+      }
+      if (child.source) {
+        const visited = await this.visitPath(child.source, name, childArchivePath, null)
+        if (visited) builder.add(visited.item)
+        continue
+      }
+      const real = absPath ? Buffer.concat([absPath, Buffer.from('/'), name]) : Buffer.concat([Buffer.from('/'), name])
+      const st = await fs.lstat(real, { bigint: true }).catch(() => null)
+      const dir = await this.visitVirtual(child, real, childArchivePath)
+      builder.add(Promise.resolve(this.dirItem(name, st, dir)))
+    }
+    return builder.finish()
+  }
+
+  private dirItem(name: Buffer, st: BigIntStats | null, dir: { tree: Buffer; entries: number }): Item {
+    this.stats.dirs++
+    const base: Item = st
+      ? itemFromStat(name, 'dir', st, this.owners)
+      : { name, kind: 'dir', mode: 0o40755, uid: 0, gid: 0, mtimeNs: this.startNs, atimeNs: this.startNs, ctimeNs: this.startNs, size: 0 }
+    return { ...base, tree: dir.tree, entries: dir.entries }
+  }
+
+  /** The entries of a real directory; `dev` is its device, for --one-file-system. */
+  private async walkDirectory(absPath: Buffer, archivePath: Buffer, dev: bigint | null): Promise<{ tree: Buffer; entries: number }> {
+    const builder = new DirectoryBuilder(this.writer, this.compression)
+    let names: Buffer[]
+    try {
+      names = (await fs.readdir(absPath, { encoding: 'buffer' })).sort(Buffer.compare)
+    } catch (err) {
+      this.warn('unreadable', absPath, `cannot read directory: ${(err as Error).message}`)
+      names = []
+    }
+    for (const name of names) {
+      this.options.signal?.throwIfAborted()
+      const child = Buffer.concat([absPath, Buffer.from('/'), name])
+      const childArchivePath = archivePath.length ? Buffer.concat([archivePath, Buffer.from('/'), name]) : name
+      const visited = await this.visitPath(child, name, childArchivePath, dev)
+      if (visited) builder.add(visited.item)
+    }
+    return builder.finish()
+  }
+
+  /**
+   * One filesystem entry. Resolves once it is read, to the item's promise,
+   * which resolves once it is stored. (Wrapped in an object because promises
+   * of promises flatten.)
+   */
+  private async visitPath(absPath: Buffer, name: Buffer, archivePath: Buffer, parentDev: bigint | null): Promise<Visited | null> {
+    if (this.excluded(archivePath)) return null
+    let st: BigIntStats
+    try {
+      st = await fs.lstat(absPath, { bigint: true })
+    } catch (err) {
+      this.warn('vanished', absPath, `vanished before it could be read: ${(err as Error).message}`)
+      return null
+    }
+    const kind = kindOf(st)
+    if (kind === 'socket') {
+      this.warn('socket-skipped', absPath, 'is a socket; sockets are not backed up')
+      return null
+    }
+    if (kind === null) {
+      this.warn('unsupported', absPath, 'has an unknown file type; skipped')
+      return null
+    }
+    const item = itemFromStat(name, kind, st, this.owners)
+    try {
+      const xattrs = await readXattrs(absPath)
+      if (xattrs.length > 0) item.xattrs = xattrs
+    } catch (err) {
+      this.warn('unreadable', absPath, `cannot read extended attributes: ${(err as Error).message}`)
+    }
+    switch (kind) {
+      case 'dir': {
+        this.stats.dirs++
+        const otherFs = this.options.oneFileSystem && parentDev !== null && st.dev !== parentDev
+        const dir = otherFs ? await new DirectoryBuilder(this.writer, this.compression).finish() : await this.walkDirectory(absPath, archivePath, st.dev)
+        return { item: Promise.resolve({ ...item, tree: dir.tree, entries: dir.entries }) }
+      }
+      case 'symlink': {
+        this.stats.others++
+        try {
+          item.target = await fs.readlink(absPath, { encoding: 'buffer' })
+        } catch (err) {
+          this.warn('vanished', absPath, `vanished before it could be read: ${(err as Error).message}`)
+          return null
+        }
+        return { item: Promise.resolve(item) }
+      }
+      case 'file':
+        return this.visitFile(absPath, st, item)
+      default:
+        this.stats.others++
+        return { item: Promise.resolve(item) }
+    }
+  }
+
+  private async visitFile(absPath: Buffer, st: BigIntStats, item: Item): Promise<Visited | null> {
+    this.stats.files++
+    if (st.nlink > 1n) {
+      const key = `${st.dev}:${st.ino}`
+      const known = this.hardlinks.get(key)
+      if (known) {
+        item.hardlink = { group: known.group, nlink: Number(st.nlink) }
+        return { item: known.content.then((c) => (c ? { ...item, chunks: c.chunks, size: c.size } : item)) }
+      }
+      const group = this.hardlinks.size + 1
+      item.hardlink = { group, nlink: Number(st.nlink) }
+      const content = this.fileContent(absPath, st)
+      this.hardlinks.set(key, { group, content: content.then((c) => c?.stored ?? null) })
+      const read = await content
+      if (!read) return null
+      return { item: read.stored.then((c) => ({ ...item, chunks: c.chunks, size: c.size })) }
+    }
+    const read = await this.fileContent(absPath, st)
+    if (!read) return null
+    return { item: read.stored.then((c) => ({ ...item, chunks: c.chunks, size: c.size })) }
+  }
+
+  /** Reads a file into the pipeline (or takes its chunks from the files cache). */
+  private async fileContent(absPath: Buffer, st: BigIntStats): Promise<{ stored: Promise<{ chunks: ChunkRef[]; size: number }> } | null> {
+    const identity = { ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs }
+    if (!this.pipeline) {
+      this.stats.originalSize += identity.size
+      return { stored: Promise.resolve({ chunks: [], size: identity.size }) }
+    }
+    const cached = this.filesCache.lookup(absPath, identity, (id) => id.equals(ZERO_CHUNK_ID) || this.writer.has(id))
+    if (cached) {
+      this.count(cached, absPath)
+      return { stored: Promise.resolve({ chunks: cached, size: identity.size }) }
+    }
+    let handle: fs.FileHandle
+    try {
+      handle = await fs.open(absPath, fsc.O_RDONLY | fsc.O_NOATIME).catch(() => fs.open(absPath, fsc.O_RDONLY))
+    } catch (err) {
+      this.warn('unreadable', absPath, `cannot be read: ${(err as Error).message}`)
+      return null
+    }
+    let position = 0
+    const read: ReadFn = async (buf, offset, length) => {
+      const { bytesRead } = await handle.read(buf, offset, length, position)
+      position += bytesRead
+      return bytesRead
+    }
+    let stored: Promise<ChunkRef[]>
+    try {
+      ;({ stored } = await this.pipeline.storeStream(read, this.options.signal))
+    } catch (err) {
+      if (err instanceof CairnError || (err as Error).name === 'AbortError') throw err
+      this.warn('unreadable', absPath, `could not be read completely: ${(err as Error).message}`)
+      return null
+    } finally {
+      await handle.close()
+    }
+    if (position !== identity.size) this.warn('changed', absPath, 'changed while it was backed up')
+    return {
+      stored: stored.then((chunks) => {
+        this.count(chunks, absPath)
+        if (position === identity.size) this.filesCache.remember(absPath, identity, chunks, this.startNs)
+        return { chunks, size: position }
+      }),
+    }
+  }
+
+  /** Standard input as one file. Resolves once it is read; the returned promise once it is stored. */
+  private async visitStdin(name: Buffer): Promise<Visited> {
+    const stdin = this.options.stdin
+    if (!stdin) throw new CairnError('bad-argument', "'-' was given as a path but there is no standard input to read")
+    const { read, bytesRead } = iterableSource(stdin.stream)
+    const now = nowNs()
+    const item: Item = {
+      name,
+      kind: 'file',
+      mode: 0o100660,
+      uid: process.getuid?.() ?? 0,
+      gid: process.getgid?.() ?? 0,
+      mtimeNs: now,
+      atimeNs: now,
+      ctimeNs: now,
+      size: 0,
+    }
+    this.stats.files++
+    if (!this.pipeline) return { item: Promise.resolve(item) }
+    const { stored } = await this.pipeline.storeStream(read, this.options.signal)
+    return {
+      item: stored.then((chunks) => {
+        this.count(chunks, name)
+        return { ...item, chunks, size: bytesRead() }
+      }),
+    }
+  }
+
+  private count(chunks: readonly ChunkRef[], path: Buffer): void {
+    let size = 0
+    for (const c of chunks) {
+      size += c.size
+      this.stats.compressedSize += this.writer.storedLength(c.id)
+    }
+    this.stats.originalSize += size
+    this.options.onProgress?.({ files: this.stats.files, originalSize: this.stats.originalSize, deduplicatedSize: this.writer.stats.newBytes, path })
+  }
+
+  private warn(code: CreateWarning['code'], path: Buffer, message: string): void {
+    this.warnings++
+    this.options.onWarning?.({ code, path, message })
+  }
+}

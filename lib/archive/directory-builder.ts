@@ -1,0 +1,48 @@
+/**
+ * Collects a directory's entries, in name order, into tree objects while the
+ * walk goes on: a full page is stored as soon as its items are complete, so
+ * a directory of a million entries never sits in memory whole.
+ */
+import type { CompressionSpec } from '../compress/codec.js'
+import { BlobType } from '../repo/blob.js'
+import type { RepositoryWriter } from '../repo/writer.js'
+import type { Item } from './item.js'
+import { encodeLeaf, encodePageList, PAGE_ENTRIES, type PageRef } from './tree.js'
+
+export class DirectoryBuilder {
+  private page: Promise<Item>[] = []
+  private readonly pages: Promise<PageRef>[] = []
+  private count = 0
+
+  constructor(private readonly writer: RepositoryWriter, private readonly compression: CompressionSpec) {}
+
+  /** Adds the next entry (names must come in ascending byte order). */
+  add(item: Promise<Item>): void {
+    this.page.push(item)
+    this.count++
+    if (this.page.length === PAGE_ENTRIES) this.closePage()
+  }
+
+  private closePage(): void {
+    const items = this.page
+    this.page = []
+    const stored = Promise.all(items).then(async (entries) => ({
+      first: entries[0]!.name,
+      id: await this.writer.storeBlob(BlobType.Tree, encodeLeaf(entries), this.compression),
+      count: entries.length,
+    }))
+    stored.catch(() => undefined) // awaited in finish()
+    this.pages.push(stored)
+  }
+
+  /** Stores the directory's tree; returns its id and entry count. */
+  async finish(): Promise<{ tree: Buffer; entries: number }> {
+    if (this.pages.length === 0) {
+      const entries = await Promise.all(this.page)
+      return { tree: await this.writer.storeBlob(BlobType.Tree, encodeLeaf(entries), this.compression), entries: this.count }
+    }
+    if (this.page.length > 0) this.closePage()
+    const pages = await Promise.all(this.pages)
+    return { tree: await this.writer.storeBlob(BlobType.Tree, encodePageList(pages), this.compression), entries: this.count }
+  }
+}

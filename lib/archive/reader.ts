@@ -1,0 +1,146 @@
+/**
+ * Reading an archive lazily: the archive object, then one directory's tree
+ * at a time, then only the chunks a read touches.
+ *
+ * Trees and chunks go through byte-bounded caches that can be shared by
+ * every reader of a repository (the mount shares one set).
+ */
+import { CairnError } from '../errors.js'
+import type { Repository } from '../repo/repository.js'
+import type { ArchiveRef } from '../repo/manifest.js'
+import { BlobType } from '../repo/blob.js'
+import { BlobCache } from '../cache/blob-cache.js'
+import { decodeArchive, type ArchiveMeta } from './archive-object.js'
+import { decodeTree, findInLeaf, pageFor, type TreeObject } from './tree.js'
+import { FileContent } from './file-content.js'
+import type { Item } from './item.js'
+
+export interface ReaderCaches {
+  trees: BlobCache<TreeObject>
+  chunks: BlobCache<Buffer>
+}
+
+export interface CacheSizes {
+  /** Bytes of decoded tree objects kept (default 32 MiB). */
+  treeBytes?: number
+  /** Bytes of decrypted chunks kept (default 256 MiB). */
+  chunkBytes?: number
+}
+
+/** Rough in-memory size of a decoded tree: what bounds the tree cache. */
+function treeSize(tree: TreeObject): number {
+  if (tree.kind === 'pages') return 64 + tree.pages.length * 96
+  let bytes = 64
+  for (const e of tree.entries) bytes += 200 + e.name.length + (e.chunks?.length ?? 0) * 80 + (e.target?.length ?? 0)
+  return bytes
+}
+
+export function makeReaderCaches(repo: Repository, sizes: CacheSizes = {}): ReaderCaches {
+  return {
+    trees: new BlobCache<TreeObject>(sizes.treeBytes ?? 32 * 1024 * 1024, treeSize, async (key) => {
+      const id = Buffer.from(key, 'hex')
+      return decodeTree(await repo.loadBlob(BlobType.Tree, id), `tree ${key.slice(0, 16)}…`)
+    }),
+    chunks: new BlobCache<Buffer>(sizes.chunkBytes ?? 256 * 1024 * 1024, (b) => b.length, async (key) => repo.loadBlob(BlobType.Data, Buffer.from(key, 'hex'))),
+  }
+}
+
+/** A directory's content: the root (`item` null) or a directory item. */
+export interface DirRef {
+  tree: Buffer
+  item: Item | null
+}
+
+export class ArchiveReader {
+  private constructor(
+    readonly repo: Repository,
+    readonly ref: ArchiveRef,
+    readonly meta: ArchiveMeta,
+    readonly caches: ReaderCaches,
+  ) {}
+
+  static async open(repo: Repository, archive: ArchiveRef | string, caches?: ReaderCaches): Promise<ArchiveReader> {
+    const ref = typeof archive === 'string' ? await repo.findArchive(archive) : archive
+    const meta = decodeArchive(await repo.loadBlob(BlobType.Archive, ref.id), ref.name)
+    return new ArchiveReader(repo, ref, meta, caches ?? makeReaderCaches(repo))
+  }
+
+  get root(): DirRef {
+    return { tree: this.meta.root, item: null }
+  }
+
+  tree(id: Buffer): Promise<TreeObject> {
+    return this.caches.trees.get(id.toString('hex'))
+  }
+
+  /** The entries of a directory in name-byte order, one page at a time. */
+  async *entries(dir: DirRef): AsyncIterable<Item> {
+    const top = await this.tree(dir.tree)
+    if (top.kind === 'leaf') {
+      yield* top.entries
+      return
+    }
+    for (const page of top.pages) {
+      const leaf = await this.tree(page.id)
+      if (leaf.kind !== 'leaf') throw nestedPages()
+      yield* leaf.entries
+    }
+  }
+
+  /** The entry called `name` in a directory, loading at most one page. */
+  async lookup(dir: DirRef, name: Buffer): Promise<Item | undefined> {
+    const top = await this.tree(dir.tree)
+    if (top.kind === 'leaf') return findInLeaf(top.entries, name)
+    if (top.pages.length === 0) return undefined
+    const leaf = await this.tree(top.pages[pageFor(top.pages, name)]!.id)
+    if (leaf.kind !== 'leaf') throw nestedPages()
+    return findInLeaf(leaf.entries, name)
+  }
+
+  /** Resolves a '/'-separated path in the archive (no leading '/'); '' is the root. */
+  async resolve(path: Buffer): Promise<Item | null | undefined> {
+    let dir: DirRef = this.root
+    let item: Item | null = null
+    for (const part of splitPath(path)) {
+      if (item && item.kind !== 'dir') return undefined
+      const found = await this.lookup(dir, part)
+      if (!found) return undefined
+      item = found
+      if (found.tree) dir = { tree: found.tree, item: found }
+    }
+    return item
+  }
+
+  /** Every item below a directory, depth-first, parents before children, with paths relative to the archive root. */
+  async *walk(dir: DirRef = this.root, prefix: Buffer = Buffer.alloc(0)): AsyncIterable<{ path: Buffer; item: Item }> {
+    for await (const item of this.entries(dir)) {
+      const path = prefix.length ? Buffer.concat([prefix, SLASH, item.name]) : item.name
+      yield { path, item }
+      if (item.kind === 'dir' && item.tree) yield* this.walk({ tree: item.tree, item }, path)
+    }
+  }
+
+  /** Random and streaming access to a file's content. */
+  content(item: Item): FileContent {
+    if (item.kind !== 'file') throw new CairnError('bad-argument', `${item.name.toString()} is not a regular file`)
+    return new FileContent(item, this.caches.chunks)
+  }
+}
+
+const SLASH = Buffer.from('/')
+
+export function splitPath(path: Buffer): Buffer[] {
+  const parts: Buffer[] = []
+  let start = 0
+  for (let i = 0; i <= path.length; i++) {
+    if (i === path.length || path[i] === 0x2f) {
+      if (i > start) parts.push(path.subarray(start, i))
+      start = i + 1
+    }
+  }
+  return parts
+}
+
+function nestedPages(): CairnError {
+  return new CairnError('integrity', 'a tree page list points at another page list', { hint: 'run cairn check' })
+}

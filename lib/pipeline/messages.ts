@@ -1,0 +1,37 @@
+/** Messages between the chunk pipeline (main thread) and its workers. */
+import type { EncryptionMode } from '../crypto/modes.js'
+import type { CompressionSpec } from '../compress/codec.js'
+
+export interface WorkerSetup {
+  mode: EncryptionMode
+  /** Key material as raw bytes (null in mode 'none'). */
+  keys: { encKey: Uint8Array; macKey: Uint8Array; chunkerSeed: Uint8Array } | null
+  compression: CompressionSpec
+  windows: SharedArrayBuffer[]
+}
+
+/** Hash a chunk: reply with its id, or `zero` when it is all zero bytes. */
+export interface HashRequest {
+  op: 'hash'
+  job: number
+  window: number
+  offset: number
+  length: number
+}
+
+/** Compress and seal a chunk whose id the repository does not have yet. */
+export interface SealRequest {
+  op: 'seal'
+  job: number
+  window: number
+  offset: number
+  length: number
+  id: Uint8Array
+}
+
+export type WorkerRequest = HashRequest | SealRequest
+
+export type WorkerReply =
+  | { job: number; op: 'hash'; id: Uint8Array | null }
+  | { job: number; op: 'seal'; sealed: Uint8Array }
+  | { job: number; op: 'error'; message: string; code?: string }

@@ -1,0 +1,91 @@
+/**
+ * The chunk index a client holds: every blob id the repository has, and
+ * where it lives. Built from the repository's index objects and kept in the
+ * cache directory between runs, so that opening a repository reads only the
+ * index objects other clients wrote since, never the packs.
+ *
+ * Cache file layout: msgpack [version, repoId, mergedIndexKeys, packIds,
+ * ChunkIndex bytes] followed by its SHA-256, written atomically.
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import * as path from 'node:path'
+import { pack, unpack } from '../encoding/msgpack.js'
+import type { Sealer } from '../crypto/sealer.js'
+import type { Backend } from '../storage/backend.js'
+import { ChunkIndex } from './chunk-index.js'
+import { PackTable } from './pack-table.js'
+import { INDEX_PREFIX, decodeIndexObject, type PackEntry } from './index-objects.js'
+
+const CACHE_VERSION = 1
+const PARALLEL_LOADS = 8
+
+export class IndexState {
+  constructor(
+    readonly index = new ChunkIndex(),
+    readonly packs = new PackTable(),
+    readonly merged = new Set<string>(),
+  ) {}
+
+  /** Adds what an index object (or a commit of ours) says. */
+  add(key: string, entries: readonly PackEntry[]): void {
+    for (const entry of entries) {
+      const pack = this.packs.numberOf(entry.packId)
+      for (const b of entry.blobs) this.index.set(b.id, { pack, offset: b.offset, length: b.length, rawLength: b.rawLength })
+    }
+    this.merged.add(key)
+  }
+}
+
+/** Brings the cached index up to date with the repository's index objects. */
+export async function syncIndex(backend: Backend, sealer: Sealer, repoId: string, cacheFile: string | null, signal?: AbortSignal): Promise<IndexState> {
+  const present = new Set<string>()
+  for await (const info of backend.list(INDEX_PREFIX)) present.add(info.key)
+
+  let state = cacheFile ? await readCache(cacheFile, repoId) : null
+  // An index object we merged has gone: a compaction rewrote the index,
+  // so the cached locations may be stale. Start over from the repository.
+  if (state && [...state.merged].some((key) => !present.has(key))) state = null
+  state ??= new IndexState()
+  const missing = [...present].filter((key) => !state.merged.has(key))
+
+  for (let i = 0; i < missing.length; i += PARALLEL_LOADS) {
+    signal?.throwIfAborted()
+    const batch = missing.slice(i, i + PARALLEL_LOADS)
+    const loaded = await Promise.all(batch.map(async (key) => decodeIndexObject(await backend.get(key), sealer, key)))
+    batch.forEach((key, j) => state.add(key, loaded[j]!))
+  }
+  if (cacheFile && missing.length > 0) await writeCache(cacheFile, repoId, state)
+  return state
+}
+
+export async function writeCache(cacheFile: string, repoId: string, state: IndexState): Promise<void> {
+  const body = pack([CACHE_VERSION, repoId, [...state.merged], [...state.packs.all()], state.index.serialize()])
+  const digest = createHash('sha256').update(body).digest()
+  await fs.mkdir(path.dirname(cacheFile), { recursive: true, mode: 0o700 })
+  const temp = `${cacheFile}.${randomBytes(6).toString('hex')}.tmp`
+  await fs.writeFile(temp, Buffer.concat([body, digest]), { mode: 0o600 })
+  await fs.rename(temp, cacheFile)
+}
+
+/** A cache that is missing, damaged or of another repository is simply rebuilt. */
+async function readCache(cacheFile: string, repoId: string): Promise<IndexState | null> {
+  let raw: Buffer
+  try {
+    raw = await fs.readFile(cacheFile)
+  } catch {
+    return null
+  }
+  if (raw.length < 32) return null
+  const body = raw.subarray(0, raw.length - 32)
+  if (!createHash('sha256').update(body).digest().equals(raw.subarray(raw.length - 32))) return null
+  try {
+    const [version, id, merged, packIds, table] = unpack(body) as [number, string, string[], string[], Buffer]
+    if (version !== CACHE_VERSION || id !== repoId) return null
+    const packs = new PackTable()
+    for (const packId of packIds) packs.numberOf(packId)
+    return new IndexState(ChunkIndex.deserialize(table), packs, new Set(merged))
+  } catch {
+    return null
+  }
+}

@@ -1,0 +1,32 @@
+/**
+ * The storage backend contract: a dumb object store.
+ *
+ * Keys are relative slash-separated names (`config`, `data/ab/ab12...`).
+ * Objects are immutable once written, except `manifest`, which `put`
+ * replaces atomically. Everything above this layer (packs, index, manifest,
+ * locks) is expressed in these few calls, so an ssh, rclone or S3 backend only
+ * has to implement them.
+ */
+export interface ObjectInfo {
+  key: string
+  size: number
+}
+
+export interface Backend {
+  /** Human-readable location, for messages. */
+  readonly location: string
+  /** Whole object. Throws CairnError 'missing-object' when absent. */
+  get(key: string): Promise<Buffer>
+  /** `length` bytes at `offset`. Throws 'missing-object' when absent, 'integrity' when the object is shorter. */
+  getRange(key: string, offset: number, length: number): Promise<Buffer>
+  /** Writes the whole object atomically and durably: readers see the old object or the new one, never a mix. */
+  put(key: string, data: Uint8Array): Promise<void>
+  /** Creates the object only if it does not exist; returns false when it already did. Used for locks. */
+  create(key: string, data: Uint8Array): Promise<boolean>
+  /** Removes the object; absent objects are not an error. */
+  delete(key: string): Promise<void>
+  /** Size of the object, or null when absent. */
+  stat(key: string): Promise<ObjectInfo | null>
+  /** Every object whose key starts with `prefix` (a directory-like prefix ending in '/'), in no particular order. */
+  list(prefix: string): AsyncIterable<ObjectInfo>
+}

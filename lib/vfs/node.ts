@@ -1,0 +1,57 @@
+/**
+ * The filesystem view of a repository, defined once in the library and
+ * independent of FUSE: directories that list and look up names (bytes),
+ * files that read byte ranges, symlinks with byte targets, and attributes
+ * with nanosecond times and stable inode numbers. The FUSE adapter (mount/)
+ * and any future WebDAV or web view are thin users of it.
+ */
+export interface NodeAttr {
+  /** Stable while mounted; hardlinked files share it. */
+  ino: bigint
+  /** Full st_mode, type bits included. */
+  mode: number
+  nlink: number
+  uid: number
+  gid: number
+  rdev: number
+  size: number
+  /** 512-byte blocks, as st_blocks. */
+  blocks: number
+  atimeNs: bigint
+  mtimeNs: bigint
+  ctimeNs: bigint
+}
+
+interface NodeBase {
+  readonly attr: NodeAttr
+  /** Extended attributes, names and values as bytes. */
+  readonly xattrs: readonly [Buffer, Buffer][]
+}
+
+export interface DirNode extends NodeBase {
+  readonly kind: 'dir'
+  /** Entries in name-byte order. */
+  list(): Promise<{ name: Buffer; node: VfsNode }[]>
+  lookup(name: Buffer): Promise<VfsNode | null>
+}
+
+export interface FileNode extends NodeBase {
+  readonly kind: 'file'
+  /** Up to `length` bytes at `position`. */
+  read(position: number, length: number): Promise<Buffer>
+}
+
+export interface SymlinkNode extends NodeBase {
+  readonly kind: 'symlink'
+  readonly target: Buffer
+}
+
+/** Fifos and devices: attributes only. */
+export interface SpecialNode extends NodeBase {
+  readonly kind: 'special'
+}
+
+export type VfsNode = DirNode | FileNode | SymlinkNode | SpecialNode
+
+export const S_IFDIR = 0o040000
+export const S_IFREG = 0o100000
