@@ -1,0 +1,11 @@
+# cairn's POSIX helper (posix.c): built at install by build-native.mjs.
+{
+  "targets": [
+    {
+      "target_name": "cairn_posix",
+      "sources": ["posix.c"],
+      "defines": ["NAPI_VERSION=8"],
+      "cflags_c": ["-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+    }
+  ]
+}

@@ -1,0 +1,214 @@
+/**
+ * What Node's fs cannot do, through cairn's own small addon (posix.c):
+ * timestamps to the exact nanosecond, extended attributes, and mknod.
+ *
+ * Paths, xattr names and values are Buffers: raw bytes, never decoded.
+ * Symlinks are never followed by the xattr calls, nor by setTimes unless
+ * asked. The Promise-returning functions run on libuv's thread pool, so a
+ * process that must not block (the FUSE mount) can use them; the `*Sync`
+ * twins run on the calling thread.
+ *
+ * A failed syscall rejects (or throws) with a {@link PosixError}, shaped
+ * like Node's SystemError: `code` ('ENOENT', 'ENOTSUP', ...), `errno`
+ * (negative), `syscall`, `path` (display form) and `pathBuffer` (the bytes).
+ * ENOTSUP from the xattr calls means the filesystem keeps no xattrs (or none
+ * in that namespace). Linux refuses user.* xattrs on symlinks with EPERM.
+ *
+ * The addon is loaded on first use, not at import: when it was not built
+ * (no compiler at install), that first use throws CairnError 'io'.
+ */
+import { isUtf8 } from 'node:buffer'
+import { existsSync, readFileSync } from 'node:fs'
+import { createRequire } from 'node:module'
+import { dirname, join } from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { getSystemErrorMap, getSystemErrorName } from 'node:util'
+import { CairnError } from '../errors.js'
+
+/** A failed syscall, as Node's fs reports one. */
+export interface PosixError extends Error {
+  code: string
+  errno: number
+  syscall: string
+  /** Display form of the path: UTF-8 when it is valid UTF-8, else with \xNN escapes. */
+  path: string
+  pathBuffer: Buffer
+}
+
+export interface SetTimesOptions {
+  /** Set the times of a symlink's target instead of the link. Default false. */
+  followSymlinks?: boolean
+}
+
+type Dev = bigint | number
+
+interface Binding {
+  setTimes(path: Buffer, atimeNs: bigint, mtimeNs: bigint, followSymlinks: boolean): Promise<void>
+  setTimesSync(path: Buffer, atimeNs: bigint, mtimeNs: bigint, followSymlinks: boolean): void
+  getXattr(path: Buffer, name: Buffer): Promise<Buffer | null>
+  getXattrSync(path: Buffer, name: Buffer): Buffer | null
+  listXattrs(path: Buffer): Promise<Buffer[]>
+  listXattrsSync(path: Buffer): Buffer[]
+  setXattr(path: Buffer, name: Buffer, value: Buffer): Promise<void>
+  setXattrSync(path: Buffer, name: Buffer, value: Buffer): void
+  mknod(path: Buffer, mode: number, dev: Dev): Promise<void>
+  mknodSync(path: Buffer, mode: number, dev: Dev): void
+  makedev(major: number, minor: number): bigint
+  major(dev: Dev): number
+  minor(dev: Dev): number
+}
+
+const ADDON = join('lib', 'native', 'build', 'Release', 'cairn_posix.node')
+const HINT = 'run: npm rebuild cairn-backup --foreground-scripts (needs g++, make and python3)'
+
+let binding: Binding | undefined
+
+/**
+ * The package root: the nearest directory above this module whose
+ * package.json names cairn-backup (this file runs from lib/native as
+ * TypeScript and from dist/lib/native once compiled).
+ */
+function packageRoot(): string | undefined {
+  let dir = dirname(fileURLToPath(import.meta.url))
+  for (;;) {
+    const manifest = join(dir, 'package.json')
+    if (existsSync(manifest)) {
+      try {
+        if ((JSON.parse(readFileSync(manifest, 'utf8')) as { name?: unknown }).name === 'cairn-backup') return dir
+      } catch {
+        // unreadable or not JSON: not ours, keep walking up
+      }
+    }
+    const parent = dirname(dir)
+    if (parent === dir) return undefined
+    dir = parent
+  }
+}
+
+function native(): Binding {
+  if (binding !== undefined) return binding
+  const root = packageRoot()
+  const file = root === undefined ? undefined : join(root, ADDON)
+  if (file === undefined || !existsSync(file)) {
+    const where = file ?? `${ADDON} (package root of cairn-backup not found)`
+    throw new CairnError('io', `cairn's native helper is not built: ${where} is missing`, { hint: HINT })
+  }
+  try {
+    binding = createRequire(import.meta.url)(file) as Binding
+  } catch (cause) {
+    throw new CairnError('io', `cairn's native helper could not be loaded from ${file}`, { hint: HINT, cause })
+  }
+  return binding
+}
+
+/** A path's bytes for messages: valid UTF-8 as is, otherwise printable ASCII and \xNN. */
+export function displayPath(path: Buffer): string {
+  if (isUtf8(path)) return path.toString('utf8')
+  let out = ''
+  for (const byte of path) {
+    out += byte >= 0x20 && byte < 0x7f && byte !== 0x5c ? String.fromCharCode(byte) : `\\x${byte.toString(16).padStart(2, '0')}`
+  }
+  return out
+}
+
+/** The addon's bare error (errno, syscall) as Node's SystemError shape; others pass through. */
+function systemError(err: unknown, path: Buffer): unknown {
+  if (!(err instanceof Error) || typeof (err as { errno?: unknown }).errno !== 'number') return err
+  const { errno, syscall } = err as Error & { errno: number; syscall: string }
+  const name = getSystemErrorName(errno)
+  const code = name.startsWith('E') ? name : 'UNKNOWN'
+  const description = getSystemErrorMap().get(errno)?.[1] ?? err.message
+  const display = displayPath(path)
+  const error = new Error(`${code}: ${description}, ${syscall} '${display}'`) as PosixError
+  Object.assign(error, { code, errno, syscall, path: display, pathBuffer: Buffer.from(path) })
+  return error
+}
+
+function sync<T>(path: Buffer, call: (b: Binding) => T): T {
+  const b = native()
+  try {
+    return call(b)
+  } catch (err) {
+    throw systemError(err, path)
+  }
+}
+
+async function pooled<T>(path: Buffer, call: (b: Binding) => Promise<T>): Promise<T> {
+  const b = native()
+  try {
+    return await call(b)
+  } catch (err) {
+    throw systemError(err, path)
+  }
+}
+
+/**
+ * Sets atime and mtime to the exact nanosecond (utimensat). Times are
+ * nanoseconds since the epoch, negative before 1970, as in
+ * `fs.lstat(p, { bigint: true }).mtimeNs`. The link itself unless
+ * `followSymlinks`.
+ */
+export function setTimes(path: Buffer, atimeNs: bigint, mtimeNs: bigint, options: SetTimesOptions = {}): Promise<void> {
+  const follow = options.followSymlinks ?? false
+  return pooled(path, (b) => b.setTimes(path, atimeNs, mtimeNs, follow))
+}
+
+export function setTimesSync(path: Buffer, atimeNs: bigint, mtimeNs: bigint, options: SetTimesOptions = {}): void {
+  const follow = options.followSymlinks ?? false
+  sync(path, (b) => b.setTimesSync(path, atimeNs, mtimeNs, follow))
+}
+
+/** One xattr's value (lgetxattr), or null when the file has no such attribute. */
+export function getXattr(path: Buffer, name: Buffer): Promise<Buffer | null> {
+  return pooled(path, (b) => b.getXattr(path, name))
+}
+
+export function getXattrSync(path: Buffer, name: Buffer): Buffer | null {
+  return sync(path, (b) => b.getXattrSync(path, name))
+}
+
+/** The names of all xattrs the caller may see (llistxattr), in the kernel's order. */
+export function listXattrs(path: Buffer): Promise<Buffer[]> {
+  return pooled(path, (b) => b.listXattrs(path))
+}
+
+export function listXattrsSync(path: Buffer): Buffer[] {
+  return sync(path, (b) => b.listXattrsSync(path))
+}
+
+/** Creates or replaces one xattr (lsetxattr). */
+export function setXattr(path: Buffer, name: Buffer, value: Buffer): Promise<void> {
+  return pooled(path, (b) => b.setXattr(path, name, value))
+}
+
+export function setXattrSync(path: Buffer, name: Buffer, value: Buffer): void {
+  sync(path, (b) => b.setXattrSync(path, name, value))
+}
+
+/**
+ * Creates a fifo or a device node (mknod). `mode` holds the type bits
+ * (fs.constants.S_IFIFO, S_IFCHR, S_IFBLK) and the permissions (the umask
+ * applies); `dev` is the encoded device number as in `stat.rdev`, 0 for a fifo.
+ */
+export function mknod(path: Buffer, mode: number, dev: Dev = 0): Promise<void> {
+  return pooled(path, (b) => b.mknod(path, mode, dev))
+}
+
+export function mknodSync(path: Buffer, mode: number, dev: Dev = 0): void {
+  sync(path, (b) => b.mknodSync(path, mode, dev))
+}
+
+/** libc's makedev: a device number from its major and minor parts. */
+export function makedev(major: number, minor: number): bigint {
+  return native().makedev(major, minor)
+}
+
+/** libc's major() of an encoded device number such as `stat.rdev`. */
+export function major(dev: Dev): number {
+  return native().major(dev)
+}
+
+/** libc's minor() of an encoded device number such as `stat.rdev`. */
+export function minor(dev: Dev): number {
+  return native().minor(dev)
+}

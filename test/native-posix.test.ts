@@ -1,0 +1,261 @@
+// cairn's POSIX addon: exact ns times, xattrs as bytes, mknod, SystemError-shaped errors.
+// Runs in a temp dir under os.tmpdir() (/tmp here: ext4, with user xattrs).
+// Needs the addon built: node lib/native/build-native.mjs
+import * as fs from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
+import t from 'tap'
+import { isCairnError } from '../lib/errors.js'
+import {
+  displayPath,
+  getXattr,
+  getXattrSync,
+  listXattrs,
+  listXattrsSync,
+  major,
+  makedev,
+  minor,
+  mknod,
+  mknodSync,
+  type PosixError,
+  setTimes,
+  setTimesSync,
+  setXattr,
+  setXattrSync,
+} from '../lib/native/posix.js'
+
+const { S_IFIFO, S_IFCHR, S_IFBLK } = fs.constants
+const isRoot = process.getuid?.() === 0
+
+const root = fs.mkdtempSync(join(tmpdir(), 'cairn-posix-'))
+t.teardown(() => fs.rmSync(root, { recursive: true, force: true }))
+
+let serial = 0
+/** A fresh path in the temp dir, as bytes; `suffix` may be any bytes. */
+function fresh(suffix: Buffer = Buffer.alloc(0)): Buffer {
+  return Buffer.concat([Buffer.from(join(root, `n${serial++}-`)), suffix])
+}
+function touch(path: Buffer): Buffer {
+  fs.writeFileSync(path, 'data')
+  return path
+}
+function times(path: Buffer): [bigint, bigint] {
+  const st = fs.lstatSync(path, { bigint: true })
+  return [st.atimeNs, st.mtimeNs]
+}
+
+/** Does this filesystem take user.* xattrs on regular files? */
+function userXattrs(): boolean {
+  try {
+    setXattrSync(touch(fresh()), Buffer.from('user.cairn.probe'), Buffer.from('1'))
+    return true
+  } catch (err) {
+    if ((err as PosixError).code === 'ENOTSUP') return false
+    throw err
+  }
+}
+
+// Chosen to break floating point and truncating division:
+const TIMES: [string, bigint][] = [
+  ['one ns before the epoch', -1n],
+  ['1930, .999999999 s', -(1234567890n * 1_000_000_000n) - 1n],
+  ['2009 with 999999999 ns', 1234567890_999999999n],
+  ['the epoch', 0n],
+  ['2033 with 1 ns', 2_000_000_000_000000001n],
+]
+
+t.test('setTimes keeps every nanosecond', async (t) => {
+  for (const [label, ns] of TIMES) {
+    const file = touch(fresh())
+    await setTimes(file, ns, ns + 7n)
+    t.same(times(file), [ns, ns + 7n], `file: ${label}`)
+
+    const dir = fresh()
+    fs.mkdirSync(dir)
+    await setTimes(dir, ns - 3n, ns)
+    t.same(times(dir), [ns - 3n, ns], `dir: ${label}`)
+  }
+})
+
+t.test('setTimes on a symlink sets the link, not its target, unless told to follow', async (t) => {
+  const target = touch(fresh())
+  setTimesSync(target, 5n, 6n)
+  const link = fresh()
+  fs.symlinkSync(target, link)
+
+  await setTimes(link, -1n, 1234567890_999999999n)
+  t.same(times(link), [-1n, 1234567890_999999999n], 'link has the times')
+  t.same(times(target), [5n, 6n], 'target untouched')
+
+  await setTimes(link, 11n, 12n, { followSymlinks: true })
+  t.same(times(target), [11n, 12n], 'followSymlinks sets the target')
+  // Resolving the link reads it, which may update its atime (relatime): only mtime is kept.
+  t.equal(times(link)[1], 1234567890_999999999n, 'and leaves the link')
+})
+
+t.test('setTimesSync matches setTimes', async (t) => {
+  const file = touch(fresh())
+  setTimesSync(file, -999_999_999n, 999_999_999n)
+  t.same(times(file), [-999_999_999n, 999_999_999n])
+})
+
+t.test('Node fs.utimes loses nanoseconds (why the addon exists)', async (t) => {
+  const file = touch(fresh())
+  const ns = 1234567890_999999999n
+  fs.utimesSync(file, Number(ns) / 1e9, Number(ns) / 1e9)
+  t.not(times(file)[1], ns, `fs.utimes stored ${times(file)[1]} for ${ns}`)
+})
+
+t.test('errors are shaped like Node SystemError', async (t) => {
+  const missing = fresh(Buffer.from([0xff, 0x2f, 0x78])) // invalid UTF-8, then "/x"
+  const err = (await setTimes(missing, 0n, 0n).catch((e: unknown) => e)) as PosixError
+  t.ok(err instanceof Error)
+  t.equal(err.code, 'ENOENT')
+  t.equal(err.errno, -2)
+  t.equal(err.syscall, 'utimensat')
+  t.ok(err.pathBuffer.equals(missing), 'pathBuffer has the exact bytes')
+  t.equal(err.path, displayPath(missing))
+  t.match(err.path, /\\xff\/x$/, 'display form escapes the invalid byte')
+  t.match(err.message, /^ENOENT: no such file or directory, utimensat '.*\\xff\/x'$/)
+
+  t.throws(() => getXattrSync(missing, Buffer.from('user.x')), { code: 'ENOENT', syscall: 'lgetxattr' })
+  await t.rejects(listXattrs(missing), { code: 'ENOENT', syscall: 'llistxattr' })
+  await t.rejects(setXattr(missing, Buffer.from('user.x'), Buffer.from('')), { code: 'ENOENT', syscall: 'lsetxattr' })
+  const fifo = fresh()
+  await mknod(fifo, S_IFIFO | 0o600)
+  await t.rejects(mknod(fifo, S_IFIFO | 0o600), { code: 'EEXIST', errno: -17, syscall: 'mknod' })
+})
+
+t.test('bad arguments are refused before any syscall', async (t) => {
+  const file = touch(fresh())
+  const anyArg = (v: unknown) => v as never
+  await t.rejects(setTimes(anyArg(file.toString()), 0n, 0n), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+  await t.rejects(setTimes(file, anyArg(0), 0n), { name: 'TypeError', code: 'ERR_INVALID_ARG_TYPE' })
+  await t.rejects(setTimes(file, 2n ** 64n, 0n), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' })
+  await t.rejects(getXattr(Buffer.from('a\0b'), Buffer.from('user.x')), { code: 'ERR_INVALID_ARG_VALUE' })
+  await t.rejects(getXattr(file, Buffer.from('user.\0x')), { code: 'ERR_INVALID_ARG_VALUE' })
+  await t.rejects(mknod(fresh(), 1.5), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' })
+  await t.rejects(mknod(fresh(), S_IFIFO, -1), { name: 'RangeError', code: 'ERR_OUT_OF_RANGE' })
+})
+
+t.test('xattrs round-trip as bytes', { skip: !userXattrs() && 'no user xattrs on this filesystem' }, async (t) => {
+  const file = touch(fresh(Buffer.from([0xc3, 0x28]))) // the path itself is not UTF-8
+  const name = Buffer.concat([Buffer.from('user.cairn.'), Buffer.from([0xff, 0xfe, 0x80])])
+  const value = Buffer.from([0, 1, 0, 0xff, 0, 0x80, 0])
+  const big = Buffer.alloc(3000, 0xa5)
+  const empty = Buffer.from('user.cairn.empty')
+
+  await setXattr(file, name, value)
+  await setXattr(file, Buffer.from('user.cairn.big'), big)
+  setXattrSync(file, empty, Buffer.alloc(0))
+
+  t.same(await getXattr(file, name), value, 'binary value with NUL bytes, non-UTF-8 name')
+  t.same(getXattrSync(file, name), value, 'sync twin')
+  t.same(await getXattr(file, Buffer.from('user.cairn.big')), big, 'a 3000-byte value')
+  t.same(await getXattr(file, empty), Buffer.alloc(0), 'empty value is an empty Buffer, not null')
+  t.equal(await getXattr(file, Buffer.from('user.cairn.missing')), null, 'missing attribute is null')
+  t.equal(getXattrSync(file, Buffer.from('user.cairn.missing')), null)
+
+  const names = await listXattrs(file)
+  for (const want of [name, Buffer.from('user.cairn.big'), empty]) {
+    t.ok(names.some((n) => n.equals(want)), `listed: ${displayPath(want)}`)
+  }
+  t.same(listXattrsSync(file), names, 'sync twin lists the same')
+
+  await setXattr(file, name, Buffer.from('replaced'))
+  t.same(await getXattr(file, name), Buffer.from('replaced'), 'set replaces')
+
+  const bare = touch(fresh())
+  t.same(
+    (await listXattrs(bare)).filter((n) => n.subarray(0, 5).equals(Buffer.from('user.'))),
+    [],
+    'a new file has no user xattrs',
+  )
+})
+
+t.test('xattrs on symlinks: never followed', { skip: !userXattrs() && 'no user xattrs on this filesystem' }, async (t) => {
+  const target = touch(fresh())
+  const link = fresh()
+  fs.symlinkSync(target, link)
+  await setXattr(target, Buffer.from('user.cairn.t'), Buffer.from('target'))
+
+  t.equal(await getXattr(link, Buffer.from('user.cairn.t')), null, "the target's xattr is not read through the link")
+  t.notOk((await listXattrs(link)).some((n) => n.equals(Buffer.from('user.cairn.t'))), 'nor listed')
+
+  // Linux: user.* is only for regular files and directories; on a symlink it is EPERM.
+  await t.rejects(setXattr(link, Buffer.from('user.cairn.l'), Buffer.from('x')), { code: 'EPERM', syscall: 'lsetxattr' })
+
+  // trusted.* (root only) may sit on the link itself.
+  if (!isRoot) return
+  const name = Buffer.from('trusted.cairn.link')
+  await setXattr(link, name, Buffer.from([0, 0xff]))
+  t.same(await getXattr(link, name), Buffer.from([0, 0xff]), 'trusted.* round-trips on the link')
+  t.equal(await getXattr(target, name), null, 'and is not on the target')
+})
+
+t.test('ENOTSUP tells a filesystem without xattrs from a missing attribute', async (t) => {
+  const procFile = Buffer.from('/proc/self/status') // procfs has no xattr handlers
+  if (!fs.existsSync(procFile)) return t.skip('no /proc')
+  await t.rejects(getXattr(procFile, Buffer.from('user.x')), { code: 'ENOTSUP', syscall: 'lgetxattr' })
+  await t.rejects(setXattr(procFile, Buffer.from('user.x'), Buffer.from('1')), { code: 'ENOTSUP' })
+})
+
+t.test('many concurrent calls all settle correctly', { skip: !userXattrs() && 'no user xattrs' }, async (t) => {
+  const file = touch(fresh())
+  const names = Array.from({ length: 64 }, (_, i) => Buffer.from(`user.cairn.c${i}`))
+  await Promise.all(names.map((n, i) => setXattr(file, n, Buffer.from([i, 0, i]))))
+  const values = await Promise.all(names.map((n) => getXattr(file, n)))
+  t.same(values, names.map((_, i) => Buffer.from([i, 0, i])))
+
+  // A value that changes size while it is read: each read sees one whole value.
+  const name = Buffer.from('user.cairn.grows')
+  const small = Buffer.alloc(8, 1)
+  const large = Buffer.alloc(2000, 2)
+  await setXattr(file, name, small)
+  const ops: Promise<Buffer | null | void>[] = []
+  for (let i = 0; i < 200; i++) {
+    ops.push(i % 2 === 0 ? setXattr(file, name, i % 4 === 0 ? large : small) : getXattr(file, name))
+  }
+  const seen = (await Promise.all(ops)).filter((v): v is Buffer => Buffer.isBuffer(v))
+  t.ok(seen.every((v) => v.equals(small) || v.equals(large)), `${seen.length} reads, none torn`)
+})
+
+t.test('mknod makes fifos and devices', async (t) => {
+  const fifo = fresh(Buffer.from([0xfe]))
+  await mknod(fifo, S_IFIFO | 0o640)
+  t.ok(fs.lstatSync(fifo).isFIFO(), 'fifo')
+  const syncFifo = fresh()
+  mknodSync(syncFifo, S_IFIFO | 0o600, 0n)
+  t.ok(fs.lstatSync(syncFifo).isFIFO(), 'fifo (sync)')
+
+  const nullDev = fs.statSync('/dev/null').rdev
+  t.equal(major(nullDev), 1, 'major of /dev/null')
+  t.equal(minor(nullDev), 3, 'minor of /dev/null')
+  t.equal(makedev(1, 3), BigInt(nullDev), 'makedev is stat.rdev')
+  t.equal(major(makedev(259, 1048575)), 259, 'large major and minor survive')
+  t.equal(minor(makedev(259, 1048575)), 1048575)
+
+  if (!isRoot) {
+    await t.rejects(mknod(fresh(), S_IFCHR | 0o600, nullDev), { code: 'EPERM', syscall: 'mknod' })
+    return
+  }
+  const chr = fresh()
+  await mknod(chr, S_IFCHR | 0o600, nullDev)
+  t.ok(fs.lstatSync(chr).isCharacterDevice(), 'char device')
+  t.equal(fs.lstatSync(chr).rdev, nullDev, 'with the same rdev')
+
+  const blk = fresh()
+  await mknod(blk, S_IFBLK | 0o600, makedev(7, 0))
+  t.ok(fs.lstatSync(blk).isBlockDevice(), 'block device')
+  t.equal(BigInt(fs.lstatSync(blk).rdev), makedev(7, 0))
+})
+
+t.test('without the built addon: CairnError at first use, not at import', async (t) => {
+  const posix = await t.mockImport<typeof import('../lib/native/posix.js')>('../lib/native/posix.js', {
+    'node:fs': { ...fs, existsSync: (p: fs.PathLike) => !String(p).endsWith('.node') && fs.existsSync(p) },
+  })
+  const err = await posix.setTimes(fresh(), 0n, 0n).catch((e: unknown) => e)
+  t.ok(isCairnError(err, 'io'), 'CairnError io')
+  t.match(err, { message: /native helper is not built: .*cairn_posix\.node is missing/, hint: /npm rebuild cairn-backup/ })
+  t.throws(() => posix.makedev(1, 3), { code: 'io' }, 'the sync helpers too')
+})
