@@ -1,0 +1,87 @@
+/** What another Node program does with cairn: create, list, stat, read byte ranges, stream. */
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import * as path from 'node:path'
+import { scratch } from './helpers/cli.js'
+import { ArchiveReader, createArchive, createArchiveFromEntries, Repository, extractArchive, RepositoryView, PathResolver } from '../dist/lib/index.js'
+
+async function newRepo() {
+  const home = scratch()
+  return Repository.init({ location: path.join(home, 'repo'), encryption: 'repokey', passphrase: 'pw', configDir: path.join(home, 'config'), cacheDir: path.join(home, 'cache'), kdf: { N: 1024 } })
+}
+
+t.test('create from paths, then read a file by byte range', async (t) => {
+  const repo = await newRepo()
+  const src = scratch()
+  const data = randomBytes(9 * 1024 * 1024 + 12345)
+  await fs.writeFile(path.join(src, 'big.bin'), data)
+  await fs.mkdir(path.join(src, 'sub'))
+  await fs.writeFile(path.join(src, 'sub', 'small.txt'), 'small')
+  const result = await createArchive(repo, { name: 'a1', paths: [src], compression: 'zstd,3' })
+  t.equal(result.warnings, 0)
+  t.equal(result.archive.stats.files, 2)
+
+  t.same((await repo.archives()).map((a) => a.name), ['a1'])
+  const reader = await ArchiveReader.open(repo, 'a1')
+  const rel = Buffer.from(path.join(src.slice(1), 'big.bin'))
+  const item = await reader.resolve(rel)
+  t.ok(item && item.kind === 'file', 'stat finds the file')
+  t.equal(item!.size, data.length)
+  const content = reader.content(item!)
+  for (const [pos, len] of [[0, 10], [2 * 1024 * 1024 - 5, 10], [data.length - 7, 100], [5_000_000, 3_000_000]] as const) {
+    const got = await content.read(pos, len)
+    t.ok(got.equals(data.subarray(pos, Math.min(data.length, pos + len))), `bytes ${pos}+${len}`)
+  }
+  const chunks: Buffer[] = []
+  for await (const c of content.stream(1000, 8_000_000)) chunks.push(c as Buffer)
+  t.ok(Buffer.concat(chunks).equals(data.subarray(1000, 8_000_000)), 'a byte-range stream')
+  t.equal(await reader.resolve(Buffer.from('no/such/path')), undefined, 'a missing path is undefined')
+})
+
+t.test('create from an async iterable of entries, read back through the filesystem view', async (t) => {
+  const repo = await newRepo()
+  const name = Buffer.from('caf\xe9.txt', 'latin1')
+  async function* entries() {
+    yield { path: 'docs', kind: 'dir' as const, mode: 0o750 }
+    yield { path: Buffer.concat([Buffer.from('docs/'), name]), kind: 'file' as const, content: (async function* () { yield Buffer.from('hello '); yield Buffer.from('world') })(), mtimeNs: 1_700_000_000_123_456_789n }
+    yield { path: 'docs/link', kind: 'symlink' as const, target: Buffer.from('caf\xe9.txt', 'latin1') }
+    yield { path: 'deep/a/b/c.txt', kind: 'file' as const, content: Buffer.from('deep') }
+  }
+  await createArchiveFromEntries(repo, entries(), { name: 'from-api' })
+  const view = new RepositoryView(repo)
+  const resolver = new PathResolver(view)
+  const file = await resolver.resolve(Buffer.concat([Buffer.from('/from-api/docs/'), name]))
+  t.equal(file?.kind, 'file')
+  if (file?.kind === 'file') {
+    t.equal((await file.read(0, 100)).toString(), 'hello world')
+    t.equal(file.attr.mtimeNs, 1_700_000_000_123_456_789n, 'nanosecond mtime')
+    t.equal(file.attr.size, 11)
+  }
+  const link = await resolver.resolve(Buffer.from('/from-api/docs/link'))
+  t.ok(link?.kind === 'symlink' && link.target.equals(name), 'symlink target bytes')
+  const docs = await resolver.resolve(Buffer.from('/from-api/docs'))
+  t.equal(docs?.attr.mode, 0o40750)
+  const deep = await resolver.resolve(Buffer.from('/from-api/deep/a/b/c.txt'))
+  t.ok(deep, 'missing parents are made')
+
+  const dest = scratch()
+  await extractArchive(await ArchiveReader.open(repo, 'from-api'), { destination: dest })
+  t.equal(await fs.readFile(Buffer.from(path.join(dest, 'docs/') + 'caf\xe9.txt', 'latin1'), 'utf8'), 'hello world')
+})
+
+t.test('a directory with more entries than one tree page', async (t) => {
+  const repo = await newRepo()
+  async function* many() {
+    for (let i = 0; i < 5000; i++) yield { path: `big/f${String(i).padStart(5, '0')}`, kind: 'file' as const, content: Buffer.from(String(i)) }
+  }
+  await createArchiveFromEntries(repo, many(), { name: 'paged' })
+  const reader = await ArchiveReader.open(repo, 'paged')
+  const big = await reader.resolve(Buffer.from('big'))
+  t.equal(big?.entries, 5000)
+  const names: string[] = []
+  for await (const item of reader.entries({ tree: big!.tree!, item: big! })) names.push(item.name.toString())
+  t.same(names, Array.from({ length: 5000 }, (_, i) => `f${String(i).padStart(5, '0')}`), 'every entry listed, in order')
+  const f = await reader.resolve(Buffer.from('big/f04321'))
+  t.equal((await reader.content(f!).read(0, 10)).toString(), '4321', 'lookup lands in the right page')
+})
