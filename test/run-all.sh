@@ -1,26 +1,12 @@
 #!/usr/bin/env bash
-# Installs what cairn needs on a fresh Debian 12 machine with Node 20, builds
-# it, and runs every test: the fast suite two files at a time, then the FUSE
+# Installs what cairn needs on a fresh Debian 12 machine with Node 20
+# (.ci/install), builds it, and runs every test: the fast suite two files at a time, then the FUSE
 # suite one file at a time (each test file mounts in a child process).
 # Ends with one line "N passed, N failed".
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-need=()
-for pkg in fuse libfuse2 attr acl python3 g++ make; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  echo "installing: ${need[*]}"
-  if [ "$(id -u)" -eq 0 ]; then
-    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") >/dev/null || { echo "apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
-  else
-    (sudo apt-get update -qq && sudo DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}") >/dev/null || { echo "apt-get install failed"; echo "0 passed, 1 failed"; exit 1; }
-  fi
-fi
-
-npm ci --no-audit --no-fund --foreground-scripts >/tmp/cairn-npm-ci.log 2>&1 || { tail -40 /tmp/cairn-npm-ci.log; echo "0 passed, 1 failed"; exit 1; }
-npm run build >/tmp/cairn-build.log 2>&1 || { cat /tmp/cairn-build.log; echo "0 passed, 1 failed"; exit 1; }
+bash .ci/install || { echo "0 passed, 1 failed"; exit 1; }
 
 results=$(mktemp -d)
 fast=$(ls test/*.test.ts)
