@@ -1,0 +1,263 @@
+/**
+ * The patched fuse-native, end to end: a child process (fixtures/memfs-server.ts) mounts a tiny in-memory
+ * tree through mount/fuse-binding.ts and this process checks it from outside, as a client, with Node's fs
+ * and with cp, diff, find, stat, getfattr, setfattr. Every client call runs under a timeout; the mount is
+ * removed in teardown whatever happened. Needs root (or fusermount rights) and /dev/fuse.
+ */
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process'
+import { once } from 'node:events'
+import { mkdir, mkdtemp, rm } from 'node:fs/promises'
+import * as fs from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import { fileURLToPath } from 'node:url'
+import t from 'tap'
+import { checkFuseAvailable, findMount, forceUnmount } from '../../mount/fuse-binding.js'
+import { BIG, BYTE_NAMES, INOS, LINK_TARGET, LONG_LINK_TARGET, NAMES, TIMES, XATTRS, contentOf } from './fixtures/memfs-tree.js'
+
+const FIXTURE = fileURLToPath(new URL('./fixtures/memfs-server.ts', import.meta.url))
+const CLIENT_TIMEOUT = 20_000
+
+const base = await mkdtemp(path.join(tmpdir(), 'cairn-fuse-test-'))
+const mp = path.join(base, 'mnt')
+await mkdir(mp)
+const at = (...parts: (string | Buffer)[]): Buffer =>
+  Buffer.concat([Buffer.from(mp), ...parts.flatMap((p) => [Buffer.from('/'), Buffer.isBuffer(p) ? p : Buffer.from(p)])])
+
+/** Any client call, bounded: a hung mount fails the test instead of hanging it. */
+function client<T>(what: string, p: Promise<T>, ms = CLIENT_TIMEOUT): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what}: no answer in ${ms} ms`)), ms) })
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer))
+}
+
+interface Ran { code: number; stdout: Buffer; stderr: string }
+/** A command as a client. Node passes argv as UTF-8, so commands get ASCII paths; their output is kept as bytes. */
+function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): Promise<Ran> {
+  return client(`${cmd} ${args.join(' ')}`, new Promise((resolve) => {
+    execFile(cmd, args, { encoding: 'buffer', timeout: CLIENT_TIMEOUT, killSignal: 'SIGKILL', env, maxBuffer: 64 << 20 },
+      (err, stdout, stderr) => resolve({ code: err ? Number((err as { code?: unknown }).code ?? 1) || 1 : 0, stdout, stderr: stderr.toString() }))
+  }))
+}
+
+// ---- the server ------------------------------------------------------------------------------------------
+
+interface Server { child: ChildProcessWithoutNullStreams; events: Record<string, unknown>[]; exited: Promise<number | null> }
+
+async function startServer(): Promise<Server> {
+  const child = spawn(process.execPath, [...process.execArgv, FIXTURE, mp], { stdio: ['pipe', 'pipe', 'pipe'] })
+  const events: Record<string, unknown>[] = []
+  const exited = once(child, 'exit').then(([code]) => code as number | null)
+  child.stderr.on('data', (d: Buffer) => process.stderr.write(d))
+  const ready = new Promise<void>((resolve, reject) => {
+    createInterface({ input: child.stdout }).on('line', (line) => {
+      const ev = JSON.parse(line) as Record<string, unknown>
+      events.push(ev)
+      if (ev.ready) resolve()
+    })
+    void exited.then((code) => reject(new Error(`server exited with ${code} before mounting`)))
+  })
+  await client('mount', ready, 30_000)
+  return { child, events, exited }
+}
+
+/** Whatever state it is in: ask the server to unmount, then force it. */
+async function stopServer(s: Server | undefined): Promise<void> {
+  if (s && s.child.exitCode === null && s.child.signalCode === null) {
+    s.child.stdin.write('unmount\n')
+    const code = await Promise.race([s.exited, new Promise((r) => setTimeout(r, 10_000, 'timeout'))])
+    if (code === 'timeout') {
+      await forceUnmount(mp, { abort: true }).catch(() => undefined)
+      s.child.kill('SIGKILL')
+      await Promise.race([s.exited, new Promise((r) => setTimeout(r, 5_000))])
+    }
+  }
+  if (await findMount(mp)) await forceUnmount(mp, { abort: true })
+}
+
+let server: Server | undefined
+t.teardown(async () => {
+  await stopServer(server)
+  await rm(base, { recursive: true, force: true })
+})
+
+server = await startServer()
+
+// ---- the checks ------------------------------------------------------------------------------------------
+
+const hex = (names: Buffer[]) => names.map((n) => n.toString('hex')).sort()
+
+t.test('the patched binding loads here', async (t) => {
+  await t.resolves(checkFuseAvailable())
+})
+
+t.test('the mount is read-only, uses use_ino, and carries a comma in fsname', async (t) => {
+  const info = await findMount(mp)
+  t.ok(info, 'listed in /proc/self/mountinfo')
+  t.equal(info?.fstype, 'fuse.cairn-test')
+  t.equal(info?.source, 'cairn,test')
+  t.match(info?.options, /(^|,)ro(,|$)/)
+})
+
+t.test('names are listed and opened byte-exact', async (t) => {
+  t.equal(NAMES.long.length, 255)
+  const listed = await client('readdir names', fs.readdir(at('names'), { encoding: 'buffer' }))
+  t.same(hex(listed), hex(Object.values(NAMES)), 'non-UTF-8, NFC, NFD, newline and 255-byte names')
+  for (const name of Object.values(NAMES)) {
+    t.same(await client('read', fs.readFile(at('names', name))), contentOf(name), `content of ${name.toString('hex')}`)
+  }
+})
+
+t.test('every byte 0x01-0xFF but / round-trips in a name', async (t) => {
+  const listed = await client('readdir bytes', fs.readdir(at('bytes'), { encoding: 'buffer' }))
+  t.same(hex(listed), hex(BYTE_NAMES), `${BYTE_NAMES.length} names`)
+  const found = await sh('find', [path.join(mp, 'bytes'), '-mindepth', '1', '-print0'])
+  const prefix = Buffer.from(path.join(mp, 'bytes') + '/')
+  const byFind = found.stdout.toString('latin1').split('\0').filter(Boolean).map((p) => Buffer.from(p, 'latin1').subarray(prefix.length))
+  t.same(hex(byFind), hex(BYTE_NAMES), 'find -print0 agrees')
+  let wrong = 0
+  for (const name of BYTE_NAMES) {
+    const data = await client('read', fs.readFile(at('bytes', name)))
+    if (!data.equals(contentOf(name))) wrong++
+  }
+  t.equal(wrong, 0, 'every file opens and reads its own content')
+})
+
+t.test('cp -a and diff -r keep names, bytes, times and hard links', async (t) => {
+  const copy = path.join(base, 'copy')
+  await mkdir(copy)
+  const cp = await sh('cp', ['-a', path.join(mp, 'names'), path.join(mp, 'links'), path.join(mp, 'times'), copy])
+  t.equal(cp.code, 0, cp.stderr)
+  const diff = await sh('diff', ['-r', path.join(mp, 'names'), path.join(copy, 'names')])
+  t.equal(diff.code, 0, `diff -r: ${diff.stdout.toString('latin1')}${diff.stderr}`)
+  const copied = await fs.readdir(path.join(copy, 'names'), { encoding: 'buffer' })
+  t.same(hex(copied), hex(Object.values(NAMES)))
+  for (const name of Object.values(NAMES)) {
+    const p = Buffer.concat([Buffer.from(path.join(copy, 'names') + '/'), name])
+    t.same(await fs.readFile(p), contentOf(name))
+  }
+  const a = await fs.stat(path.join(copy, 'links', 'a'))
+  const b = await fs.stat(path.join(copy, 'links', 'b'))
+  t.equal(a.ino, b.ino, 'the copy has one file with two names')
+  t.equal(a.nlink, 2)
+  const ancient = await fs.stat(path.join(copy, 'times', 'ancient'), { bigint: true })
+  t.equal(ancient.mtimeNs, TIMES.ancient.mtimeNs, 'cp -a kept the pre-1970 nanosecond mtime')
+})
+
+t.test('times keep nanoseconds, also before 1970', async (t) => {
+  for (const [name, times] of Object.entries(TIMES)) {
+    const st = await client('stat', fs.stat(at('times', name), { bigint: true }))
+    t.equal(st.mtimeNs, times.mtimeNs, `${name} mtime`)
+    t.equal(st.atimeNs, times.atimeNs, `${name} atime`)
+    t.equal(st.ctimeNs, times.ctimeNs, `${name} ctime`)
+    const out = await sh('stat', ['-c', '%y|%x|%z', path.join(mp, 'times', name)], { ...process.env, TZ: 'UTC' })
+    t.equal(out.stdout.toString().trim(), [times.mtimeNs, times.atimeNs, times.ctimeNs].map(statTime).join('|'), `stat -c %y ${name}`)
+  }
+})
+
+t.test('hard links share a 64-bit inode number', async (t) => {
+  const a = await client('stat', fs.stat(at('links', 'a'), { bigint: true }))
+  const b = await client('stat', fs.stat(at('links', 'b'), { bigint: true }))
+  t.equal(a.ino, INOS.hardlink)
+  t.equal(b.ino, INOS.hardlink)
+  t.equal(a.nlink, 2n)
+  t.equal((await client('stat', fs.stat(at('links', 'above32'), { bigint: true }))).ino, INOS.above32)
+  // Node keeps bigint stats in a BigInt64Array, so an ino with bit 63 set comes out negative: read it unsigned
+  const top = await client('stat', fs.stat(at('links', 'top'), { bigint: true }))
+  t.equal(BigInt.asUintN(64, top.ino), INOS.top, 'bit 63 survives (fs.stat)')
+  const byStat = await sh('stat', ['-c', '%i', path.join(mp, 'links', 'top')])
+  t.equal(byStat.stdout.toString().trim(), INOS.top.toString(), 'bit 63 survives (stat -c %i)')
+  const entries = await client('readdir', fs.readdir(at('links'), { withFileTypes: true }))
+  t.same(entries.map((e) => [e.name, e.isFile()]).sort(), [['a', true], ['above32', true], ['b', true], ['top', true]], 'readdir carries d_type')
+})
+
+t.test('xattrs: names and values are bytes', async (t) => {
+  const out = await sh('getfattr', ['--absolute-names', '-d', '-m', '-', '-e', 'hex', path.join(mp, 'xattr')])
+  t.equal(out.code, 0, out.stderr)
+  const got = new Map(out.stdout.toString('latin1').split('\n').filter((l) => l.includes('=0x')).map((l) => {
+    const i = l.lastIndexOf('=0x')
+    return [l.slice(0, i), l.slice(i + 3)] as [string, string]
+  }))
+  t.same(got, new Map([...XATTRS].map(([k, v]) => [k, v.toString('hex')])), 'getfattr -d lists every name and value byte-exact')
+  const missing = await sh('getfattr', ['--absolute-names', '-n', 'user.missing', path.join(mp, 'xattr')])
+  t.match(missing.stderr, /No such attribute/)
+})
+
+t.test('xattr buffers that are too small answer ERANGE', async (t) => {
+  const py = `
+import ctypes, os, sys
+libc = ctypes.CDLL(None, use_errno=True)
+p = sys.argv[1].encode()
+buf = ctypes.create_string_buffer(64)
+def call(f, *a):
+    r = f(*a)
+    return r if r >= 0 else -ctypes.get_errno()
+print(call(libc.getxattr, p, b'user.binary', None, ctypes.c_size_t(0)),
+      call(libc.getxattr, p, b'user.binary', buf, ctypes.c_size_t(2)),
+      call(libc.listxattr, p, None, ctypes.c_size_t(0)),
+      call(libc.listxattr, p, buf, ctypes.c_size_t(5)))
+`
+  const out = await sh('python3', ['-c', py, path.join(mp, 'xattr')])
+  const listSize = [...XATTRS.keys()].reduce((n, k) => n + k.length + 1, 0)
+  t.equal(out.stdout.toString().trim(), `5 -34 ${listSize} -34`, out.stderr)
+})
+
+t.test('readlink gives the target bytes', async (t) => {
+  t.same(await client('readlink', fs.readlink(at('symlink'), { encoding: 'buffer' })), LINK_TARGET, 'non-UTF-8 target')
+  t.same(await client('readlink', fs.readlink(at('longlink'), { encoding: 'buffer' })), LONG_LINK_TARGET, '4003-byte target')
+})
+
+t.test('large reads land at the right offsets', async (t) => {
+  t.ok((await client('read big', fs.readFile(at('big')))).equals(BIG), '3 MiB read whole')
+  const fh = await client('open', fs.open(at('big'), 'r'))
+  try {
+    const buf = Buffer.alloc(300_001)
+    const { bytesRead } = await client('pread', fh.read(buf, 0, buf.length, 1_000_003))
+    t.equal(bytesRead, buf.length)
+    t.ok(buf.equals(BIG.subarray(1_000_003, 1_300_004)), 'pread at an odd offset')
+  } finally {
+    await fh.close()
+  }
+})
+
+t.test('writes answer EROFS', async (t) => {
+  await t.rejects(client('write', fs.writeFile(at('names', NAMES.nfc), 'x')), { code: 'EROFS' }, 'overwrite')
+  await t.rejects(client('create', fs.writeFile(at('new-file'), 'x')), { code: 'EROFS' }, 'create')
+  await t.rejects(client('mkdir', fs.mkdir(at('new-dir'))), { code: 'EROFS' }, 'mkdir')
+  await t.rejects(client('unlink', fs.unlink(at('big'))), { code: 'EROFS' }, 'unlink')
+  const set = await sh('setfattr', ['-n', 'user.new', '-v', '1', path.join(mp, 'xattr')])
+  t.match(set.stderr, /Read-only file system/, 'setfattr')
+})
+
+t.test('a handler that throws answers EIO and the mount lives on', async (t) => {
+  await t.rejects(client('stat boom', fs.stat(at('boom'))), { code: 'EIO' })
+  t.ok(server?.events.some((e) => e.handlerError === 'getattr' && e.path === '/boom'), 'reported to onError')
+  t.ok((await client('stat root', fs.stat(mp))).isDirectory(), 'still serving')
+})
+
+t.test('unmount removes the mount and the server exits by itself', async (t) => {
+  const s = server!
+  s.child.stdin.write('unmount\n')
+  t.equal(await client('server exit', s.exited), 0)
+  t.ok(s.events.some((e) => e.unmounted), 'unmount() resolved')
+  t.equal(await findMount(mp), undefined, 'gone from mountinfo')
+})
+
+t.test('unmount still resolves when the mount was removed from outside', async (t) => {
+  server = await startServer()
+  const out = await sh('fusermount', ['-uz', mp])
+  t.equal(out.code, 0, out.stderr)
+  server.child.stdin.write('unmount\n')
+  t.equal(await client('server exit', server.exited), 0, 'the server exits: fuse-native released its handle')
+  t.ok(server.events.some((e) => e.unmounted))
+})
+
+/** `stat -c %y` form in UTC: 2020-09-13 12:26:40.987654321 +0000 */
+function statTime(ns: bigint): string {
+  let sec = ns / 1_000_000_000n
+  let frac = ns % 1_000_000_000n
+  if (frac < 0n) { sec -= 1n; frac += 1_000_000_000n }
+  const iso = new Date(Number(sec) * 1000).toISOString() // 1930-11-18T00:28:29.000Z
+  return `${iso.slice(0, 10)} ${iso.slice(11, 19)}.${frac.toString().padStart(9, '0')} +0000`
+}
