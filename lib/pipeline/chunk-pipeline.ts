@@ -64,7 +64,6 @@ export class ChunkPipeline {
       const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: setup })
       worker.on('message', (reply: WorkerReply) => this.settle(reply))
       worker.on('error', (err) => this.fail(err))
-      worker.unref()
       return worker
     })
   }
