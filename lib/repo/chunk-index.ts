@@ -1,0 +1,237 @@
+/**
+ * In-memory map from 32-byte chunk id to where the chunk is stored, compact
+ * enough for millions of entries: no JS object per entry.
+ *
+ * Open addressing with linear probing over one Uint32Array of 12-word slots
+ * (id as 8 words, then pack, offset, length, rawLength) plus one byte per slot
+ * saying whether it is used. The table doubles when it would pass 3/4 full;
+ * deletion shifts later entries of the probe run back (Knuth, TAOCP vol. 3,
+ * 6.4 Algorithm R), so there are no tombstones and lookups never slow down
+ * after many deletions. Ids are MAC or SHA-256 outputs, uniformly
+ * distributed, so their first 32 bits are the hash; all 32 bytes are compared.
+ *
+ * Measured on the project VM (2 vCPU, Node 20, CPU time, 1M random ids,
+ * lookups of 1M present and 1M absent ids):
+ *   inserts ≈ 1.2M/s growing from empty (≈ 2.5M/s when sized up front with
+ *   `new ChunkIndex(expected)`: fresh memory is slow to touch on this VM),
+ *   hits ≈ 3.6M/s, misses ≈ 4.6M/s; serialize ≈ 0.2 s, deserialize ≈ 0.35 s.
+ *   Memory: 49 bytes per slot, so 65–131 bytes per entry depending on where
+ *   the last doubling left the load; 103 at 1M entries (2^21 slots).
+ * Limits: every location field is a uint32; at most 2^26 slots (≈ 50M
+ * entries, 3.2 GiB).
+ *
+ * Serialized form (for the local cache; little-endian):
+ *   magic "CAIRNCIX" | version u32 = 1 | count u32 |
+ *   count × (id[32] | pack u32 | offset u32 | length u32 | rawLength u32) |
+ *   SHA-256 of all the preceding bytes [32]
+ * deserialize() checks all of it and throws CairnError('integrity') on
+ * anything else, so that a damaged cache is rebuilt rather than trusted.
+ */
+import { createHash } from 'node:crypto'
+import { CairnError } from '../errors.js'
+
+/** pack = index into a pack-id table kept elsewhere; all uint32. */
+export interface ChunkLocation { pack: number; offset: number; length: number; rawLength: number }
+
+const ID_LENGTH = 32
+const SLOT_WORDS = 12
+const SLOT_BYTES = SLOT_WORDS * 4
+const MIN_CAPACITY = 1024
+const MAX_CAPACITY = 2 ** 26
+const MAGIC = Buffer.from('CAIRNCIX', 'ascii')
+const VERSION = 1
+const HEAD_LENGTH = MAGIC.length + 8
+const RECORD_LENGTH = ID_LENGTH + 16
+const SUM_LENGTH = 32
+
+function capacityFor(entries: number): number {
+  let capacity = MIN_CAPACITY
+  while (entries > capacity * 0.75) capacity *= 2
+  if (capacity > MAX_CAPACITY) throw new RangeError(`a chunk index holds at most ${MAX_CAPACITY * 0.75} entries`)
+  return capacity
+}
+
+function checkUint32(loc: ChunkLocation): void {
+  const { pack, offset, length, rawLength } = loc
+  if (pack >>> 0 !== pack || offset >>> 0 !== offset || length >>> 0 !== length || rawLength >>> 0 !== rawLength) {
+    throw new RangeError(`chunk location ${JSON.stringify(loc)} has a field that is not a uint32`)
+  }
+}
+
+// Slots hold the location words in host order; the serialized form is little-endian.
+const BIG_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 0
+
+export class ChunkIndex {
+  #slots: Uint32Array
+  #used: Uint8Array
+  #mask: number
+  #size = 0
+  // The id being looked up, as words (copied once per call, compared per probe).
+  readonly #key = new Uint32Array(ID_LENGTH / 4)
+  readonly #keyBytes = new Uint8Array(this.#key.buffer)
+
+  /** `expected`: number of entries to make room for up front. */
+  constructor(expected = 0) {
+    const capacity = capacityFor(expected)
+    this.#slots = new Uint32Array(capacity * SLOT_WORDS)
+    this.#used = new Uint8Array(capacity)
+    this.#mask = capacity - 1
+  }
+
+  get size(): number {
+    return this.#size
+  }
+
+  /** Bytes held by the table (for reporting memory use). */
+  get byteLength(): number {
+    return this.#slots.byteLength + this.#used.byteLength
+  }
+
+  get(id: Uint8Array): ChunkLocation | undefined {
+    const slot = this.#find(id)
+    if (slot < 0) return undefined
+    const s = this.#slots
+    const b = slot * SLOT_WORDS + 8
+    return { pack: s[b], offset: s[b + 1], length: s[b + 2], rawLength: s[b + 3] }
+  }
+
+  has(id: Uint8Array): boolean {
+    return this.#find(id) >= 0
+  }
+
+  set(id: Uint8Array, loc: ChunkLocation): void {
+    checkUint32(loc)
+    let slot = this.#find(id)
+    if (slot < 0) {
+      if (this.#size + 1 > (this.#mask + 1) * 0.75) {
+        this.#grow()
+        slot = this.#find(id)
+      }
+      slot = ~slot
+      this.#slots.set(this.#key, slot * SLOT_WORDS)
+      this.#used[slot] = 1
+      this.#size++
+    }
+    const b = slot * SLOT_WORDS + 8
+    this.#slots[b] = loc.pack
+    this.#slots[b + 1] = loc.offset
+    this.#slots[b + 2] = loc.length
+    this.#slots[b + 3] = loc.rawLength
+  }
+
+  delete(id: Uint8Array): boolean {
+    let hole = this.#find(id)
+    if (hole < 0) return false
+    const s = this.#slots
+    const used = this.#used
+    const mask = this.#mask
+    // Move back every later entry of the run that may live in the hole:
+    // one whose home slot is not cyclically within (hole, j].
+    for (let j = (hole + 1) & mask; used[j] === 1; j = (j + 1) & mask) {
+      const home = s[j * SLOT_WORDS] & mask
+      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j
+      if (!stays) {
+        s.copyWithin(hole * SLOT_WORDS, j * SLOT_WORDS, (j + 1) * SLOT_WORDS)
+        hole = j
+      }
+    }
+    used[hole] = 0
+    this.#size--
+    return true
+  }
+
+  /** Entries in table order; ids are copies. Do not modify the index while iterating. */
+  *entries(): IterableIterator<[Buffer, ChunkLocation]> {
+    const bytes = new Uint8Array(this.#slots.buffer)
+    for (let slot = 0; slot <= this.#mask; slot++) {
+      if (this.#used[slot] === 0) continue
+      const b = slot * SLOT_WORDS
+      const s = this.#slots
+      yield [Buffer.from(bytes.subarray(b * 4, b * 4 + ID_LENGTH)), { pack: s[b + 8], offset: s[b + 9], length: s[b + 10], rawLength: s[b + 11] }]
+    }
+  }
+
+  serialize(): Buffer {
+    const out = Buffer.allocUnsafe(HEAD_LENGTH + this.#size * RECORD_LENGTH + SUM_LENGTH)
+    MAGIC.copy(out)
+    out.writeUInt32LE(VERSION, MAGIC.length)
+    out.writeUInt32LE(this.#size, MAGIC.length + 4)
+    // A slot is a record: the id, then the four location words.
+    const bytes = new Uint8Array(this.#slots.buffer)
+    let o = HEAD_LENGTH
+    for (let slot = 0; slot <= this.#mask; slot++) {
+      if (this.#used[slot] === 0) continue
+      out.set(bytes.subarray(slot * SLOT_BYTES, (slot + 1) * SLOT_BYTES), o)
+      if (BIG_ENDIAN) out.subarray(o + ID_LENGTH, o + RECORD_LENGTH).swap32()
+      o += RECORD_LENGTH
+    }
+    createHash('sha256').update(out.subarray(0, o)).digest().copy(out, o)
+    return out
+  }
+
+  static deserialize(buf: Uint8Array): ChunkIndex {
+    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length)
+    if (b.length < HEAD_LENGTH + SUM_LENGTH || !b.subarray(0, MAGIC.length).equals(MAGIC)) throw damaged('not a chunk index')
+    const version = b.readUInt32LE(MAGIC.length)
+    if (version !== VERSION) throw damaged(`unknown version ${version}`)
+    const count = b.readUInt32LE(MAGIC.length + 4)
+    const end = HEAD_LENGTH + count * RECORD_LENGTH
+    if (b.length !== end + SUM_LENGTH) throw damaged('wrong length')
+    if (!createHash('sha256').update(b.subarray(0, end)).digest().equals(b.subarray(end))) throw damaged('checksum mismatch')
+    if (count > MAX_CAPACITY * 0.75) throw damaged(`${count} entries`)
+    const index = new ChunkIndex(count)
+    const bytes = new Uint8Array(index.#slots.buffer)
+    for (let o = HEAD_LENGTH; o < end; o += RECORD_LENGTH) {
+      const slot = index.#find(b.subarray(o, o + ID_LENGTH))
+      if (slot >= 0) throw damaged('duplicate id')
+      bytes.set(b.subarray(o, o + RECORD_LENGTH), ~slot * SLOT_BYTES)
+      if (BIG_ENDIAN) Buffer.from(bytes.buffer, ~slot * SLOT_BYTES + ID_LENGTH, 16).swap32()
+      index.#used[~slot] = 1
+      index.#size++
+    }
+    return index
+  }
+
+  /** Slot of `id`, or ~(the empty slot where it would go). Leaves `id` in #key. */
+  #find(id: Uint8Array): number {
+    if (id.length !== ID_LENGTH) throw new TypeError(`chunk ids are ${ID_LENGTH} bytes, got ${id.length}`)
+    const k = this.#key
+    this.#keyBytes.set(id)
+    const s = this.#slots
+    const used = this.#used
+    const mask = this.#mask
+    const k0 = k[0]
+    for (let slot = k0 & mask; ; slot = (slot + 1) & mask) {
+      if (used[slot] === 0) return ~slot
+      const b = slot * SLOT_WORDS
+      if (s[b] === k0 && s[b + 1] === k[1] && s[b + 2] === k[2] && s[b + 3] === k[3] &&
+          s[b + 4] === k[4] && s[b + 5] === k[5] && s[b + 6] === k[6] && s[b + 7] === k[7]) return slot
+    }
+  }
+
+  #grow(): void {
+    const oldSlots = this.#slots
+    const oldUsed = this.#used
+    const capacity = capacityFor(this.#size + 1)
+    const slots = new Uint32Array(capacity * SLOT_WORDS)
+    const used = new Uint8Array(capacity)
+    const mask = capacity - 1
+    for (let old = 0; old < oldUsed.length; old++) {
+      if (oldUsed[old] === 0) continue
+      const from = old * SLOT_WORDS
+      let slot = oldSlots[from] & mask
+      while (used[slot] === 1) slot = (slot + 1) & mask
+      slots.set(oldSlots.subarray(from, from + SLOT_WORDS), slot * SLOT_WORDS)
+      used[slot] = 1
+    }
+    this.#slots = slots
+    this.#used = used
+    this.#mask = mask
+  }
+}
+
+function damaged(why: string): CairnError {
+  return new CairnError('integrity', `the chunk index cache is damaged: ${why}`, {
+    hint: 'delete the cache directory; cairn rebuilds it from the repository',
+  })
+}
