@@ -15,8 +15,9 @@ import { info } from './commands/info.js'
 import { extract } from './commands/extract.js'
 import { remove } from './commands/delete.js'
 import { breakLock } from './commands/break-lock.js'
+import { mount, umount } from './commands/mount.js'
 
-const COMMANDS: Command[] = [init, create, list, info, extract, remove, breakLock]
+const COMMANDS: Command[] = [init, create, list, info, extract, remove, breakLock, mount, umount]
 
 function help(): string {
   const width = Math.max(...COMMANDS.map((c) => c.name.length))

@@ -25,6 +25,8 @@ export interface CacheSizes {
   treeBytes?: number
   /** Bytes of decrypted chunks kept (default 256 MiB). */
   chunkBytes?: number
+  /** Loads and opens a data chunk (default: repo.loadBlob on this thread); the mount passes a worker pool's. */
+  loadChunk?: (id: Buffer) => Promise<Buffer>
 }
 
 /** Rough in-memory size of a decoded tree: what bounds the tree cache. */
@@ -41,7 +43,8 @@ export function makeReaderCaches(repo: Repository, sizes: CacheSizes = {}): Read
       const id = Buffer.from(key, 'hex')
       return decodeTree(await repo.loadBlob(BlobType.Tree, id), `tree ${key.slice(0, 16)}…`)
     }),
-    chunks: new BlobCache<Buffer>(sizes.chunkBytes ?? 256 * 1024 * 1024, (b) => b.length, async (key) => repo.loadBlob(BlobType.Data, Buffer.from(key, 'hex'))),
+    chunks: new BlobCache<Buffer>(sizes.chunkBytes ?? 256 * 1024 * 1024, (b) => b.length, async (key) =>
+      sizes.loadChunk ? sizes.loadChunk(Buffer.from(key, 'hex')) : repo.loadBlob(BlobType.Data, Buffer.from(key, 'hex'))),
   }
 }
 

@@ -1,0 +1,198 @@
+/**
+ * `cairn mount` and `cairn umount`.
+ *
+ * Without -f, mount re-runs itself detached with -f and an IPC channel, and
+ * waits: the child asks for the passphrase over the channel when it needs
+ * to prompt (it has no terminal), then sends "ready" once the kernel has the
+ * mount, or the error that stopped it; the parent exits 0, or 2 with that
+ * error's one line. With -f it serves in the foreground until Ctrl-C or
+ * SIGTERM (or an unmount from outside), then unmounts and exits 0.
+ */
+import { spawn } from 'node:child_process'
+import { createWriteStream } from 'node:fs'
+import * as path from 'node:path'
+import { CairnError, Repository, isCairnError, type CairnErrorCode } from '../../lib/index.js'
+import { mountRepository, parseMountOptions, unmountPath, type MountOptionSet } from '../../mount/index.js'
+import type { Command, CommandContext } from '../command.js'
+import type { Environment } from '../environment.js'
+import { EXIT_OK, usageError } from '../exit.js'
+import { parseLocation, type Location } from '../location.js'
+import { passphraseSource } from '../passphrase.js'
+
+type ParentMessage = { type: 'passphrase'; value: string } | { type: 'passphrase-error'; code: CairnErrorCode; message: string; hint?: string }
+type ChildMessage = { type: 'need-passphrase' } | { type: 'ready'; mountpoint: string } | { type: 'error'; code: CairnErrorCode; message: string; hint?: string }
+
+const recordDir = (env: Environment): string => path.join(env.cacheDir, 'mounts')
+
+export const mount: Command = {
+  name: 'mount',
+  usage: 'mount [-f] [-o OPTIONS] REPO[::ARCHIVE] MOUNTPOINT',
+  summary: 'mount the archives (or one archive) as a read-only file system; -o versions, allow_other, uid=, gid=, umask=, ignore_permissions, cache_size=, allow_damaged_files, log=FILE',
+  options: {
+    foreground: { type: 'boolean', short: 'f' },
+    options: { type: 'string', short: 'o', multiple: true },
+  },
+  async run(ctx) {
+    const { values, positionals, env } = ctx
+    if (positionals.length < 1 || positionals.length > 2) throw usageError('mount needs REPO[::ARCHIVE] and MOUNTPOINT')
+    const loc = parseLocation(positionals.length === 2 ? positionals[0] : undefined, env.repo)
+    const mountpoint = path.resolve(positionals[positionals.length - 1]!)
+    const opts = parseMountOptions((values.options as string[] | undefined) ?? [])
+    if (opts.log !== undefined) opts.log = path.resolve(opts.log)
+    if (opts.versions && loc.archive !== undefined) throw usageError('-o versions merges all archives: mount REPO, not REPO::ARCHIVE')
+    return values.foreground ? serve(ctx, loc, mountpoint, opts) : detach(ctx, loc, mountpoint)
+  },
+}
+
+export const umount: Command = {
+  name: 'umount',
+  usage: 'umount [-z] MOUNTPOINT',
+  summary: 'unmount a cairn mount, also one whose mount process died (-z: detach it even while in use)',
+  options: { lazy: { type: 'boolean', short: 'z' } },
+  async run({ values, positionals, env, err }) {
+    if (positionals.length !== 1) throw usageError('umount needs MOUNTPOINT')
+    const result = await unmountPath(positionals[0]!, { recordDir: recordDir(env), lazy: Boolean(values.lazy) })
+    if (result.state === 'dead') {
+      err(`cairn: the mount process${result.pid !== null ? ` (pid ${result.pid})` : ''} had died; removed its dead mount at ${result.mountpoint}\n`)
+    }
+    return EXIT_OK
+  },
+}
+
+/** Serves the mount in this process until a signal or an unmount from outside. */
+async function serve(ctx: CommandContext, loc: Location, mountpoint: string, opts: MountOptionSet): Promise<number> {
+  const { env, signal } = ctx
+  const parent = typeof process.send === 'function' ? process : null
+  const logger = openLog(opts.log, ctx.err)
+  const tell = (msg: ChildMessage): void => void parent?.send?.(msg)
+  try {
+    const ask = passphraseSource(env, false)
+    const repository = await Repository.open({
+      location: loc.repo,
+      // A detached child has no terminal: a prompt happens in the parent.
+      passphrase: parent && env.passphrase === undefined && !env.passcommand ? () => askParent(parent) : ask,
+      configDir: env.configDir,
+      cacheDir: env.cacheDir,
+      signal,
+    })
+    signal.throwIfAborted()
+    const mounted = await mountRepository({
+      repository,
+      archive: loc.archive,
+      mountpoint,
+      versions: opts.versions,
+      allowOther: opts.allowOther,
+      uid: opts.uid,
+      gid: opts.gid,
+      umask: opts.umask,
+      ignorePermissions: opts.ignorePermissions,
+      cacheBytes: opts.cacheBytes,
+      allowDamagedFiles: opts.allowDamagedFiles,
+      recordDir: recordDir(env),
+      log: logger.log,
+    })
+    logger.log(`mounted ${loc.repo}${loc.archive !== undefined ? `::${loc.archive}` : ''} at ${mounted.mountpoint} (pid ${process.pid})`)
+    tell({ type: 'ready', mountpoint: mounted.mountpoint })
+    parent?.disconnect?.()
+
+    const stop = new Promise<string>((resolve) => {
+      if (signal.aborted) resolve('signal')
+      signal.addEventListener('abort', () => resolve('signal'), { once: true })
+      void mounted.closed.then(() => resolve('unmounted from outside'))
+    })
+    const why = await stop
+    // A second Ctrl-C must not kill us halfway through unmounting (that would leave a dead mount).
+    const ignore = (): void => undefined
+    process.on('SIGINT', ignore)
+    process.on('SIGTERM', ignore)
+    await mounted.unmount()
+    logger.log(`unmounted ${mounted.mountpoint} (${why})`)
+    return EXIT_OK
+  } catch (err) {
+    if (parent?.connected) {
+      const e = isCairnError(err) ? err : new CairnError('mount-failed', (err as Error)?.message ?? String(err))
+      tell({ type: 'error', code: e.code, message: e.message, hint: e.hint })
+      parent.disconnect?.()
+    }
+    throw err
+  } finally {
+    await logger.close()
+  }
+}
+
+function askParent(parent: NodeJS.Process): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const onMessage = (msg: ParentMessage): void => {
+      parent.off('message', onMessage)
+      if (msg.type === 'passphrase') resolve(msg.value)
+      else reject(new CairnError(msg.code, msg.message, { hint: msg.hint }))
+    }
+    parent.on('message', onMessage)
+    parent.send?.({ type: 'need-passphrase' } satisfies ChildMessage)
+  })
+}
+
+/** Starts `cairn mount -f ...` detached and waits until it is mounted or has failed. */
+async function detach(ctx: CommandContext, loc: Location, mountpoint: string): Promise<number> {
+  const { env, signal } = ctx
+  const repoArg = `${path.resolve(loc.repo)}${loc.archive !== undefined ? `::${loc.archive}` : ''}`
+  const oArgs = ((ctx.values.options as string[] | undefined) ?? []).flatMap((spec) => ['-o', absoluteLog(spec)])
+  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'mount', '--foreground', ...oArgs, '--', repoArg, mountpoint], {
+    detached: true,
+    cwd: '/',
+    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
+  })
+  return new Promise<number>((resolve, reject) => {
+    let settled = false
+    const settle = (fn: () => void): void => {
+      if (settled) return
+      settled = true
+      signal.removeEventListener('abort', onAbort)
+      fn()
+    }
+    const onAbort = (): void => settle(() => {
+      child.kill('SIGTERM')
+      reject(Object.assign(new Error('interrupted'), { name: 'AbortError' }))
+    })
+    signal.addEventListener('abort', onAbort, { once: true })
+    child.on('message', (msg: ChildMessage) => {
+      if (msg.type === 'need-passphrase') {
+        passphraseSource(env, false)().then(
+          (value) => child.send({ type: 'passphrase', value } satisfies ParentMessage),
+          (err: unknown) => {
+            const e = isCairnError(err) ? err : new CairnError('no-passphrase', (err as Error)?.message ?? String(err))
+            child.send({ type: 'passphrase-error', code: e.code, message: e.message, hint: e.hint } satisfies ParentMessage)
+          },
+        )
+      } else if (msg.type === 'ready') {
+        settle(() => {
+          child.disconnect()
+          child.unref()
+          resolve(EXIT_OK)
+        })
+      } else if (msg.type === 'error') {
+        settle(() => reject(new CairnError(msg.code, msg.message, { hint: msg.hint })))
+      }
+    })
+    child.on('error', (err) => settle(() => reject(new CairnError('mount-failed', `could not start the mount process: ${err.message}`))))
+    child.on('exit', (code, sig) => settle(() => reject(new CairnError('mount-failed', `the mount process ended (${sig ?? `exit code ${code}`}) before the mount was ready`, {
+      hint: 'run it in the foreground to see why: cairn mount -f ...',
+    }))))
+  })
+}
+
+/** The child runs in /: make a relative log= path absolute. */
+function absoluteLog(spec: string): string {
+  return spec.split(',').map((part) => (part.trim().startsWith('log=') ? `log=${path.resolve(part.trim().slice(4))}` : part)).join(',')
+}
+
+/** Log lines with a time stamp, to a file (appended) or to stderr. */
+function openLog(file: string | undefined, err: (data: string) => void): { log: (message: string) => void; close: () => Promise<void> } {
+  const stream = file === undefined ? null : createWriteStream(file, { flags: 'a', mode: 0o600 })
+  stream?.on('error', () => undefined)
+  const write = stream ? (line: string) => void stream.write(line) : err
+  return {
+    log: (message) => write(`${new Date().toISOString()} cairn mount[${process.pid}]: ${message}\n`),
+    close: () => new Promise<void>((resolve) => (stream ? stream.end(resolve) : resolve())),
+  }
+}

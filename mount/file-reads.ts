@@ -1,0 +1,111 @@
+/**
+ * Reads of open files: read-ahead on sequential access, and reading around
+ * damaged chunks when the mount allows damaged files.
+ *
+ * Read-ahead works through the generic FileNode interface: touching one byte
+ * at a position makes the chunk cache load (and keep) the whole chunk that
+ * holds it, so probing every PROBE_STEP bytes ahead of a sequential reader
+ * loads the next chunks while the kernel is still asking for this one. The
+ * step is a quarter of the smallest chunk, so no chunk is skipped; probes of
+ * a chunk already cached or loading cost a map lookup (loads of one chunk
+ * are merged).
+ */
+import type { FileNode } from '../lib/index.js'
+
+const PROBE_STEP = 128 * 1024
+/** A read that starts this close after the previous one's end still counts as sequential (the kernel reorders a little). */
+const SEQUENTIAL_SLACK = 1024 * 1024
+
+export interface OpenFile {
+  node: FileNode
+  path: Buffer
+  /** End of the last read. */
+  lastEnd: number
+  /** Everything before this offset has been probed. */
+  aheadTo: number
+}
+
+export class OpenFiles {
+  private readonly files = new Map<number, OpenFile>()
+  private next = 0
+
+  constructor(private readonly readAheadBytes: number) {}
+
+  open(node: FileNode, path: Buffer): number {
+    do this.next = (this.next % 0x7fffffff) + 1
+    while (this.files.has(this.next))
+    this.files.set(this.next, { node, path, lastEnd: 0, aheadTo: 0 })
+    return this.next
+  }
+
+  get(fh: number): OpenFile | undefined {
+    return this.files.get(fh)
+  }
+
+  close(fh: number): void {
+    this.files.delete(fh)
+  }
+
+  get size(): number {
+    return this.files.size
+  }
+
+  /** Reads, and when the reader goes forward sequentially, starts loading the chunks ahead. */
+  read(file: OpenFile, position: number, length: number): Promise<Buffer> {
+    const end = Math.min(file.node.attr.size, position + length)
+    const sequential = position >= file.lastEnd - SEQUENTIAL_SLACK && position <= file.lastEnd + SEQUENTIAL_SLACK
+    file.lastEnd = Math.max(end, position)
+    if (sequential && this.readAheadBytes > 0) {
+      const target = Math.min(file.node.attr.size, end + this.readAheadBytes)
+      let p = Math.max(file.aheadTo, end)
+      for (; p < target; p += PROBE_STEP) file.node.read(p, 1).catch(() => undefined) // the real read reports failures
+      file.aheadTo = Math.max(file.aheadTo, p)
+    }
+    return file.node.read(position, length)
+  }
+}
+
+/**
+ * Reads [position, position + length) of a file some of whose chunks fail:
+ * the longest prefix and the longest suffix that read are kept, the middle
+ * reads as zeros. A FUSE read (128 KiB at most) spans at most two chunks of
+ * the default chunker (512 KiB minimum), so the zeros cover exactly the
+ * damaged chunk's bytes. Each probe of a damaged chunk fails fast (the
+ * chunk loader remembers damaged chunks for a while).
+ */
+export async function readAroundDamage(node: FileNode, position: number, length: number): Promise<{ data: Buffer; zeroed: number }> {
+  const end = Math.min(node.attr.size, position + length)
+  if (position >= end) return { data: Buffer.alloc(0), zeroed: 0 }
+  const reads = async (from: number, to: number): Promise<Buffer | null> => {
+    if (from >= to) return Buffer.alloc(0)
+    try {
+      return await node.read(from, to - from)
+    } catch {
+      return null
+    }
+  }
+  const whole = await reads(position, end)
+  if (whole) return { data: whole, zeroed: 0 }
+  // Largest m with [position, m) readable: readability of a prefix only drops as it grows.
+  let lo = position
+  let hi = end
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2)
+    if (await reads(position, mid)) lo = mid
+    else hi = mid
+  }
+  const prefixEnd = lo
+  // Smallest n with [n, end) readable; the byte at prefixEnd is damaged, so n > prefixEnd.
+  lo = prefixEnd
+  hi = end
+  while (hi - lo > 1) {
+    const mid = lo + Math.floor((hi - lo) / 2)
+    if (await reads(mid, end)) hi = mid
+    else lo = mid
+  }
+  const suffixStart = hi
+  const out = Buffer.alloc(end - position)
+  ;(await reads(position, prefixEnd))?.copy(out, 0)
+  ;(await reads(suffixStart, end))?.copy(out, suffixStart - position)
+  return { data: out, zeroed: suffixStart - prefixEnd }
+}

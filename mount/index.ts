@@ -1,0 +1,276 @@
+/**
+ * Mounting a repository (or one archive) with FUSE, and unmounting it.
+ *
+ * What a mount holds: the repository opened without any lock, a VFS view
+ * (lib/vfs) behind a PathResolver, a chunk cache bounded in bytes whose
+ * chunks are opened on a worker pool, a registration object in the
+ * repository (registration.ts), and a local record for `cairn umount`
+ * (mount-record.ts). Mounting reads the manifest (or, for one archive, the
+ * archive object) and nothing else; trees load as directories are visited.
+ *
+ * Never touch the mount from this process: its FUSE threads wait for this
+ * event loop.
+ */
+import * as path from 'node:path'
+import { execFile } from 'node:child_process'
+import {
+  CairnError,
+  LocalBackend,
+  PathResolver,
+  RepositoryView,
+  openArchiveView,
+  type CacheSizes,
+  type DirNode,
+  type Repository,
+} from '../lib/index.js'
+import { BlobOpener, chunkLoader } from '../lib/cache/blob-opener.js'
+import { VersionsView } from '../lib/vfs/versions-view.js'
+import { findMount, forceUnmount, mount, type MountInfo } from './fuse-binding.js'
+import { makeHandlers } from './fuse-adapter.js'
+import { rememberDamage } from './damaged-chunks.js'
+import { MountRegistration, processExists } from './registration.js'
+import { readRecord, removeRecord, writeRecord, type MountRecord } from './mount-record.js'
+import { DEFAULT_CACHE_BYTES } from './options.js'
+
+export { parseMountOptions, parseSize, DEFAULT_CACHE_BYTES, type MountOptionSet } from './options.js'
+export { listMountRegistrations, MOUNTS_PREFIX, type MountRegistrationInfo, type RegisteredMount } from './registration.js'
+
+export interface MountRepositoryOptions {
+  repository: Repository
+  /** Mount this archive's tree at the root instead of one directory per archive. */
+  archive?: string
+  mountpoint: string
+  /** The merged versions view (repository mounts only). */
+  versions?: boolean
+  allowOther?: boolean
+  uid?: number
+  gid?: number
+  umask?: number
+  /** Do not let the kernel check permission bits (no default_permissions). */
+  ignorePermissions?: boolean
+  /** Bytes of decrypted chunks kept (default 256 MiB). */
+  cacheBytes?: number
+  /** Damaged chunks read as zeros (logged) instead of EIO. */
+  allowDamagedFiles?: boolean
+  /** How often the archive list is re-read, in ms (default 2000). */
+  refreshMs?: number
+  /** Worker threads that open chunks (default: one per core, at most 4); 0 opens them on the main thread. */
+  workers?: number
+  /** Bytes loaded ahead of a sequential reader (default 16 MiB, at most a quarter of the cache). */
+  readAheadBytes?: number
+  /** Where to keep the record `cairn umount` reads (null: none). */
+  recordDir?: string | null
+  /** Announce the mount in the repository (default true). */
+  register?: boolean
+  /** Problems met while serving (damaged chunks, failed requests); the mount stays up. */
+  log?: (message: string) => void
+}
+
+export interface MountedRepository {
+  readonly mountpoint: string
+  /** FUSE connection number (/sys/fs/fuse/connections/<minor>). */
+  readonly minor: number
+  /** Resolves once the mount is gone and cleaned up, whoever unmounted it. */
+  readonly closed: Promise<void>
+  /** Unmounts (lazily: a busy mount detaches now) and cleans up. */
+  unmount(): Promise<void>
+}
+
+const FSNAME = 'cairn'
+const SUBTYPE = 'cairn'
+const WATCH_MS = 1000
+
+export async function mountRepository(options: MountRepositoryOptions): Promise<MountedRepository> {
+  const repo = options.repository
+  const log = options.log ?? (() => undefined)
+  const mountpoint = path.resolve(options.mountpoint)
+  if (options.versions && options.archive !== undefined) {
+    throw new CairnError('bad-argument', 'the versions view merges all archives: mount the repository, not one archive', { hint: 'drop ::ARCHIVE or -o versions' })
+  }
+  const cacheBytes = options.cacheBytes ?? DEFAULT_CACHE_BYTES
+  const workers = options.workers ?? undefined
+  const opener = workers === 0 ? null : BlobOpener.forRepository(repo, { workers })
+  const cleanups: (() => Promise<void>)[] = [async () => opener?.close()]
+  const cleanUp = async (): Promise<void> => {
+    for (const step of cleanups.splice(0).reverse()) await step().catch((err: unknown) => log(`cleanup: ${(err as Error)?.message ?? String(err)}`))
+  }
+  try {
+    const caches: CacheSizes = { chunkBytes: cacheBytes, loadChunk: rememberDamage(chunkLoader(repo, opener), log) }
+    let root: DirNode
+    if (options.archive !== undefined) {
+      root = await openArchiveView(repo, options.archive, caches)
+    } else if (options.versions) {
+      const view = new VersionsView(repo, { caches, refreshMs: options.refreshMs })
+      await view.refresh()
+      root = view
+    } else {
+      const view = new RepositoryView(repo, { caches, refreshMs: options.refreshMs })
+      await view.refresh(true)
+      root = view
+    }
+    const resolver = new PathResolver(root, { maxEntries: options.versions ? 5000 : 20_000, ttlMs: 2000 })
+    const handlers = makeHandlers({
+      resolver,
+      allowDamagedFiles: options.allowDamagedFiles ?? false,
+      readAheadBytes: options.readAheadBytes ?? Math.min(16 * 1024 * 1024, Math.floor(cacheBytes / 4)),
+      log,
+    })
+
+    let registration: MountRegistration | null = null
+    if (options.register !== false) {
+      registration = await MountRegistration.register(repo.backend, { mountpoint, archive: options.archive ?? null }, {
+        onError: (err) => log(`could not refresh the mount's registration: ${(err as Error)?.message ?? String(err)}`),
+      })
+      const reg = registration
+      cleanups.push(() => reg.release())
+    }
+
+    const fuse = await mount(mountpoint, handlers, {
+      readOnly: true,
+      useIno: true,
+      allowOther: options.allowOther ?? false,
+      defaultPermissions: !(options.ignorePermissions ?? false),
+      uid: options.uid,
+      gid: options.gid,
+      umask: options.umask,
+      fsname: FSNAME,
+      subtype: SUBTYPE,
+      // Archives never change, but the root's list of archives does: keep kernel caches of names short.
+      attrTimeout: 1,
+      entryTimeout: 1,
+      kernelCache: true,
+      timeout: 60_000,
+      onError: (r) => log(`FUSE ${r.op} ${JSON.stringify(r.path.toString('utf8'))}: ${(r.error as Error)?.message ?? String(r.error)}`),
+    })
+    cleanups.push(() => fuse.unmount())
+
+    const recordDir = options.recordDir ?? null
+    if (recordDir !== null) {
+      const record: MountRecord = {
+        v: 1,
+        pid: process.pid,
+        mountpoint: fuse.mountpoint,
+        minor: fuse.minor,
+        repository: repo.backend instanceof LocalBackend ? path.resolve(repo.backend.root) : null,
+        registration: registration?.key ?? null,
+        started: new Date().toISOString(),
+      }
+      await writeRecord(recordDir, record)
+      cleanups.splice(1, 0, () => removeRecord(recordDir, fuse.mountpoint, process.pid)) // after the unmount
+    }
+
+    // Notice an unmount from outside (cairn umount, fusermount -u) and clean up after it.
+    let closing: Promise<void> | null = null
+    let resolveClosed!: () => void
+    const closed = new Promise<void>((resolve) => (resolveClosed = resolve))
+    const close = (): Promise<void> => {
+      closing ??= (async () => {
+        clearInterval(watch)
+        await cleanUp()
+        resolveClosed()
+      })()
+      return closing
+    }
+    const watch = setInterval(() => {
+      void findMount(fuse.mountpoint).then((m) => {
+        if (m?.minor !== fuse.minor) void close()
+      }, () => undefined)
+    }, WATCH_MS)
+    watch.unref()
+
+    return { mountpoint: fuse.mountpoint, minor: fuse.minor, closed, unmount: close }
+  } catch (err) {
+    await cleanUp()
+    throw err
+  }
+}
+
+export interface UnmountOptions {
+  /** Where mounts keep their records (the CLI's cache dir); null: no record to consult. */
+  recordDir?: string | null
+  /** Detach even while in use (fusermount -uz). */
+  lazy?: boolean
+  /** How long to wait for a live mount process to finish after the unmount (default 10 s). */
+  waitMs?: number
+}
+
+export interface UnmountResult {
+  mountpoint: string
+  /** 'dead': the mount's process had died; its mount, record and registration were removed. */
+  state: 'live' | 'dead'
+  pid: number | null
+}
+
+/** Unmounts a cairn mount, live or left by a process that died. */
+export async function unmountPath(mountpoint: string, options: UnmountOptions = {}): Promise<UnmountResult> {
+  const mp = path.resolve(mountpoint)
+  const recordDir = options.recordDir ?? null
+  const info = await findMount(mp)
+  const record = recordDir === null ? null : await readRecord(recordDir, info?.mountpoint ?? mp)
+  if (!info) {
+    if (record && recordDir !== null && !processExists(record.pid)) await cleanUpAfter(record, recordDir)
+    throw new CairnError('bad-argument', `${mp} is not mounted`, { path: mp })
+  }
+  if (!isCairnMount(info)) {
+    throw new CairnError('bad-argument', `${mp} is not a cairn mount (it is ${info.fstype} from ${info.source})`, { path: mp })
+  }
+  const ours = record !== null && record.minor === info.minor
+  const dead = ours ? !processExists(record.pid) : await looksDead(info.mountpoint)
+
+  const res = await run('fusermount', [options.lazy ? '-uz' : '-u', info.mountpoint])
+  if (await stillMounted(info)) {
+    if (dead || options.lazy) {
+      await forceUnmount(info.mountpoint, { abort: dead })
+    } else {
+      const why = res.stderr.trim().replace(/^fusermount: /, '')
+      throw new CairnError('mount-failed', `could not unmount ${info.mountpoint}: ${why || 'fusermount failed'}`, {
+        hint: `close the programs using it, or detach it now with: cairn umount --lazy ${info.mountpoint}`,
+        path: info.mountpoint,
+        retryable: true,
+      })
+    }
+  }
+  if (ours && recordDir !== null) {
+    if (dead) await cleanUpAfter(record, recordDir)
+    else await waitForExit(record.pid, options.waitMs ?? 10_000)
+  }
+  return { mountpoint: info.mountpoint, state: dead ? 'dead' : 'live', pid: ours ? record.pid : null }
+}
+
+function isCairnMount(info: MountInfo): boolean {
+  return info.fstype === `fuse.${SUBTYPE}` || (info.fstype.startsWith('fuse') && info.source === FSNAME)
+}
+
+async function stillMounted(info: MountInfo): Promise<boolean> {
+  return (await findMount(info.mountpoint))?.mountId === info.mountId
+}
+
+/** Removes what a dead mount process left: its record, and its registration in a local repository. */
+async function cleanUpAfter(record: MountRecord, recordDir: string): Promise<void> {
+  if (record.repository !== null && record.registration !== null) {
+    await new LocalBackend(record.repository).delete(record.registration).catch(() => undefined)
+  }
+  await removeRecord(recordDir, record.mountpoint, record.pid)
+}
+
+/**
+ * Without a record: a mount whose process died answers ENOTCONN. Asked from
+ * a child process under a timeout, so a hung mount cannot hang us.
+ */
+async function looksDead(mountpoint: string): Promise<boolean> {
+  const res = await run('stat', ['-c', '%i', '--', mountpoint], 3000)
+  return /not connected/i.test(res.stderr)
+}
+
+async function waitForExit(pid: number, ms: number): Promise<void> {
+  const end = Date.now() + ms
+  while (processExists(pid) && Date.now() < end) await new Promise((r) => setTimeout(r, 50))
+}
+
+function run(cmd: string, args: string[], timeoutMs = 10_000): Promise<{ code: number | null; stderr: string }> {
+  return new Promise((resolve) => {
+    execFile(cmd, args, { timeout: timeoutMs, killSignal: 'SIGKILL' }, (error, _stdout, stderr) => {
+      resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr: String(stderr) })
+    })
+  })
+}
