@@ -8,6 +8,7 @@
  * chunk that cannot be loaded) is logged with the path and answered EIO for
  * that request only.
  */
+import { LRUCache } from 'lru-cache'
 import type { DirNode, FileNode, NodeAttr, PathResolver, VfsNode } from '../lib/index.js'
 import { EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOTDIR, type FuseAttr, type FuseHandlers, type FuseStatfs } from './fuse-binding.js'
 import { OpenFiles, readAroundDamage } from './file-reads.js'
@@ -39,8 +40,19 @@ function parentOf(p: Buffer): Buffer {
 
 const show = (p: Buffer): string => JSON.stringify(p.toString('utf8'))
 
+/** Drops a message already logged in the last few seconds (the kernel retries and reads ahead). */
+function quieter(log: (message: string) => void): (message: string) => void {
+  const recent = new LRUCache<string, true>({ max: 1000, ttl: 10_000 })
+  return (message) => {
+    if (recent.has(message)) return
+    recent.set(message, true)
+    log(message)
+  }
+}
+
 export function makeHandlers(options: AdapterOptions): FuseHandlers & { openFiles: OpenFiles } {
-  const { resolver, log } = options
+  const { resolver } = options
+  const log = quieter(options.log)
   const openFiles = new OpenFiles(options.readAheadBytes)
 
   const resolve = async (p: Buffer): Promise<VfsNode> => {

@@ -1,0 +1,129 @@
+/**
+ * How `cairn mount` behaves around the happy path, each case in its own mount process: a damaged chunk
+ * (EIO for that file only, zeros with allow_damaged_files), Ctrl-C and SIGTERM in the foreground, kill -9
+ * followed by `cairn umount`, the versions view, and mount errors reported by the detaching parent.
+ */
+import t from 'tap'
+import { randomBytes } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import * as path from 'node:path'
+import { cairn, scratch, testEnv } from '../helpers/cli.js'
+import { ArchiveReader, Repository } from '../../dist/lib/index.js'
+import { versionName } from '../../dist/lib/vfs/versions-view.js'
+import { findMount } from '../../mount/fuse-binding.js'
+import { cleanUpMounts, client, eventually, mountDetached, mountForeground, mountpointIn, sh } from './fixtures-mount/mounting.js'
+
+const env = testEnv()
+const { track } = cleanUpMounts(t, env)
+const work = scratch('cairn-mount-behaviour-')
+const repo = path.join(work, 'repo')
+const src = path.join(work, 'src')
+const bad = randomBytes(3 * 1024 * 1024)
+
+/** Flips one byte in the middle of the stored first chunk of `file` in archive `archive` (found via the index). */
+async function damageFirstChunk(archive: string, file: string): Promise<{ start: number; end: number }> {
+  const repository = await Repository.open({ location: repo, passphrase: env.CAIRN_PASSPHRASE!, configDir: env.CAIRN_CONFIG_DIR!, cacheDir: null })
+  const item = await (await ArchiveReader.open(repository, archive)).resolve(Buffer.from(file))
+  const chunk = item!.chunks![0]!
+  const state = await repository.index()
+  const loc = state.index.get(chunk.id)!
+  const packId = state.packs.idOf(loc.pack)
+  const packFile = path.join(repo, 'data', packId.slice(0, 2), packId)
+  const handle = await fs.open(packFile, 'r+')
+  try {
+    const at = loc.offset + Math.floor(loc.length / 2)
+    const byte = Buffer.alloc(1)
+    await handle.read(byte, 0, 1, at)
+    byte[0]! ^= 0x55
+    await handle.write(byte, 0, 1, at)
+  } finally {
+    await handle.close()
+  }
+  return { start: 0, end: chunk.size }
+}
+
+let damaged = { start: 0, end: 0 }
+
+t.before(async () => {
+  await fs.mkdir(src)
+  await fs.writeFile(path.join(src, 'good.txt'), 'still fine\n')
+  await fs.writeFile(path.join(src, 'bad.bin'), bad)
+  await fs.writeFile(path.join(src, 'notes.txt'), 'monday\n')
+  t.equal((await cairn(['init', '--encryption', 'repokey', repo], { env })).code, 0, 'init')
+  t.equal((await cairn(['create', `${repo}::mon`, '.'], { env, cwd: src })).code, 0, 'create mon')
+  damaged = await damageFirstChunk('mon', 'bad.bin')
+  await fs.writeFile(path.join(src, 'notes.txt'), 'tuesday\n')
+  await fs.rm(path.join(src, 'bad.bin'))
+  t.equal((await cairn(['create', `${repo}::tue`, '.'], { env, cwd: src })).code, 0, 'create tue')
+})
+
+t.test('a damaged chunk: EIO for that file only, logged; SIGTERM unmounts cleanly', async (t) => {
+  const mp = mountpointIn(work, 'strict')
+  const m = await mountForeground([`${repo}::mon`], mp, env, track)
+  const cat = await sh('cat', [path.join(mp, 'bad.bin')])
+  t.not(cat.code, 0, 'reading the damaged file fails')
+  t.match(cat.stderr, /Input\/output error/, 'with EIO')
+  t.equal((await sh('cat', [path.join(mp, 'good.txt')])).stdout.toString(), 'still fine\n', 'other files still read')
+  t.equal((await client('stat', fs.stat(path.join(mp, 'bad.bin')))).size, bad.length, 'the damaged file still lists and stats')
+  t.ok(await eventually(async () => /damaged/.test(m.stderr())), `logged on stderr: ${m.stderr()}`)
+  m.child.kill('SIGTERM')
+  t.equal(await client('exit', m.exited), 0, 'exits 0 on SIGTERM')
+  t.equal(await findMount(mp), undefined, 'and unmounted')
+})
+
+t.test('allow_damaged_files reads the damaged chunk as zeros; Ctrl-C unmounts cleanly', async (t) => {
+  const mp = mountpointIn(work, 'lenient')
+  const m = await mountForeground(['-o', 'allow_damaged_files', `${repo}::mon`], mp, env, track)
+  const got = await client('read', fs.readFile(path.join(mp, 'bad.bin')))
+  t.equal(got.length, bad.length)
+  t.ok(got.subarray(damaged.start, damaged.end).equals(Buffer.alloc(damaged.end - damaged.start)), 'the damaged chunk reads as zeros')
+  t.ok(got.subarray(damaged.end).equals(bad.subarray(damaged.end)), 'the rest is intact')
+  t.match(m.stderr(), /read as zeros/, 'and it is logged')
+  m.child.kill('SIGINT')
+  t.equal(await client('exit', m.exited), 0, 'exits 0 on Ctrl-C')
+  t.equal(await findMount(mp), undefined, 'and unmounted')
+})
+
+t.test('cairn umount after kill -9 of the mount process', async (t) => {
+  const mp = mountpointIn(work, 'killed')
+  const m = await mountForeground([repo], mp, env, track)
+  t.same((await client('readdir', fs.readdir(mp))).sort(), ['mon', 'tue'])
+  m.child.kill('SIGKILL')
+  await client('exit', m.exited)
+  t.ok(await findMount(mp), 'a dead mount is left behind')
+  const r = await cairn(['umount', mp], { env })
+  t.equal(r.code, 0, `umount: ${r.stderr}`)
+  t.match(r.stderr, /had died; removed its dead mount/, 'with a clear message')
+  t.equal(await findMount(mp), undefined, 'no mount left')
+  t.same(await fs.readdir(path.join(repo, 'locks', 'mounts')).catch(() => []), [], 'its registration is removed too')
+})
+
+t.test('the versions view', async (t) => {
+  const mp = mountpointIn(work, 'versions')
+  const r = await mountDetached(['-o', 'versions', repo], mp, env, track)
+  t.equal(r.code, 0, `mount -o versions: ${r.stderr}`)
+  t.same((await client('readdir', fs.readdir(mp))).sort(), ['bad.bin', 'good.txt', 'notes.txt'], 'the archives merged')
+  const refs = await (await Repository.open({ location: repo, passphrase: env.CAIRN_PASSPHRASE!, configDir: env.CAIRN_CONFIG_DIR!, cacheDir: null })).archives()
+  const versions = await client('readdir', fs.readdir(path.join(mp, 'notes.txt')))
+  t.same(versions, refs.map((a) => versionName(Buffer.from('notes.txt'), a.time).toString()), 'one entry per version, sorted by time')
+  t.same(await Promise.all(versions.map((v) => client('read', fs.readFile(path.join(mp, 'notes.txt', v), 'utf8')))), ['monday\n', 'tuesday\n'])
+  t.equal((await client('readdir', fs.readdir(path.join(mp, 'good.txt')))).length, 1, 'an unchanged file has one version')
+  t.equal((await cairn(['umount', mp], { env })).code, 0)
+  t.equal(await findMount(mp), undefined)
+})
+
+t.test('mount errors come back from the detached process as one line, exit 2', async (t) => {
+  const mp = mountpointIn(work, 'errors')
+  const missing = await mountDetached([`${repo}::nosuch`], mp, env, track)
+  t.equal(missing.code, 2)
+  t.match(missing.stderr, /^cairn: there is no archive named "nosuch".*\n$/, 'the archive error, one line')
+  const wrong = await mountDetached([repo], mp, { ...env, CAIRN_PASSPHRASE: 'wrong' }, track)
+  t.equal(wrong.code, 2)
+  t.equal(wrong.stderr.split('\n').length, 2, `one line: ${wrong.stderr}`)
+  const notDir = await mountDetached([repo], path.join(work, 'src', 'good.txt'), env, track)
+  t.equal(notDir.code, 2)
+  t.match(notDir.stderr, /not a directory/)
+  const usage = await mountDetached(['-o', 'versions', `${repo}::mon`], mp, env, track)
+  t.equal(usage.code, 2, 'versions needs the whole repository')
+  t.equal(await findMount(mp), undefined, 'nothing was mounted')
+})
