@@ -30,7 +30,7 @@ const mounted = await mountRepository({
   register: false,
   log: (message) => say({ log: message }),
 })
-let histogram = monitorEventLoopDelay({ resolution: 5 })
+let histogram = monitorEventLoopDelay({ resolution: 1 })
 histogram.enable()
 say({ ready: true, pid: process.pid })
 
@@ -50,7 +50,7 @@ input.on('line', (line) => {
   if (line.trim() === 'unmount') void stop()
   if (line.trim() === 'reset') {
     histogram.disable()
-    histogram = monitorEventLoopDelay({ resolution: 5 })
+    histogram = monitorEventLoopDelay({ resolution: 1 })
     histogram.enable()
     say({ reset: true })
   }
