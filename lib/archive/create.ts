@@ -7,7 +7,7 @@
  * entries are complete. Memory is bounded by the pipeline's windows, the
  * packs in flight, and one tree page per directory level.
  */
-import { promises as fs, constants as fsc, type BigIntStats } from 'node:fs'
+import { promises as fs, constants as fsc, type BigIntStats, type Dirent } from 'node:fs'
 import * as os from 'node:os'
 import * as nodePath from 'node:path'
 import { CairnError } from '../errors.js'
@@ -18,6 +18,7 @@ import { RepositoryWriter } from '../repo/writer.js'
 import { BlobType } from '../repo/blob.js'
 import { ChunkPipeline, type ReadFn } from '../pipeline/chunk-pipeline.js'
 import { iterableSource } from '../pipeline/iterable-source.js'
+import { Limiter } from '../pipeline/limiter.js'
 import { DirectoryBuilder } from './directory-builder.js'
 import { FilesCache } from './files-cache.js'
 import { OwnerNames } from './owners.js'
@@ -64,6 +65,9 @@ export interface CreateResult {
 }
 
 export const DEFAULT_COMPRESSION = 'auto,zstd,3'
+/** Files read at once; small files cost syscall latency more than bandwidth. */
+const FILE_CONCURRENCY = 32
+const SLASH = Buffer.from('/')
 
 export async function createArchive(repo: Repository, options: CreateOptions): Promise<CreateResult> {
   if (!options.dryRun && (await repo.archives()).some((a) => a.name === options.name)) {
@@ -98,6 +102,7 @@ class CreateRun {
   private readonly pipeline: ChunkPipeline | null
   private readonly hardlinks = new Map<string, { group: number; content: Promise<{ chunks: ChunkRef[]; size: number } | null> }>()
   private warnings = 0
+  private readonly fileSlots = new Limiter(FILE_CONCURRENCY)
   private readonly stats: ArchiveStats = { files: 0, dirs: 0, others: 0, originalSize: 0, compressedSize: 0, deduplicatedSize: 0 }
 
   constructor(
@@ -204,22 +209,34 @@ class CreateRun {
     return { ...base, tree: dir.tree, entries: dir.entries }
   }
 
-  /** The entries of a real directory; `dev` is its device, for --one-file-system. */
+  /**
+   * The entries of a real directory; `dev` is its device, for --one-file-system.
+   * Subdirectories are walked one after the other (depth-first, so memory
+   * stays bounded); other entries are read up to FILE_CONCURRENCY at a time,
+   * which hides the latency of the open/read/close calls of small files.
+   */
   private async walkDirectory(absPath: Buffer, archivePath: Buffer, dev: bigint | null): Promise<{ tree: Buffer; entries: number }> {
     const builder = new DirectoryBuilder(this.writer, this.compression)
-    let names: Buffer[]
+    let entries: Dirent<Buffer>[]
     try {
-      names = (await fs.readdir(absPath, { encoding: 'buffer' })).sort(Buffer.compare)
+      entries = (await fs.readdir(absPath, { encoding: 'buffer', withFileTypes: true })).sort((a, b) => Buffer.compare(a.name, b.name))
     } catch (err) {
       this.warn('unreadable', absPath, `cannot read directory: ${(err as Error).message}`)
-      names = []
+      entries = []
     }
-    for (const name of names) {
+    for (const entry of entries) {
       this.options.signal?.throwIfAborted()
-      const child = Buffer.concat([absPath, Buffer.from('/'), name])
-      const childArchivePath = archivePath.length ? Buffer.concat([archivePath, Buffer.from('/'), name]) : name
-      const visited = await this.visitPath(child, name, childArchivePath, dev)
-      if (visited) builder.add(visited.item)
+      const name = entry.name
+      const child = Buffer.concat([absPath, SLASH, name])
+      const childArchivePath = archivePath.length ? Buffer.concat([archivePath, SLASH, name]) : name
+      if (entry.isDirectory()) {
+        const visited = await this.visitPath(child, name, childArchivePath, dev)
+        builder.add(visited ? visited.item : Promise.resolve(null))
+        continue
+      }
+      await this.fileSlots.acquire()
+      const visited = this.visitPath(child, name, childArchivePath, dev).finally(() => this.fileSlots.release())
+      builder.add(visited.then((v) => (v ? v.item : null)))
     }
     return builder.finish()
   }
@@ -249,7 +266,7 @@ class CreateRun {
     }
     const item = itemFromStat(name, kind, st, this.owners)
     try {
-      const xattrs = await readXattrs(absPath)
+      const xattrs = readXattrs(absPath)
       if (xattrs.length > 0) item.xattrs = xattrs
     } catch (err) {
       this.warn('unreadable', absPath, `cannot read extended attributes: ${(err as Error).message}`)
@@ -320,15 +337,22 @@ class CreateRun {
       this.warn('unreadable', absPath, `cannot be read: ${(err as Error).message}`)
       return null
     }
-    let position = 0
-    const read: ReadFn = async (buf, offset, length) => {
-      const { bytesRead } = await handle.read(buf, offset, length, position)
-      position += bytesRead
-      return bytesRead
-    }
+    let size: number
     let stored: Promise<ChunkRef[]>
     try {
-      ;({ stored } = await this.pipeline.storeStream(read, this.options.signal))
+      const small = identity.size <= this.pipeline.smallFileLimit ? await this.pipeline.storeSmallFile(handle, identity.size) : null
+      if (small) {
+        ;({ stored } = small)
+        size = small.bytesRead
+      } else {
+        size = 0
+        const read: ReadFn = async (buf, offset, length) => {
+          const { bytesRead } = await handle.read(buf, offset, length, size)
+          size += bytesRead
+          return bytesRead
+        }
+        ;({ stored } = await this.pipeline.storeStream(read, this.options.signal))
+      }
     } catch (err) {
       if (err instanceof CairnError || (err as Error).name === 'AbortError') throw err
       this.warn('unreadable', absPath, `could not be read completely: ${(err as Error).message}`)
@@ -336,12 +360,12 @@ class CreateRun {
     } finally {
       await handle.close()
     }
-    if (position !== identity.size) this.warn('changed', absPath, 'changed while it was backed up')
+    if (size !== identity.size) this.warn('changed', absPath, 'changed while it was backed up')
     return {
       stored: stored.then((chunks) => {
         this.count(chunks, absPath)
-        if (position === identity.size) this.filesCache.remember(absPath, identity, chunks, this.startNs)
-        return { chunks, size: position }
+        if (size === identity.size) this.filesCache.remember(absPath, identity, chunks, this.startNs)
+        return { chunks, size }
       }),
     }
   }

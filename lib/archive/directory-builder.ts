@@ -10,27 +10,30 @@ import type { Item } from './item.js'
 import { encodeLeaf, encodePageList, PAGE_ENTRIES, type PageRef } from './tree.js'
 
 export class DirectoryBuilder {
-  private page: Promise<Item>[] = []
-  private readonly pages: Promise<PageRef>[] = []
-  private count = 0
+  private page: Promise<Item | null>[] = []
+  private readonly pages: Promise<PageRef | null>[] = []
 
   constructor(private readonly writer: RepositoryWriter, private readonly compression: CompressionSpec) {}
 
-  /** Adds the next entry (names must come in ascending byte order). */
-  add(item: Promise<Item>): void {
+  /** Adds the next entry (names must come in ascending byte order); null stands for an entry that was skipped. */
+  add(item: Promise<Item | null>): void {
+    item.catch(() => undefined) // rejections surface in finish(); until then they are not unhandled
     this.page.push(item)
-    this.count++
     if (this.page.length === PAGE_ENTRIES) this.closePage()
   }
 
   private closePage(): void {
     const items = this.page
     this.page = []
-    const stored = Promise.all(items).then(async (entries) => ({
-      first: entries[0]!.name,
-      id: await this.writer.storeBlob(BlobType.Tree, encodeLeaf(entries), this.compression),
-      count: entries.length,
-    }))
+    const stored = Promise.all(items).then(async (maybe) => {
+      const entries = maybe.filter((e): e is Item => e !== null)
+      if (entries.length === 0) return null
+      return {
+        first: entries[0]!.name,
+        id: await this.writer.storeBlob(BlobType.Tree, encodeLeaf(entries), this.compression),
+        count: entries.length,
+      }
+    })
     stored.catch(() => undefined) // awaited in finish()
     this.pages.push(stored)
   }
@@ -38,11 +41,13 @@ export class DirectoryBuilder {
   /** Stores the directory's tree; returns its id and entry count. */
   async finish(): Promise<{ tree: Buffer; entries: number }> {
     if (this.pages.length === 0) {
-      const entries = await Promise.all(this.page)
-      return { tree: await this.writer.storeBlob(BlobType.Tree, encodeLeaf(entries), this.compression), entries: this.count }
+      const entries = (await Promise.all(this.page)).filter((e): e is Item => e !== null)
+      return { tree: await this.writer.storeBlob(BlobType.Tree, encodeLeaf(entries), this.compression), entries: entries.length }
     }
     if (this.page.length > 0) this.closePage()
-    const pages = await Promise.all(this.pages)
-    return { tree: await this.writer.storeBlob(BlobType.Tree, encodePageList(pages), this.compression), entries: this.count }
+    const pages = (await Promise.all(this.pages)).filter((p): p is PageRef => p !== null)
+    const entries = pages.reduce((n, p) => n + p.count, 0)
+    if (pages.length === 1) return { tree: pages[0]!.id, entries }
+    return { tree: await this.writer.storeBlob(BlobType.Tree, encodePageList(pages), this.compression), entries }
   }
 }

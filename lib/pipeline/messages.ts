@@ -29,9 +29,19 @@ export interface SealRequest {
   id: Uint8Array
 }
 
-export type WorkerRequest = HashRequest | SealRequest
+/** Small chunks make one trip: hash and seal at once (the sealed copy is dropped if the id is known). */
+export interface StoreRequest {
+  op: 'store'
+  job: number
+  window: number
+  offset: number
+  length: number
+}
+
+export type WorkerRequest = HashRequest | SealRequest | StoreRequest
 
 export type WorkerReply =
   | { job: number; op: 'hash'; id: Uint8Array | null }
   | { job: number; op: 'seal'; sealed: Uint8Array }
+  | { job: number; op: 'store'; id: Uint8Array | null; sealed: Uint8Array | null }
   | { job: number; op: 'error'; message: string; code?: string }

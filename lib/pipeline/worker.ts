@@ -38,9 +38,16 @@ function handle(req: WorkerRequest): WorkerReply {
   if (req.op === 'hash') {
     return { job: req.job, op: 'hash', id: isAllZero(data) ? null : idOf(data) }
   }
-  const id = Buffer.from(req.id)
-  const sealed = sealer.seal(blobAad(BlobType.Data, id), encodePayload(data, setup.compression, padding))
-  return { job: req.job, op: 'seal', sealed }
+  if (req.op === 'store') {
+    if (isAllZero(data)) return { job: req.job, op: 'store', id: null, sealed: null }
+    const id = idOf(data)
+    return { job: req.job, op: 'store', id, sealed: seal(id, data) }
+  }
+  return { job: req.job, op: 'seal', sealed: seal(Buffer.from(req.id), data) }
+}
+
+function seal(id: Buffer, data: Buffer): Buffer {
+  return sealer.seal(blobAad(BlobType.Data, id), encodePayload(data, setup.compression, padding))
 }
 
 port.on('message', (req: WorkerRequest) => {
@@ -50,8 +57,9 @@ port.on('message', (req: WorkerRequest) => {
   } catch (err) {
     reply = { job: req.job, op: 'error', message: (err as Error).message, code: err instanceof CairnError ? err.code : undefined }
   }
-  if (reply.op === 'seal' && reply.sealed.byteLength === reply.sealed.buffer.byteLength) {
-    port.postMessage(reply, [reply.sealed.buffer as ArrayBuffer])
+  const sealed = reply.op === 'seal' || reply.op === 'store' ? reply.sealed : null
+  if (sealed && sealed.byteLength === sealed.buffer.byteLength) {
+    port.postMessage(reply, [sealed.buffer as ArrayBuffer])
   } else {
     port.postMessage(reply)
   }
