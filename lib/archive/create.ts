@@ -7,7 +7,7 @@
  * entries are complete. Memory is bounded by the pipeline's windows, the
  * packs in flight, and one tree page per directory level.
  */
-import { promises as fs, constants as fsc, type BigIntStats, type Dirent } from 'node:fs'
+import { promises as fs, constants as fsc, lstatSync, readlinkSync, type BigIntStats } from 'node:fs'
 import * as os from 'node:os'
 import * as nodePath from 'node:path'
 import { CairnError } from '../errors.js'
@@ -18,9 +18,8 @@ import { RepositoryWriter } from '../repo/writer.js'
 import { BlobType } from '../repo/blob.js'
 import { ChunkPipeline, type ReadFn } from '../pipeline/chunk-pipeline.js'
 import { iterableSource } from '../pipeline/iterable-source.js'
-import { Limiter } from '../pipeline/limiter.js'
 import { DirectoryBuilder } from './directory-builder.js'
-import { FilesCache } from './files-cache.js'
+import { FilesCache, type FileIdentity } from './files-cache.js'
 import { OwnerNames } from './owners.js'
 import { compilePatterns, type PathMatcher } from './patterns.js'
 import { itemFromStat, kindOf, readXattrs } from './fs-metadata.js'
@@ -65,8 +64,6 @@ export interface CreateResult {
 }
 
 export const DEFAULT_COMPRESSION = 'auto,zstd,3'
-/** Files read at once; small files cost syscall latency more than bandwidth. */
-const FILE_CONCURRENCY = 32
 const SLASH = Buffer.from('/')
 
 export async function createArchive(repo: Repository, options: CreateOptions): Promise<CreateResult> {
@@ -87,8 +84,14 @@ export async function createArchive(repo: Repository, options: CreateOptions): P
   }
 }
 
+interface FileContent {
+  chunks: ChunkRef[]
+  size: number
+}
+
 interface Visited {
-  item: Promise<Item>
+  /** Null when the entry turned out unreadable and is left out. */
+  item: Promise<Item | null>
 }
 
 interface SourceNode {
@@ -100,9 +103,8 @@ class CreateRun {
   private readonly startNs = nowNs()
   private readonly excluded: PathMatcher
   private readonly pipeline: ChunkPipeline | null
-  private readonly hardlinks = new Map<string, { group: number; content: Promise<{ chunks: ChunkRef[]; size: number } | null> }>()
+  private readonly hardlinks = new Map<string, { group: number; content: Promise<FileContent | null> }>()
   private warnings = 0
-  private readonly fileSlots = new Limiter(FILE_CONCURRENCY)
   private readonly stats: ArchiveStats = { files: 0, dirs: 0, others: 0, originalSize: 0, compressedSize: 0, deduplicatedSize: 0 }
 
   constructor(
@@ -210,33 +212,26 @@ class CreateRun {
   }
 
   /**
-   * The entries of a real directory; `dev` is its device, for --one-file-system.
-   * Subdirectories are walked one after the other (depth-first, so memory
-   * stays bounded); other entries are read up to FILE_CONCURRENCY at a time,
-   * which hides the latency of the open/read/close calls of small files.
+   * The entries of a real directory, depth-first in name order; `dev` is its
+   * device, for --one-file-system. Small files are handed to the pipeline's
+   * workers in batches and big ones streamed, so the walk itself only waits
+   * for subdirectories and for the pipeline's backpressure.
    */
   private async walkDirectory(absPath: Buffer, archivePath: Buffer, dev: bigint | null): Promise<{ tree: Buffer; entries: number }> {
     const builder = new DirectoryBuilder(this.writer, this.compression)
-    let entries: Dirent<Buffer>[]
+    let names: Buffer[]
     try {
-      entries = (await fs.readdir(absPath, { encoding: 'buffer', withFileTypes: true })).sort((a, b) => Buffer.compare(a.name, b.name))
+      names = (await fs.readdir(absPath, { encoding: 'buffer' })).sort(Buffer.compare)
     } catch (err) {
       this.warn('unreadable', absPath, `cannot read directory: ${(err as Error).message}`)
-      entries = []
+      names = []
     }
-    for (const entry of entries) {
+    for (const name of names) {
       this.options.signal?.throwIfAborted()
-      const name = entry.name
       const child = Buffer.concat([absPath, SLASH, name])
       const childArchivePath = archivePath.length ? Buffer.concat([archivePath, SLASH, name]) : name
-      if (entry.isDirectory()) {
-        const visited = await this.visitPath(child, name, childArchivePath, dev)
-        builder.add(visited ? visited.item : Promise.resolve(null))
-        continue
-      }
-      await this.fileSlots.acquire()
-      const visited = this.visitPath(child, name, childArchivePath, dev).finally(() => this.fileSlots.release())
-      builder.add(visited.then((v) => (v ? v.item : null)))
+      const visited = await this.visitPath(child, name, childArchivePath, dev)
+      builder.add(visited ? visited.item : Promise.resolve(null))
     }
     return builder.finish()
   }
@@ -248,9 +243,12 @@ class CreateRun {
    */
   private async visitPath(absPath: Buffer, name: Buffer, archivePath: Buffer, parentDev: bigint | null): Promise<Visited | null> {
     if (this.excluded(archivePath)) return null
+    // Metadata calls are synchronous here on purpose (as in readXattrs): one
+    // fast syscall each, where a trip through libuv's pool would cost ten
+    // times more main-thread time per file; a backup serves no other requests.
     let st: BigIntStats
     try {
-      st = await fs.lstat(absPath, { bigint: true })
+      st = lstatSync(absPath, { bigint: true })
     } catch (err) {
       this.warn('vanished', absPath, `vanished before it could be read: ${(err as Error).message}`)
       return null
@@ -281,7 +279,7 @@ class CreateRun {
       case 'symlink': {
         this.stats.others++
         try {
-          item.target = await fs.readlink(absPath, { encoding: 'buffer' })
+          item.target = readlinkSync(absPath, { encoding: 'buffer' })
         } catch (err) {
           this.warn('vanished', absPath, `vanished before it could be read: ${(err as Error).message}`)
           return null
@@ -303,7 +301,7 @@ class CreateRun {
       const known = this.hardlinks.get(key)
       if (known) {
         item.hardlink = { group: known.group, nlink: Number(st.nlink) }
-        return { item: known.content.then((c) => (c ? { ...item, chunks: c.chunks, size: c.size } : item)) }
+        return { item: known.content.then((c) => (c ? { ...item, chunks: c.chunks, size: c.size } : null)) }
       }
       const group = this.hardlinks.size + 1
       item.hardlink = { group, nlink: Number(st.nlink) }
@@ -311,15 +309,19 @@ class CreateRun {
       this.hardlinks.set(key, { group, content: content.then((c) => c?.stored ?? null) })
       const read = await content
       if (!read) return null
-      return { item: read.stored.then((c) => ({ ...item, chunks: c.chunks, size: c.size })) }
+      return { item: read.stored.then((c) => (c ? { ...item, chunks: c.chunks, size: c.size } : null)) }
     }
     const read = await this.fileContent(absPath, st)
     if (!read) return null
-    return { item: read.stored.then((c) => ({ ...item, chunks: c.chunks, size: c.size })) }
+    return { item: read.stored.then((c) => (c ? { ...item, chunks: c.chunks, size: c.size } : null)) }
   }
 
-  /** Reads a file into the pipeline (or takes its chunks from the files cache). */
-  private async fileContent(absPath: Buffer, st: BigIntStats): Promise<{ stored: Promise<{ chunks: ChunkRef[]; size: number }> } | null> {
+  /**
+   * Reads a file into the pipeline (or takes its chunks from the files
+   * cache). Resolves once it is read or queued; `stored` once it is stored
+   * (to null when it could not be read after all).
+   */
+  private async fileContent(absPath: Buffer, st: BigIntStats): Promise<{ stored: Promise<FileContent | null> } | null> {
     const identity = { ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs }
     if (!this.pipeline) {
       this.stats.originalSize += identity.size
@@ -330,6 +332,25 @@ class CreateRun {
       this.count(cached, absPath)
       return { stored: Promise.resolve({ chunks: cached, size: identity.size }) }
     }
+    if (identity.size <= this.pipeline.smallFileLimit) {
+      const { result } = await this.pipeline.storeSmallFile(absPath, identity.size)
+      const finished = result.then(async (r) => {
+        if (r.kind === 'stored') return this.finishFile(absPath, identity, r.chunks, r.bytesRead)
+        if (r.kind === 'error') {
+          this.warn('unreadable', absPath, `cannot be read: ${r.message}`)
+          return null
+        }
+        // It grew past the small-file size while we looked: read it as a stream.
+        const streamed = await this.streamFile(absPath, identity)
+        return streamed && streamed.stored
+      })
+      return { stored: finished }
+    }
+    return this.streamFile(absPath, identity)
+  }
+
+  /** Reads a file through the chunker (big files, or ones that grew). Resolves once read. */
+  private async streamFile(absPath: Buffer, identity: FileIdentity): Promise<{ stored: Promise<FileContent> } | null> {
     let handle: fs.FileHandle
     try {
       handle = await fs.open(absPath, fsc.O_RDONLY | fsc.O_NOATIME).catch(() => fs.open(absPath, fsc.O_RDONLY))
@@ -337,22 +358,15 @@ class CreateRun {
       this.warn('unreadable', absPath, `cannot be read: ${(err as Error).message}`)
       return null
     }
-    let size: number
+    let size = 0
     let stored: Promise<ChunkRef[]>
     try {
-      const small = identity.size <= this.pipeline.smallFileLimit ? await this.pipeline.storeSmallFile(handle, identity.size) : null
-      if (small) {
-        ;({ stored } = small)
-        size = small.bytesRead
-      } else {
-        size = 0
-        const read: ReadFn = async (buf, offset, length) => {
-          const { bytesRead } = await handle.read(buf, offset, length, size)
-          size += bytesRead
-          return bytesRead
-        }
-        ;({ stored } = await this.pipeline.storeStream(read, this.options.signal))
+      const read: ReadFn = async (buf, offset, length) => {
+        const { bytesRead } = await handle.read(buf, offset, length, size)
+        size += bytesRead
+        return bytesRead
       }
+      ;({ stored } = await this.pipeline!.storeStream(read, this.options.signal))
     } catch (err) {
       if (err instanceof CairnError || (err as Error).name === 'AbortError') throw err
       this.warn('unreadable', absPath, `could not be read completely: ${(err as Error).message}`)
@@ -360,14 +374,14 @@ class CreateRun {
     } finally {
       await handle.close()
     }
+    return { stored: stored.then((chunks) => this.finishFile(absPath, identity, chunks, size)) }
+  }
+
+  private finishFile(absPath: Buffer, identity: FileIdentity, chunks: ChunkRef[], size: number): FileContent {
     if (size !== identity.size) this.warn('changed', absPath, 'changed while it was backed up')
-    return {
-      stored: stored.then((chunks) => {
-        this.count(chunks, absPath)
-        if (size === identity.size) this.filesCache.remember(absPath, identity, chunks, this.startNs)
-        return { chunks, size }
-      }),
-    }
+    this.count(chunks, absPath)
+    if (size === identity.size) this.filesCache.remember(absPath, identity, chunks, this.startNs)
+    return { chunks, size }
   }
 
   /** Standard input as one file. Resolves once it is read; the returned promise once it is stored. */

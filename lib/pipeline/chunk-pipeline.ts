@@ -10,13 +10,13 @@
  * than a second message.
  *
  * Two ways in: `storeStream` chunks a stream of any size (one at a time;
- * calls queue), and `storeSmallFile` reads a file that is one chunk anyway
- * with a single read; many of those run at once, which is what makes trees
- * of small files fast (their cost is syscall latency, not bytes).
+ * calls queue), and `storeSmallFile` has a worker read a file that is one
+ * chunk anyway, many files per message: for a tree of small files the cost
+ * is per-file overhead (messages, syscalls, promises), not bytes, and this
+ * keeps it off the main thread.
  */
 import { Worker } from 'node:worker_threads'
 import { availableParallelism } from 'node:os'
-import type { FileHandle } from 'node:fs/promises'
 import { CairnError } from '../errors.js'
 import { Chunker } from '../chunker/fastcdc.js'
 import type { CompressionSpec } from '../compress/codec.js'
@@ -24,7 +24,8 @@ import { BlobType } from '../repo/blob.js'
 import type { RepositoryWriter } from '../repo/writer.js'
 import { ZERO_CHUNK_ID, type ChunkRef } from '../archive/item.js'
 import { WindowPool, type ReadWindow } from './windows.js'
-import type { WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
+import type { SmallFileResult, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
+import { Limiter } from './limiter.js'
 
 /** Reads at most `length` bytes into buf at offset; 0 means end of data. */
 export type ReadFn = (buf: Buffer, offset: number, length: number) => Promise<number>
@@ -33,6 +34,9 @@ const READ_SIZE = 1024 * 1024
 const WINDOW_COUNT = 4
 /** Chunks up to this size make a single trip to a worker. */
 const ONE_TRIP_LIMIT = 256 * 1024
+/** Small files per worker message, and how many may wait at once. */
+const BATCH_SIZE = 64
+const MAX_SMALL_PENDING = 1024
 
 interface Job {
   resolve: (reply: WorkerReply) => void
@@ -45,11 +49,10 @@ export interface PipelineOptions {
   workers?: number
 }
 
-export interface SmallFileRead {
-  /** Bytes read: less than the expected size when the file shrank. */
-  bytesRead: number
-  stored: Promise<ChunkRef[]>
-}
+export type SmallFileStored =
+  | { kind: 'stored'; bytesRead: number; chunks: ChunkRef[] }
+  | { kind: 'grew' }
+  | { kind: 'error'; message: string }
 
 export class ChunkPipeline {
   /** Files up to this size are read with one read and stored as one chunk. */
@@ -62,9 +65,9 @@ export class ChunkPipeline {
   private nextJob = 0
   private nextWorker = 0
   private streamWindow: ReadWindow | null = null
-  private smallWindow: ReadWindow | null = null
   private streamQueue: Promise<unknown> = Promise.resolve()
-  private reserveQueue: Promise<unknown> = Promise.resolve()
+  private batch: { paths: string[]; sizes: number[]; waiters: { resolve: (r: SmallFileResult) => void; reject: (err: unknown) => void }[] } | null = null
+  private readonly smallSlots = new Limiter(MAX_SMALL_PENDING)
   private broken: unknown = null
 
   constructor(private readonly writer: RepositoryWriter, options: PipelineOptions) {
@@ -81,6 +84,7 @@ export class ChunkPipeline {
       keys: km && { encKey: km.encKey, macKey: km.macKey, chunkerSeed: km.chunkerSeed },
       compression: options.compression,
       windows: this.pool.windows.map((w) => w.shared),
+      smallFileLimit: this.smallFileLimit,
     }
     const count = options.workers ?? Math.min(4, Math.max(1, availableParallelism()))
     this.workers = Array.from({ length: count }, () => {
@@ -104,41 +108,47 @@ export class ChunkPipeline {
   }
 
   /**
-   * Reads a file of at most `smallFileLimit` bytes with one read and stores
-   * it as one chunk. Returns null when the file turned out bigger than
-   * `size` (it grew): the caller then streams it instead.
+   * Hands a file of at most `smallFileLimit` bytes to a worker, which reads,
+   * hashes and seals it as one chunk; requests are batched per worker.
+   * Resolves once queued (at most MAX_SMALL_PENDING wait at once: the
+   * backpressure); `result` once the file is stored, or says it grew past
+   * `size` (stream it instead) or could not be read.
    */
-  async storeSmallFile(handle: FileHandle, size: number): Promise<SmallFileRead | null> {
+  async storeSmallFile(path: Buffer, size: number): Promise<{ result: Promise<SmallFileStored> }> {
     if (this.broken) throw this.broken
-    // One byte more than expected tells a file that grew.
-    const { window: w, offset } = await this.reserve(size + 1)
-    try {
-      const { bytesRead } = await handle.read(w.buf, offset, size + 1, 0)
-      if (bytesRead > size) return null
-      const stored = bytesRead === 0 ? Promise.resolve([]) : Promise.all([this.storeChunk(w, offset, bytesRead)])
-      stored.catch(() => undefined) // awaited by the caller later
-      return { bytesRead, stored }
-    } finally {
-      this.pool.chunkDone(w) // the reservation's hold
-    }
+    await this.smallSlots.acquire()
+    const read = new Promise<SmallFileResult>((resolve, reject) => {
+      const batch = (this.batch ??= { paths: [], sizes: [], waiters: [] })
+      batch.paths.push(path.toString('latin1'))
+      batch.sizes.push(size)
+      batch.waiters.push({ resolve, reject })
+      if (batch.paths.length >= BATCH_SIZE) this.flushBatch()
+      else if (batch.paths.length === 1) setImmediate(() => this.flushBatch())
+    })
+    const result = read
+      .then(async (r): Promise<SmallFileStored> => {
+        if (r.kind !== 'read') return r
+        if (r.id === null) return { kind: 'stored', bytesRead: r.bytesRead, chunks: r.bytesRead ? [{ id: ZERO_CHUNK_ID, size: r.bytesRead }] : [] }
+        const id = Buffer.from(r.id)
+        await this.keep(id, r.bytesRead, async () => r.sealed!)
+        return { kind: 'stored', bytesRead: r.bytesRead, chunks: [{ id, size: r.bytesRead }] }
+      })
+      .finally(() => this.smallSlots.release())
+    result.catch(() => undefined) // awaited by the caller later
+    return { result }
   }
 
-  /** Space for a small file in the shared small-file window; reservations are made one at a time. */
-  private reserve(size: number): Promise<{ window: ReadWindow; offset: number }> {
-    const run = this.reserveQueue.then(async () => {
-      let w = this.smallWindow
-      if (!w || w.buf.length - w.fill < size) {
-        if (w) this.pool.retire(w)
-        this.smallWindow = null
-        w = this.smallWindow = await this.pool.acquire()
-      }
-      const offset = w.fill
-      w.fill += size
-      w.pending++
-      return { window: w, offset }
-    })
-    this.reserveQueue = run.catch(() => undefined)
-    return run
+  private flushBatch(): void {
+    const batch = this.batch
+    if (!batch) return
+    this.batch = null
+    this.request({ op: 'files', job: 0, paths: batch.paths, sizes: batch.sizes }).then(
+      (reply) => {
+        if (reply.op !== 'files') throw new Error('unexpected worker reply')
+        reply.results.forEach((r, i) => batch.waiters[i]!.resolve(r))
+      },
+      (err: unknown) => batch.waiters.forEach((w) => w.reject(err)),
+    )
   }
 
   private async chunkStream(read: ReadFn, signal?: AbortSignal): Promise<{ stored: Promise<ChunkRef[]> }> {
@@ -201,7 +211,7 @@ export class ChunkPipeline {
       if (hashed.id === null) return { id: ZERO_CHUNK_ID, size: length }
       const id = Buffer.from(hashed.id)
       await this.keep(id, length, async () => {
-        const reply = await this.request({ op: 'seal', job: 0, ...at, id })
+        const reply = await this.request({ op: 'seal', job: 0, ...at, id: new Uint8Array(id) }) // own buffer: a pooled view would clone 8 KiB
         if (reply.op !== 'seal') throw new Error('unexpected worker reply')
         return reply.sealed
       })

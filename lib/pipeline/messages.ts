@@ -8,6 +8,8 @@ export interface WorkerSetup {
   keys: { encKey: Uint8Array; macKey: Uint8Array; chunkerSeed: Uint8Array } | null
   compression: CompressionSpec
   windows: SharedArrayBuffer[]
+  /** Largest file a 'files' request reads. */
+  smallFileLimit: number
 }
 
 /** Hash a chunk: reply with its id, or `zero` when it is all zero bytes. */
@@ -38,10 +40,30 @@ export interface StoreRequest {
   length: number
 }
 
-export type WorkerRequest = HashRequest | SealRequest | StoreRequest
+/**
+ * Read small files (each one chunk) and hash and seal them, many per
+ * message: per-file messages and main-thread syscalls would cost more than
+ * the work. `sizes` are the sizes lstat saw.
+ */
+export interface FilesRequest {
+  op: 'files'
+  job: number
+  /** Path bytes as latin1 strings: a Buffer view would be cloned with its whole (pooled) ArrayBuffer. */
+  paths: string[]
+  sizes: number[]
+}
+
+/** What reading one small file gave: its chunk (id null for all zeros), or that it grew, or an error. */
+export type SmallFileResult =
+  | { kind: 'read'; bytesRead: number; id: Uint8Array | null; sealed: Uint8Array | null }
+  | { kind: 'grew' }
+  | { kind: 'error'; message: string }
+
+export type WorkerRequest = HashRequest | SealRequest | StoreRequest | FilesRequest
 
 export type WorkerReply =
   | { job: number; op: 'hash'; id: Uint8Array | null }
   | { job: number; op: 'seal'; sealed: Uint8Array }
   | { job: number; op: 'store'; id: Uint8Array | null; sealed: Uint8Array | null }
+  | { job: number; op: 'files'; results: SmallFileResult[] }
   | { job: number; op: 'error'; message: string; code?: string }

@@ -2,13 +2,14 @@
  * A chunk pipeline worker: hashes chunks to ids, and compresses and seals
  * the new ones, reading them straight from the shared read windows.
  */
+import { closeSync, constants, openSync, readSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import { makeIdHasher } from '../crypto/chunk-id.js'
 import { makeSealer } from '../crypto/sealer.js'
 import { encodePayload } from '../compress/codec.js'
 import { blobAad, BlobType } from '../repo/blob.js'
 import { CairnError } from '../errors.js'
-import type { WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
+import type { SmallFileResult, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
 
 const setup = workerData as WorkerSetup
 const keys = setup.keys && {
@@ -33,7 +34,37 @@ function isAllZero(data: Buffer): boolean {
   return true
 }
 
+const fileBuffer = Buffer.allocUnsafe(setup.smallFileLimit + 1)
+
+/** Reads a small file with one read into the reused buffer (one byte more than expected, to see growth). */
+function readSmallFile(latin1Path: string, size: number): SmallFileResult {
+  const path = Buffer.from(latin1Path, 'latin1')
+  let fd: number
+  try {
+    try {
+      fd = openSync(path, constants.O_RDONLY | constants.O_NOATIME)
+    } catch {
+      fd = openSync(path, constants.O_RDONLY)
+    }
+  } catch (err) {
+    return { kind: 'error', message: (err as Error).message }
+  }
+  try {
+    const bytesRead = readSync(fd, fileBuffer, 0, size + 1, 0)
+    if (bytesRead > size) return { kind: 'grew' }
+    const data = fileBuffer.subarray(0, bytesRead)
+    if (bytesRead === 0 || isAllZero(data)) return { kind: 'read', bytesRead, id: null, sealed: null }
+    const id = idOf(data)
+    return { kind: 'read', bytesRead, id, sealed: seal(id, data) }
+  } catch (err) {
+    return { kind: 'error', message: (err as Error).message }
+  } finally {
+    closeSync(fd)
+  }
+}
+
 function handle(req: WorkerRequest): WorkerReply {
+  if (req.op === 'files') return { job: req.job, op: 'files', results: req.paths.map((p, i) => readSmallFile(p, req.sizes[i]!)) }
   const data = windows[req.window]!.subarray(req.offset, req.offset + req.length)
   if (req.op === 'hash') {
     return { job: req.job, op: 'hash', id: isAllZero(data) ? null : idOf(data) }
@@ -50,6 +81,12 @@ function seal(id: Buffer, data: Buffer): Buffer {
   return sealer.seal(blobAad(BlobType.Data, id), encodePayload(data, setup.compression, padding))
 }
 
+/** The sealed blobs' memory moves to the main thread instead of being copied (when a blob owns its ArrayBuffer). */
+function transferable(reply: WorkerReply): ArrayBuffer[] {
+  const blobs = reply.op === 'seal' || reply.op === 'store' ? [reply.sealed] : reply.op === 'files' ? reply.results.map((r) => (r.kind === 'read' ? r.sealed : null)) : []
+  return blobs.filter((b): b is Uint8Array => b !== null && b.byteLength === b.buffer.byteLength).map((b) => b.buffer as ArrayBuffer)
+}
+
 port.on('message', (req: WorkerRequest) => {
   let reply: WorkerReply
   try {
@@ -57,10 +94,5 @@ port.on('message', (req: WorkerRequest) => {
   } catch (err) {
     reply = { job: req.job, op: 'error', message: (err as Error).message, code: err instanceof CairnError ? err.code : undefined }
   }
-  const sealed = reply.op === 'seal' || reply.op === 'store' ? reply.sealed : null
-  if (sealed && sealed.byteLength === sealed.buffer.byteLength) {
-    port.postMessage(reply, [sealed.buffer as ArrayBuffer])
-  } else {
-    port.postMessage(reply)
-  }
+  port.postMessage(reply, transferable(reply))
 })

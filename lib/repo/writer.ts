@@ -83,10 +83,8 @@ export class RepositoryWriter {
     if (!pack) return
     this.current = null
     pack.parts.push(encodePackHeader(pack.blobs, this.repo.sealer))
-    const body = Buffer.concat(pack.parts)
-    pack.parts.length = 0
     while (this.uploads.size >= MAX_UPLOADS) await Promise.race(this.uploads)
-    const upload = this.repo.backend.put(packKey(pack.id), body).then(
+    const upload = this.repo.backend.put(packKey(pack.id), pack.parts).then(
       () => {
         this.written.push({ packId: pack.id, blobs: pack.blobs })
       },

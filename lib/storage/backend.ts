@@ -19,8 +19,12 @@ export interface Backend {
   get(key: string): Promise<Buffer>
   /** `length` bytes at `offset`. Throws 'missing-object' when absent, 'integrity' when the object is shorter. */
   getRange(key: string, offset: number, length: number): Promise<Buffer>
-  /** Writes the whole object atomically and durably: readers see the old object or the new one, never a mix. */
-  put(key: string, data: Uint8Array): Promise<void>
+  /**
+   * Writes the whole object atomically and durably: readers see the old
+   * object or the new one, never a mix. `data` may come in parts (a pack's
+   * blobs), written in order without being joined first.
+   */
+  put(key: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>
   /** Creates the object only if it does not exist; returns false when it already did. Used for locks. */
   create(key: string, data: Uint8Array): Promise<boolean>
   /** Removes the object; absent objects are not an error. */

@@ -64,7 +64,7 @@ export class LocalBackend implements Backend {
     }
   }
 
-  async put(key: string, data: Uint8Array): Promise<void> {
+  async put(key: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
     const target = this.pathOf(key)
     const dir = path.dirname(target)
     await this.ensureDir(dir)
@@ -72,7 +72,8 @@ export class LocalBackend implements Backend {
     try {
       const handle = await fs.open(temp, 'wx', 0o600)
       try {
-        await handle.writeFile(data)
+        if (data instanceof Uint8Array) await handle.writeFile(data)
+        else await writeParts(handle, data)
         await handle.sync()
       } finally {
         await handle.close()
@@ -159,6 +160,18 @@ async function* walk(dir: string, keyPrefix: string): AsyncIterable<ObjectInfo> 
       const st = await fs.stat(path.join(dir, entry.name)).catch(() => null)
       if (st) yield { key, size: st.size }
     }
+  }
+}
+
+/** writev in groups (the kernel takes at most IOV_MAX = 1024 buffers per call), resuming after short writes. */
+async function writeParts(handle: fs.FileHandle, parts: readonly Uint8Array[]): Promise<void> {
+  let pending = parts.filter((p) => p.length > 0)
+  while (pending.length > 0) {
+    const group = pending.slice(0, 1024)
+    let { bytesWritten } = await handle.writev(group as NodeJS.ArrayBufferView[])
+    let i = 0
+    while (i < group.length && bytesWritten >= group[i]!.length) bytesWritten -= group[i++]!.length
+    pending = i < group.length ? [group[i]!.subarray(bytesWritten), ...pending.slice(i + 1)] : pending.slice(group.length)
   }
 }
 
