@@ -18,6 +18,7 @@ import { RepositoryWriter } from '../repo/writer.js'
 import { BlobType } from '../repo/blob.js'
 import { ChunkPipeline, type ReadFn } from '../pipeline/chunk-pipeline.js'
 import { iterableSource } from '../pipeline/iterable-source.js'
+import { Limiter } from '../pipeline/limiter.js'
 import { DirectoryBuilder } from './directory-builder.js'
 import { FilesCache, type FileIdentity } from './files-cache.js'
 import { OwnerNames } from './owners.js'
@@ -65,6 +66,8 @@ export interface CreateResult {
 
 export const DEFAULT_COMPRESSION = 'auto,zstd,3'
 const SLASH = Buffer.from('/')
+/** Big files queued for streaming while the walk goes on. */
+const STREAMS_AHEAD = 4
 
 export async function createArchive(repo: Repository, options: CreateOptions): Promise<CreateResult> {
   if (!options.dryRun && (await repo.archives()).some((a) => a.name === options.name)) {
@@ -105,6 +108,7 @@ class CreateRun {
   private readonly pipeline: ChunkPipeline | null
   private readonly hardlinks = new Map<string, { group: number; content: Promise<FileContent | null> }>()
   private warnings = 0
+  private readonly streamSlots = new Limiter(STREAMS_AHEAD)
   private readonly stats: ArchiveStats = { files: 0, dirs: 0, others: 0, originalSize: 0, compressedSize: 0, deduplicatedSize: 0 }
 
   constructor(
@@ -346,7 +350,12 @@ class CreateRun {
       })
       return { stored: finished }
     }
-    return this.streamFile(absPath, identity)
+    // Big files stream in the background (the pipeline reads one at a time),
+    // so the walk goes on handing small files to the workers meanwhile; at
+    // most STREAMS_AHEAD wait their turn.
+    await this.streamSlots.acquire()
+    const streamed = this.streamFile(absPath, identity).finally(() => this.streamSlots.release())
+    return { stored: streamed.then((s) => s && s.stored) }
   }
 
   /** Reads a file through the chunker (big files, or ones that grew). Resolves once read. */
