@@ -25,5 +25,7 @@ export type { ArchiveMeta, ArchiveStats } from './archive/archive-object.js'
 export type { VfsNode, DirNode, FileNode, SymlinkNode, SpecialNode, NodeAttr } from './vfs/node.js'
 export { RepositoryView, openArchiveView, type RepositoryViewOptions } from './vfs/repository-view.js'
 export { PathResolver } from './vfs/path-resolver.js'
+export { VersionsView, versionName, type VersionsViewOptions } from './vfs/versions-view.js'
+export { BlobOpener, chunkLoader, type BlobOpenerOptions } from './cache/blob-opener.js'
 
 export { formatNs, nsToDate } from './time.js'

@@ -18,7 +18,7 @@ import { createRequire } from 'node:module'
 import { constants as osConstants } from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { CairnError } from '../lib/errors.js'
+import { CairnError } from '../lib/index.js'
 
 /** Must equal PATCH_LEVEL in mount/native/patch-fuse-native.mjs. */
 export const CAIRN_PATCH_LEVEL = 1

@@ -14,7 +14,9 @@
 import * as path from 'node:path'
 import { execFile } from 'node:child_process'
 import {
+  BlobOpener,
   CairnError,
+  chunkLoader,
   LocalBackend,
   PathResolver,
   RepositoryView,
@@ -22,9 +24,8 @@ import {
   type CacheSizes,
   type DirNode,
   type Repository,
+  VersionsView,
 } from '../lib/index.js'
-import { BlobOpener, chunkLoader } from '../lib/cache/blob-opener.js'
-import { VersionsView } from '../lib/vfs/versions-view.js'
 import { findMount, forceUnmount, mount, type MountInfo } from './fuse-binding.js'
 import { makeHandlers } from './fuse-adapter.js'
 import { rememberDamage } from './damaged-chunks.js'
