@@ -11,12 +11,14 @@ import { randomBytes } from 'node:crypto'
 import * as path from 'node:path'
 import { CairnError } from '../errors.js'
 import type { Backend, ObjectInfo } from './backend.js'
+import { OpenFiles } from './open-files.js'
 
 const TEMP_SUFFIX = '.tmp'
 
 export class LocalBackend implements Backend {
   readonly location: string
   private readonly knownDirs = new Set<string>()
+  private readonly openFiles = new OpenFiles()
 
   constructor(readonly root: string) {
     this.location = root
@@ -38,29 +40,23 @@ export class LocalBackend implements Backend {
   }
 
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
-    let handle: fs.FileHandle
     try {
-      handle = await fs.open(this.pathOf(key), 'r')
-    } catch (err) {
-      throw translate(err, key, this.location)
-    }
-    try {
-      const buf = Buffer.allocUnsafe(length)
-      let done = 0
-      while (done < length) {
-        const { bytesRead } = await handle.read(buf, done, length - done, offset + done)
-        if (bytesRead === 0) {
-          throw new CairnError('integrity', `object ${key} in ${this.location} is shorter than expected (truncated?)`, {
-            hint: 'the repository is damaged; run cairn check',
-          })
+      return await this.openFiles.use(this.pathOf(key), async (handle) => {
+        const buf = Buffer.allocUnsafe(length)
+        let done = 0
+        while (done < length) {
+          const { bytesRead } = await handle.read(buf, done, length - done, offset + done)
+          if (bytesRead === 0) {
+            throw new CairnError('integrity', `object ${key} in ${this.location} is shorter than expected (truncated?)`, {
+              hint: 'the repository is damaged; run cairn check',
+            })
+          }
+          done += bytesRead
         }
-        done += bytesRead
-      }
-      return buf
+        return buf
+      })
     } catch (err) {
       throw translate(err, key, this.location)
-    } finally {
-      await handle.close()
     }
   }
 
