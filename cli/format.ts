@@ -12,12 +12,13 @@ export function formatSize(bytes: number): string {
   return unit === 0 ? `${value} B` : `${value.toFixed(2)} ${units[unit]}`
 }
 
-/** Local time, as borg shows it: "Mon, 2024-01-02 03:04:05". */
+const WEEKDAYS = ['Sun', 'Mon', 'Tue', 'Wed', 'Thu', 'Fri', 'Sat']
+
+/** Local time, as borg shows it: "Mon, 2024-01-02 03:04:05". (No Intl: a listing formats one per item.) */
 export function formatLocalTime(ns: bigint): string {
   const d = new Date(Number(ns / 1_000_000n))
   const pad = (n: number): string => String(n).padStart(2, '0')
-  const day = d.toLocaleDateString('en-US', { weekday: 'short' })
-  return `${day}, ${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
+  return `${WEEKDAYS[d.getDay()]}, ${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
 }
 
 export function isoNs(ns: bigint): string {

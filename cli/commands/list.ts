@@ -27,25 +27,40 @@ export const list: Command = {
       return EXIT_OK
     }
     const reader = await ArchiveReader.open(repo, loc.archive)
+    // Items are written in blocks: one write per line would cost a syscall per item.
+    const pending: Buffer[] = []
+    let pendingBytes = 0
+    const flush = (): void => {
+      if (pending.length) out(Buffer.concat(pending))
+      pending.length = 0
+      pendingBytes = 0
+    }
+    const emit = (data: string | Buffer): void => {
+      const b = typeof data === 'string' ? Buffer.from(data) : data
+      pending.push(b)
+      pendingBytes += b.length
+      if (pendingBytes >= 64 * 1024) flush()
+    }
     const selected = positionals.slice(1).map((p) => Buffer.from(p.replace(/^\/+|\/+$/g, '')))
     const wanted = (path: Buffer): boolean =>
       selected.length === 0 || selected.some((s) => path.equals(s) || (path.length > s.length && path[s.length] === 0x2f && path.subarray(0, s.length).equals(s)))
     const jsonItems = values.json || values['json-lines']
-    if (values.json) out('[\n')
+    if (values.json) emit('[\n')
     let first = true
     for await (const { path, item } of reader.walk()) {
       if (!wanted(path)) continue
       if (jsonItems) {
         const line = JSON.stringify(itemJson(path, item))
-        out(values.json ? `${first ? '' : ',\n'}  ${line}` : line + '\n')
+        emit(values.json ? `${first ? '' : ',\n'}  ${line}` : line + '\n')
         first = false
       } else if (values.short) {
-        out(Buffer.concat([path, NEWLINE]))
+        emit(Buffer.concat([path, NEWLINE]))
       } else {
-        out(Buffer.concat([Buffer.from(lsLine(item)), path, item.target ? Buffer.concat([Buffer.from(' -> '), item.target]) : EMPTY, NEWLINE]))
+        emit(Buffer.concat([Buffer.from(lsLine(item)), path, item.target ? Buffer.concat([Buffer.from(' -> '), item.target]) : EMPTY, NEWLINE]))
       }
     }
-    if (values.json) out('\n]\n')
+    if (values.json) emit('\n]\n')
+    flush()
     return EXIT_OK
   },
 }
