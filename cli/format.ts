@@ -1,5 +1,4 @@
 /** How the CLI shows sizes, times, modes and names. */
-import { formatNs } from '../lib/index.js'
 
 export function formatSize(bytes: number): string {
   const units = ['B', 'kB', 'MB', 'GB', 'TB', 'PB']
@@ -19,10 +18,6 @@ export function formatLocalTime(ns: bigint): string {
   const d = new Date(Number(ns / 1_000_000n))
   const pad = (n: number): string => String(n).padStart(2, '0')
   return `${WEEKDAYS[d.getDay()]}, ${d.getFullYear()}-${pad(d.getMonth() + 1)}-${pad(d.getDate())} ${pad(d.getHours())}:${pad(d.getMinutes())}:${pad(d.getSeconds())}`
-}
-
-export function isoNs(ns: bigint): string {
-  return formatNs(ns)
 }
 
 const TYPE_CHARS: Record<number, string> = { 0o040000: 'd', 0o120000: 'l', 0o010000: 'p', 0o020000: 'c', 0o060000: 'b', 0o140000: 's', 0o100000: '-' }

@@ -28,4 +28,4 @@ export { PathResolver } from './vfs/path-resolver.js'
 export { VersionsView, versionName, type VersionsViewOptions } from './vfs/versions-view.js'
 export { BlobOpener, chunkLoader, type BlobOpenerOptions } from './cache/blob-opener.js'
 
-export { formatNs, nsToDate } from './time.js'
+export { formatNs } from './time.js'

@@ -26,10 +26,6 @@ export function nowNs(): bigint {
   return BigInt(Date.now()) * 1_000_000n + (process.hrtime.bigint() % 1_000_000n)
 }
 
-export function nsToDate(ns: bigint): Date {
-  return new Date(Number(ns / 1_000_000n))
-}
-
 /** ISO 8601 with nanoseconds, UTC: 2024-01-02T03:04:05.123456789Z. */
 export function formatNs(ns: bigint): string {
   const [seconds, nanos] = toPair(ns)

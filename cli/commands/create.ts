@@ -1,10 +1,10 @@
-import { createArchive, formatCompressionSpec, parseCompressionSpec, type CreateProgress } from '../../lib/index.js'
+import { createArchive, formatCompressionSpec, formatNs, parseCompressionSpec, type CreateProgress } from '../../lib/index.js'
 import { promises as fs } from 'node:fs'
 import type { Command } from '../command.js'
 import { EXIT_OK, EXIT_WARNING, usageError } from '../exit.js'
 import { expandPlaceholders, parseLocation, requireArchive } from '../location.js'
 import { openRepository } from '../open-repo.js'
-import { formatSize, isoNs } from '../format.js'
+import { formatSize } from '../format.js'
 
 export const create: Command = {
   name: 'create',
@@ -66,8 +66,8 @@ export const create: Command = {
         archive: {
           name: a.name,
           id: result.id?.toString('hex') ?? null,
-          start: isoNs(a.startNs),
-          end: isoNs(a.endNs),
+          start: formatNs(a.startNs),
+          end: formatNs(a.endNs),
           duration: seconds,
           compression: formatCompressionSpec(compression),
           stats: { nfiles: a.stats.files, ndirs: a.stats.dirs, original_size: a.stats.originalSize, compressed_size: a.stats.compressedSize, deduplicated_size: a.stats.deduplicatedSize },
@@ -79,7 +79,7 @@ export const create: Command = {
       out([
         `Archive name: ${a.name}`,
         `Archive fingerprint: ${result.id?.toString('hex') ?? '(dry run)'}`,
-        `Time (start): ${isoNs(a.startNs)}`,
+        `Time (start): ${formatNs(a.startNs)}`,
         `Duration: ${seconds.toFixed(2)} s`,
         `Number of files: ${a.stats.files}`,
         `                       Original size      Compressed size    Deduplicated size`,

@@ -1,9 +1,9 @@
-import { ArchiveReader, type ArchiveStats } from '../../lib/index.js'
+import { ArchiveReader, formatNs, type ArchiveStats } from '../../lib/index.js'
 import type { Command } from '../command.js'
 import { EXIT_OK } from '../exit.js'
 import { parseLocation } from '../location.js'
 import { openRepository } from '../open-repo.js'
-import { formatSize, isoNs } from '../format.js'
+import { formatSize } from '../format.js'
 
 export const info: Command = {
   name: 'info',
@@ -29,8 +29,8 @@ export const info: Command = {
       archives.push({
         name: m.name,
         id: ref.id.toString('hex'),
-        start: isoNs(m.startNs),
-        end: isoNs(m.endNs),
+        start: formatNs(m.startNs),
+        end: formatNs(m.endNs),
         duration: Number(m.endNs - m.startNs) / 1e9,
         hostname: m.hostname,
         username: m.username,

@@ -1,9 +1,9 @@
-import { ArchiveReader, type Item } from '../../lib/index.js'
+import { ArchiveReader, formatNs, type Item } from '../../lib/index.js'
 import type { Command } from '../command.js'
 import { EXIT_OK } from '../exit.js'
 import { parseLocation } from '../location.js'
 import { openRepository } from '../open-repo.js'
-import { formatLocalTime, isoNs, jsonName, modeString } from '../format.js'
+import { formatLocalTime, jsonName, modeString } from '../format.js'
 
 export const list: Command = {
   name: 'list',
@@ -19,7 +19,7 @@ export const list: Command = {
     const repo = await openRepository(env, loc.repo)
     if (loc.archive === undefined) {
       const archives = await repo.archives()
-      const rows = archives.map((a) => ({ name: a.name, id: a.id.toString('hex'), start: isoNs(a.time), time: isoNs(a.time) }))
+      const rows = archives.map((a) => ({ name: a.name, id: a.id.toString('hex'), start: formatNs(a.time), time: formatNs(a.time) }))
       if (values.json) out(JSON.stringify({ repository: { id: repo.id, location: loc.repo }, archives: rows }, null, 2) + '\n')
       else if (values['json-lines']) for (const r of rows) out(JSON.stringify(r) + '\n')
       else if (values.short) for (const a of archives) out(a.name + '\n')
@@ -85,7 +85,7 @@ function itemJson(path: Buffer, item: Item): Record<string, unknown> {
     ...jsonName(path, 'path'),
     ...(item.target ? jsonName(item.target, 'linktarget') : { linktarget: '' }),
     size: item.size,
-    mtime: isoNs(item.mtimeNs),
+    mtime: formatNs(item.mtimeNs),
     ...(item.hardlink ? { hardlink_group: item.hardlink.group, nlink: item.hardlink.nlink } : {}),
   }
 }

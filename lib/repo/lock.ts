@@ -64,10 +64,6 @@ export async function breakLock(backend: Backend): Promise<boolean> {
   return existed
 }
 
-export async function lockHolder(backend: Backend): Promise<LockOwner | null> {
-  return readOwner(backend)
-}
-
 async function readOwner(backend: Backend): Promise<LockOwner | null> {
   try {
     const value = JSON.parse((await backend.get(LOCK_KEY)).toString('utf8')) as LockOwner

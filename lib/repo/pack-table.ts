@@ -3,10 +3,6 @@ export class PackTable {
   private readonly ids: string[] = []
   private readonly numbers = new Map<string, number>()
 
-  get size(): number {
-    return this.ids.length
-  }
-
   numberOf(packId: string): number {
     let n = this.numbers.get(packId)
     if (n === undefined) {
