@@ -31,7 +31,7 @@ t.test('round trip, with the parameters stored in the envelope', async (t) => {
   const envelope = await sealKeyMaterial(km, 'correct horse battery staple', REPO, FAST)
   t.same(await openKeyMaterial(envelope, 'correct horse battery staple', REPO), km)
   const e = unpack(envelope) as Record<string, any>
-  t.same({ v: e.v, repo: e.repo, alg: e.kdf.alg, N: e.kdf.N, r: e.kdf.r, p: e.kdf.p }, { v: 1, repo: REPO, alg: 'scrypt', N: 1024, r: 8, p: 1 })
+  t.same({ v: e.v, repo: e.repo, alg: e.kdf.alg, N: e.kdf.N, r: e.kdf.r, p: e.kdf.p }, { v: 1, repo: REPO, alg: 'scrypt', N: 1024, r: 8, p: 3 })
   t.equal(e.kdf.salt.length, 32)
   const again = unpack(await sealKeyMaterial(km, 'correct horse battery staple', REPO, FAST)) as Record<string, any>
   t.notSame(again.kdf.salt, e.kdf.salt, 'fresh salt per seal')
@@ -92,15 +92,15 @@ t.test('bad KDF parameters from the caller are refused', async (t) => {
   }
 })
 
-t.test('default cost is scrypt N=2^17, r=8, p=1, and derivation does not block the event loop', async (t) => {
-  t.same(DEFAULT_KDF_PARAMS, { alg: 'scrypt', N: 2 ** 17, r: 8, p: 1 })
+t.test('default cost is scrypt N=2^15, r=8, p=3, and derivation does not block the event loop', async (t) => {
+  t.same(DEFAULT_KDF_PARAMS, { alg: 'scrypt', N: 2 ** 15, r: 8, p: 3 })
   let ticks = 0
   const timer = setInterval(() => ticks++, 5)
   const started = Date.now()
   const envelope = await sealKeyMaterial(km, 'pw', REPO)
   const elapsed = Date.now() - started
   clearInterval(timer)
-  t.equal((unpack(envelope) as Record<string, any>).kdf.N, 2 ** 17)
+  t.equal((unpack(envelope) as Record<string, any>).kdf.N, 2 ** 15)
   t.ok(ticks >= Math.floor(elapsed / 5) / 3, `${ticks} timer ticks during ${elapsed} ms of derivation`)
   t.same(await openKeyMaterial(envelope, 'pw', REPO), km)
 })

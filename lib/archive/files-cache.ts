@@ -22,14 +22,25 @@ import type { ChunkRef } from './item.js'
 const VERSION = 1
 export const DEFAULT_FILES_CACHE_TTL = 20
 
-interface Entry {
-  ino: bigint
-  size: number
-  mtimeNs: bigint
-  ctimeNs: bigint
-  ids: Buffer
-  sizes: number[]
-  age: number
+/**
+ * One remembered file. A class, so that every entry shares one hidden class:
+ * object literals built by spreading gave each entry its own (measured: 70,000
+ * entries held 19 MiB of V8 maps), and the cache is as large as the tree.
+ */
+class Entry {
+  /** Looked up or remembered during this backup (so it does not age). */
+  seen = false
+
+  constructor(
+    readonly ino: bigint,
+    readonly size: number,
+    readonly mtimeNs: bigint,
+    readonly ctimeNs: bigint,
+    /** The chunk ids, concatenated. */
+    readonly ids: Buffer,
+    readonly sizes: readonly number[],
+    readonly age: number,
+  ) {}
 }
 
 export interface FileIdentity {
@@ -41,7 +52,6 @@ export interface FileIdentity {
 
 export class FilesCache {
   private readonly entries = new Map<string, Entry>()
-  private readonly seen = new Set<string>()
 
   private constructor(private readonly file: string | null, private readonly ttl: number) {}
 
@@ -58,19 +68,20 @@ export class FilesCache {
     if (!e || e.ino !== now.ino || e.size !== now.size || e.mtimeNs !== now.mtimeNs || e.ctimeNs !== now.ctimeNs) return null
     const refs = e.sizes.map((size, i) => ({ id: e.ids.subarray(i * 32, i * 32 + 32), size }))
     if (!refs.every((r) => exists(r.id))) return null
-    this.seen.add(key)
+    e.seen = true
     return refs
   }
 
   /** Records what a file was stored as; skipped for files modified since `backupStartNs`. */
   remember(absPath: Buffer, now: FileIdentity, chunks: readonly ChunkRef[], backupStartNs: bigint): void {
     const key = keyOf(absPath)
-    this.seen.add(key)
     if (now.mtimeNs >= backupStartNs) {
       this.entries.delete(key)
       return
     }
-    this.entries.set(key, { ...now, ids: Buffer.concat(chunks.map((c) => c.id)), sizes: chunks.map((c) => c.size), age: 0 })
+    const entry = new Entry(now.ino, now.size, now.mtimeNs, now.ctimeNs, Buffer.concat(chunks.map((c) => c.id)), chunks.map((c) => c.size), 0)
+    entry.seen = true
+    this.entries.set(key, entry)
   }
 
   /** Ages unseen entries, drops the old ones, and writes the cache. */
@@ -78,7 +89,7 @@ export class FilesCache {
     if (!this.file) return
     const rows: unknown[] = []
     for (const [key, e] of this.entries) {
-      const age = this.seen.has(key) ? 0 : e.age + 1
+      const age = e.seen ? 0 : e.age + 1
       if (age >= this.ttl) continue
       rows.push([Buffer.from(key, 'latin1'), e.ino, e.size, toPair(e.mtimeNs), toPair(e.ctimeNs), e.ids, e.sizes, age])
     }
@@ -103,15 +114,10 @@ export class FilesCache {
       const [version, rows] = unpack(body) as [number, unknown[][]]
       if (version !== VERSION) return
       for (const [key, ino, size, mt, ct, ids, sizes, age] of rows) {
-        this.entries.set(Buffer.from(key as Uint8Array).toString('latin1'), {
-          ino: BigInt(ino as number | bigint),
-          size: Number(size),
-          mtimeNs: fromPair(mt),
-          ctimeNs: fromPair(ct),
-          ids: Buffer.from(ids as Uint8Array),
-          sizes: sizes as number[],
-          age: age as number,
-        })
+        this.entries.set(
+          Buffer.from(key as Uint8Array).toString('latin1'),
+          new Entry(BigInt(ino as number | bigint), Number(size), fromPair(mt), fromPair(ct), Buffer.from(ids as Uint8Array), sizes as number[], age as number),
+        )
       }
     } catch {
       this.entries.clear()

@@ -39,7 +39,7 @@
  * the right length. Anything else is CairnError('integrity').
  *
  * One zstd compression and one decompression context per thread (module
- * level) and a reused output buffer: no allocation per call but the result.
+ * level) and reused output buffers: encodePayloadTransient allocates nothing.
  */
 import zstd from 'zstd-napi/binding.js'
 import { CairnError } from '../errors.js'
@@ -78,48 +78,56 @@ export function paddedSize(size: number): number {
 
 const cctx = new zstd.CCtx()
 const dctx = new zstd.DCtx()
-let scratch = Buffer.alloc(0)
+let payloadScratch = Buffer.alloc(0)
 
-/** Compresses into the shared scratch buffer; returns a view valid until the next call. */
-function compress(plain: Uint8Array, level: number): Buffer {
-  const bound = zstd.compressBound(plain.length)
-  if (scratch.length < bound) scratch = Buffer.allocUnsafe(bound)
-  return scratch.subarray(0, cctx.compress(scratch, plain, level))
-}
-
-function saves(body: Uint8Array, plain: Uint8Array): boolean {
-  return body.length * 100 <= plain.length * 97
+/** Whether a body of `bodyLength` bytes is worth decompressing instead of storing `plainLength` bytes. */
+function saves(bodyLength: number, plainLength: number): boolean {
+  return bodyLength * 100 <= plainLength * 97
 }
 
 const SLICE = 16 * 1024
 const SLICES = 4
 const sample = Buffer.allocUnsafe(SLICE * SLICES)
+const trialOutput = Buffer.allocUnsafe(zstd.compressBound(sample.length))
 
 /** Whether 'auto' compresses `plain`: a level-1 trial on a sample (see above). */
 function worthCompressing(plain: Uint8Array): boolean {
-  if (plain.length <= sample.length) return saves(compress(plain, 1), plain)
+  if (plain.length <= sample.length) return saves(cctx.compress(trialOutput, plain, 1), plain.length)
   const stride = Math.floor(plain.length / SLICES)
   for (let i = 0; i < SLICES; i++) sample.set(plain.subarray(i * stride, i * stride + SLICE), i * SLICE)
-  return saves(compress(sample, 1), sample)
+  return saves(cctx.compress(trialOutput, sample, 1), sample.length)
 }
 
-export function encodePayload(plain: Uint8Array, spec: CompressionSpec, padding: boolean): Buffer {
+/**
+ * The payload of `plain`, in a buffer that the next call on this thread
+ * reuses: for callers that consume it at once (a pipeline worker seals it
+ * immediately), so that no chunk-sized buffer is allocated per call. The
+ * body is compressed straight into place.
+ */
+export function encodePayloadTransient(plain: Uint8Array, spec: CompressionSpec, padding: boolean): Buffer {
+  const capacity = HEADER_LENGTH + Math.max(plain.length, spec.kind === 'none' ? 0 : zstd.compressBound(plain.length))
+  if (payloadScratch.length < paddedSize(capacity)) payloadScratch = Buffer.allocUnsafe(paddedSize(capacity))
   let type = STORED
-  let body = plain
+  let bodyLength = plain.length
   if (spec.kind !== 'none' && plain.length > 0 && (spec.kind === 'zstd' || worthCompressing(plain))) {
-    const compressed = compress(plain, spec.level)
-    if (saves(compressed, plain)) {
+    const compressedLength = cctx.compress(payloadScratch.subarray(HEADER_LENGTH), plain, spec.level)
+    if (saves(compressedLength, plain.length)) {
       type = ZSTD
-      body = compressed
+      bodyLength = compressedLength
     }
   }
-  const size = HEADER_LENGTH + body.length
-  const out = Buffer.allocUnsafe(padding ? paddedSize(size) : size)
-  out[0] = type
-  out.writeUInt32LE(body.length, 1)
-  out.set(body, HEADER_LENGTH)
-  out.fill(0, size)
-  return out
+  if (type === STORED) payloadScratch.set(plain, HEADER_LENGTH)
+  const size = HEADER_LENGTH + bodyLength
+  payloadScratch[0] = type
+  payloadScratch.writeUInt32LE(bodyLength, 1)
+  const total = padding ? paddedSize(size) : size
+  payloadScratch.fill(0, size, total)
+  return payloadScratch.subarray(0, total)
+}
+
+/** The payload of `plain` in a buffer of its own. */
+export function encodePayload(plain: Uint8Array, spec: CompressionSpec, padding: boolean): Buffer {
+  return Buffer.from(encodePayloadTransient(plain, spec, padding))
 }
 
 function malformed(why: string): CairnError {

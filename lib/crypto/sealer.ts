@@ -48,6 +48,12 @@ import type { KeyMaterial } from './key-material.js'
 export interface Sealer {
   readonly overhead: number
   seal(aad: Uint8Array, plain: Uint8Array): Buffer
+  /**
+   * The sealed object in parts that concatenate to what seal() gives, none
+   * of them sharing memory with `plain` (which may be a reused buffer): the
+   * pipeline workers hand these to the pack writer without joining them.
+   */
+  sealParts(aad: Uint8Array, plain: Uint8Array): Buffer[]
   /** The plaintext (possibly a view of `sealed`), or CairnError('integrity'). */
   open(aad: Uint8Array, sealed: Uint8Array): Buffer
 }
@@ -90,18 +96,19 @@ class GcmSealer implements Sealer {
   constructor(private readonly encKey: Buffer) {}
 
   seal(aad: Uint8Array, plain: Uint8Array): Buffer {
-    const out = Buffer.allocUnsafe(this.overhead + plain.length)
-    out[0] = GCM
-    const salt = out.subarray(1, 1 + SALT_LENGTH)
-    randomBytes(SALT_LENGTH).copy(salt)
-    const cipher = createCipheriv('aes-256-gcm', deriveObjectKey(this.encKey, salt), ZERO_IV, { authTagLength: TAG_LENGTH })
-    cipher.setAAD(out.subarray(0, 1))
+    return Buffer.concat(this.sealParts(aad, plain))
+  }
+
+  /** [scheme | salt, ciphertext, tag]: the ciphertext is OpenSSL's output buffer, never copied. */
+  sealParts(aad: Uint8Array, plain: Uint8Array): Buffer[] {
+    const head = randomBytes(1 + SALT_LENGTH)
+    head[0] = GCM
+    const cipher = createCipheriv('aes-256-gcm', deriveObjectKey(this.encKey, head.subarray(1)), ZERO_IV, { authTagLength: TAG_LENGTH })
+    cipher.setAAD(head.subarray(0, 1))
     cipher.setAAD(aad)
-    let at = 1 + SALT_LENGTH
-    at += cipher.update(plain).copy(out, at)
-    at += cipher.final().copy(out, at)
-    cipher.getAuthTag().copy(out, at)
-    return out
+    const body = cipher.update(plain)
+    cipher.final() // GCM is a stream mode: nothing left to output
+    return [head, body, cipher.getAuthTag()]
   }
 
   open(aad: Uint8Array, sealed: Uint8Array): Buffer {
@@ -129,11 +136,11 @@ abstract class ClearSealer implements Sealer {
   protected abstract tag(aad: Uint8Array, plain: Uint8Array): Buffer
 
   seal(aad: Uint8Array, plain: Uint8Array): Buffer {
-    const out = Buffer.allocUnsafe(this.overhead + plain.length)
-    out[0] = this.scheme
-    out.set(plain, 1)
-    this.tag(aad, plain).copy(out, 1 + plain.length, 0, TAG_LENGTH)
-    return out
+    return Buffer.concat(this.sealParts(aad, plain))
+  }
+
+  sealParts(aad: Uint8Array, plain: Uint8Array): Buffer[] {
+    return [Buffer.of(this.scheme), Buffer.from(plain), this.tag(aad, plain).subarray(0, TAG_LENGTH)]
   }
 
   open(aad: Uint8Array, sealed: Uint8Array): Buffer {

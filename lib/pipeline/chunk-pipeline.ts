@@ -24,7 +24,7 @@ import { BlobType } from '../repo/blob.js'
 import type { RepositoryWriter } from '../repo/writer.js'
 import { ZERO_CHUNK_ID, type ChunkRef } from '../archive/item.js'
 import { WindowPool, type ReadWindow } from './windows.js'
-import type { SmallFileResult, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
+import type { SealedParts, SmallFileResult, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
 import { Limiter } from './limiter.js'
 
 /** Reads at most `length` bytes into buf at offset; 0 means end of data. */
@@ -224,13 +224,13 @@ export class ChunkPipeline {
   }
 
   /** Adds the chunk to the repository unless it or a chunk in flight already has its id. */
-  private async keep(id: Buffer, length: number, sealed: () => Promise<Uint8Array>): Promise<void> {
+  private async keep(id: Buffer, length: number, sealed: () => Promise<SealedParts>): Promise<void> {
     if (this.writer.has(id)) return
     const key = id.toString('latin1')
     let stored = this.inFlight.get(key)
     if (!stored) {
       stored = sealed()
-        .then((s) => this.writer.addSealed(BlobType.Data, id, Buffer.from(s.buffer, s.byteOffset, s.byteLength), length))
+        .then((parts) => this.writer.addSealed(BlobType.Data, id, parts, length))
         .finally(() => this.inFlight.delete(key))
       this.inFlight.set(key, stored)
     }

@@ -55,15 +55,18 @@ export interface FilesRequest {
 
 /** What reading one small file gave: its chunk (id null for all zeros), or that it grew, or an error. */
 export type SmallFileResult =
-  | { kind: 'read'; bytesRead: number; id: Uint8Array | null; sealed: Uint8Array | null }
+  | { kind: 'read'; bytesRead: number; id: Uint8Array | null; sealed: SealedParts | null }
   | { kind: 'grew' }
   | { kind: 'error'; message: string }
+
+/** A sealed blob as the parts Sealer.sealParts gives, each owning its memory (so it can be transferred). */
+export type SealedParts = Uint8Array[]
 
 export type WorkerRequest = HashRequest | SealRequest | StoreRequest | FilesRequest
 
 export type WorkerReply =
   | { job: number; op: 'hash'; id: Uint8Array | null }
-  | { job: number; op: 'seal'; sealed: Uint8Array }
-  | { job: number; op: 'store'; id: Uint8Array | null; sealed: Uint8Array | null }
+  | { job: number; op: 'seal'; sealed: SealedParts }
+  | { job: number; op: 'store'; id: Uint8Array | null; sealed: SealedParts | null }
   | { job: number; op: 'files'; results: SmallFileResult[] }
   | { job: number; op: 'error'; message: string; code?: string }

@@ -6,7 +6,7 @@ import { closeSync, constants, openSync, readSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import { makeIdHasher } from '../crypto/chunk-id.js'
 import { makeSealer } from '../crypto/sealer.js'
-import { encodePayload } from '../compress/codec.js'
+import { encodePayloadTransient } from '../compress/codec.js'
 import { blobAad, BlobType } from '../repo/blob.js'
 import { CairnError } from '../errors.js'
 import type { SmallFileResult, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
@@ -77,14 +77,25 @@ function handle(req: WorkerRequest): WorkerReply {
   return { job: req.job, op: 'seal', sealed: seal(Buffer.from(req.id), data) }
 }
 
-function seal(id: Buffer, data: Buffer): Buffer {
-  return sealer.seal(blobAad(BlobType.Data, id), encodePayload(data, setup.compression, padding))
+/**
+ * The sealed blob in parts. The payload goes through a reused buffer, so
+ * the ciphertext is the only chunk-sized allocation; it is transferred to
+ * the main thread, not left behind as garbage (a worker allocates few
+ * objects, so V8 would collect such buffers rarely and memory would pile up).
+ */
+function seal(id: Buffer, data: Buffer): Uint8Array[] {
+  return sealer.sealParts(blobAad(BlobType.Data, id), encodePayloadTransient(data, setup.compression, padding)).map(ownMemory)
 }
 
-/** The sealed blobs' memory moves to the main thread instead of being copied (when a blob owns its ArrayBuffer). */
+/** A part that is a view into a larger (pooled) buffer would be cloned with all of it: give it its own. */
+function ownMemory(part: Buffer): Uint8Array {
+  return part.byteLength === part.buffer.byteLength ? part : new Uint8Array(part)
+}
+
+/** The sealed blobs' memory moves to the main thread instead of being copied. */
 function transferable(reply: WorkerReply): ArrayBuffer[] {
   const blobs = reply.op === 'seal' || reply.op === 'store' ? [reply.sealed] : reply.op === 'files' ? reply.results.map((r) => (r.kind === 'read' ? r.sealed : null)) : []
-  return blobs.filter((b): b is Uint8Array => b !== null && b.byteLength === b.buffer.byteLength).map((b) => b.buffer as ArrayBuffer)
+  return blobs.flatMap((parts) => (parts ? parts.map((p) => p.buffer as ArrayBuffer) : []))
 }
 
 port.on('message', (req: WorkerRequest) => {

@@ -6,16 +6,21 @@
  */
 import { randomBytes } from 'node:crypto'
 import { encodePayload, type CompressionSpec } from '../compress/codec.js'
-import { blobAad, BlobType } from './blob.js'
+import { BLOB_ID_LENGTH, blobAad, BlobType } from './blob.js'
 import { encodePackHeader, type PackedBlob } from './pack-format.js'
 import { packKey } from './pack-table.js'
+import type { Backend, ObjectUpload } from '../storage/backend.js'
 import { encodeIndexObject, newIndexKey, type PackEntry } from './index-objects.js'
 import { writeCache, type IndexState } from './index-cache.js'
 import type { Repository } from './repository.js'
 import type { ArchiveRef } from './manifest.js'
 
-/** Packs being uploaded at once: enough to overlap fsync with the work (measured here: 16 MiB + fsync ≈ 50 ms); more would only hold memory. */
-const MAX_UPLOADS = 3
+/** Packs finishing (fsync, rename) at once while the next fills: measured here, 16 MiB + fsync ≈ 50 ms. */
+const MAX_FINISHING = 3
+/** Sealed blobs are gathered into writes of about this size (one writev each). */
+const APPEND_BYTES = 1024 * 1024
+/** Bytes queued for writing before addSealed waits for the disk: the bound on a pack's memory. */
+const MAX_QUEUED_BYTES = 8 * 1024 * 1024
 
 export interface WriteStats {
   /** Blobs and bytes (as stored) that this writer added to the repository. */
@@ -23,18 +28,102 @@ export interface WriteStats {
   newBytes: number
 }
 
+/**
+ * A pack being written: its blobs go to the backend as they come, in writes
+ * of about APPEND_BYTES, so a pack is never held in memory whole.
+ */
 class OpenPack {
   readonly id = randomBytes(32).toString('hex')
-  readonly parts: Buffer[] = []
   readonly blobs: PackedBlob[] = []
   size = 0
+  private readonly upload: ObjectUpload
+  private gathered: Uint8Array[] = []
+  private gatheredBytes = 0
+  private queuedBytes = 0
+  private writes: Promise<void> = Promise.resolve()
+
+  constructor(backend: Backend) {
+    this.upload = backend.upload(packKey(this.id))
+  }
+
+  add(blob: PackedBlob, parts: readonly Uint8Array[]): void {
+    this.blobs.push(blob)
+    this.size += blob.length
+    this.gathered.push(...parts)
+    this.gatheredBytes += blob.length
+    if (this.gatheredBytes >= APPEND_BYTES) this.writeGathered()
+  }
+
+  /** Resolves once the bytes waiting for the disk are within MAX_QUEUED_BYTES; rejects if a write failed. */
+  async drained(): Promise<void> {
+    if (this.queuedBytes > MAX_QUEUED_BYTES) await this.writes
+  }
+
+  /** Appends the header, then makes the pack durable under its name. */
+  async finish(header: Buffer): Promise<void> {
+    this.gathered.push(header)
+    this.gatheredBytes += header.length
+    this.writeGathered()
+    await this.writes
+    await this.upload.finish()
+  }
+
+  /** Removes what was written of the pack. */
+  async abort(): Promise<void> {
+    await this.writes.catch(() => undefined)
+    await this.upload.abort()
+  }
+
+  private writeGathered(): void {
+    const parts = this.gathered
+    const bytes = this.gatheredBytes
+    this.gathered = []
+    this.gatheredBytes = 0
+    this.queuedBytes += bytes
+    this.writes = this.writes.then(async () => {
+      await this.upload.append(parts)
+      this.queuedBytes -= bytes
+    })
+    this.writes.catch(() => undefined) // a failed write surfaces through drained() or finish()
+  }
+}
+
+/**
+ * A finished pack's blob list, held until the commit writes the index
+ * object: packed into two typed arrays, since a backup of a large tree of
+ * small files writes hundreds of thousands of blobs, and an object per blob
+ * (with its id as a Buffer) costs about 200 bytes of heap each.
+ */
+class WrittenPack {
+  private readonly ids: Buffer
+  /** type, offset, length, rawLength per blob. */
+  private readonly numbers: Float64Array
+
+  constructor(readonly packId: string, blobs: readonly PackedBlob[]) {
+    this.ids = Buffer.allocUnsafe(blobs.length * BLOB_ID_LENGTH)
+    this.numbers = new Float64Array(blobs.length * 4)
+    blobs.forEach((b, i) => {
+      this.ids.set(b.id, i * BLOB_ID_LENGTH)
+      this.numbers.set([b.type, b.offset, b.length, b.rawLength], i * 4)
+    })
+  }
+
+  entry(): PackEntry {
+    const blobs: PackedBlob[] = []
+    const n = this.numbers
+    for (let i = 0; i < n.length / 4; i++) {
+      const id = this.ids.subarray(i * BLOB_ID_LENGTH, (i + 1) * BLOB_ID_LENGTH)
+      blobs.push({ type: n[i * 4]! as BlobType, id, offset: n[i * 4 + 1]!, length: n[i * 4 + 2]!, rawLength: n[i * 4 + 3]! })
+    }
+    return { packId: this.packId, blobs }
+  }
 }
 
 export class RepositoryWriter {
   readonly stats: WriteStats = { newBlobs: 0, newBytes: 0 }
   private current: OpenPack | null = null
-  private readonly written: PackEntry[] = []
-  private readonly uploads = new Set<Promise<void>>()
+  private readonly written: WrittenPack[] = []
+  private readonly finishing = new Set<Promise<void>>()
   private failure: unknown = null
 
   private constructor(readonly repo: Repository, private readonly state: IndexState) {}
@@ -53,19 +142,20 @@ export class RepositoryWriter {
     return this.state.index.get(id)?.length ?? 0
   }
 
-  /** Adds a blob that is already compressed and sealed (by a pipeline worker). */
-  async addSealed(type: BlobType, id: Buffer, sealed: Buffer, rawLength: number): Promise<void> {
+  /** Adds a blob that is already compressed and sealed (by a pipeline worker), possibly in parts (Sealer.sealParts). */
+  async addSealed(type: BlobType, id: Buffer, sealed: Uint8Array | readonly Uint8Array[], rawLength: number): Promise<void> {
     if (this.failure) throw this.failure
     if (this.state.index.has(id)) return
-    const pack = (this.current ??= new OpenPack())
-    const entry: PackedBlob = { type, id, offset: pack.size, length: sealed.length, rawLength }
-    pack.parts.push(sealed)
-    pack.blobs.push(entry)
-    pack.size += sealed.length
-    this.state.index.set(id, { pack: this.state.packs.numberOf(pack.id), offset: entry.offset, length: entry.length, rawLength })
+    const parts = sealed instanceof Uint8Array ? [sealed] : sealed
+    const length = parts.reduce((sum, p) => sum + p.length, 0)
+    const pack = (this.current ??= new OpenPack(this.repo.backend))
+    const entry: PackedBlob = { type, id, offset: pack.size, length, rawLength }
+    this.state.index.set(id, { pack: this.state.packs.numberOf(pack.id), offset: entry.offset, length, rawLength })
     this.stats.newBlobs++
-    this.stats.newBytes += sealed.length
+    this.stats.newBytes += length
+    pack.add(entry, parts)
     if (pack.size >= this.repo.config.packSize) await this.closePack()
+    else await pack.drained()
   }
 
   /** Compresses, seals and adds a blob made on the main thread (trees, archives). Returns its id. */
@@ -82,24 +172,25 @@ export class RepositoryWriter {
     const pack = this.current
     if (!pack) return
     this.current = null
-    pack.parts.push(encodePackHeader(pack.blobs, this.repo.sealer))
-    while (this.uploads.size >= MAX_UPLOADS) await Promise.race(this.uploads)
-    const upload = this.repo.backend.put(packKey(pack.id), pack.parts).then(
+    const header = encodePackHeader(pack.blobs, this.repo.sealer)
+    while (this.finishing.size >= MAX_FINISHING) await Promise.race(this.finishing)
+    const finished = pack.finish(header).then(
       () => {
-        this.written.push({ packId: pack.id, blobs: pack.blobs })
+        this.written.push(new WrittenPack(pack.id, pack.blobs))
       },
-      (err: unknown) => {
+      async (err: unknown) => {
         this.failure ??= err
+        await pack.abort()
       },
     )
-    const tracked = upload.finally(() => this.uploads.delete(tracked))
-    this.uploads.add(tracked)
+    const tracked = finished.finally(() => this.finishing.delete(tracked))
+    this.finishing.add(tracked)
   }
 
-  /** Writes everything still buffered and waits for the uploads. */
+  /** Writes everything still buffered and waits for the packs to be durable. */
   async flush(): Promise<void> {
     await this.closePack()
-    await Promise.all(this.uploads)
+    await Promise.all(this.finishing)
     if (this.failure) throw this.failure
   }
 
@@ -108,7 +199,7 @@ export class RepositoryWriter {
     await this.flush()
     const indexKey = newIndexKey()
     if (this.written.length > 0) {
-      await this.repo.backend.put(indexKey, encodeIndexObject(this.written, this.repo.sealer))
+      await this.repo.backend.put(indexKey, encodeIndexObject(this.written.map((w) => w.entry()), this.repo.sealer))
       this.state.merged.add(indexKey)
     }
     await this.repo.addArchive(archive)
@@ -116,9 +207,12 @@ export class RepositoryWriter {
     if (cacheFile) await writeCache(cacheFile, this.repo.id, this.state)
   }
 
-  /** Gives up: waits for uploads in flight and forgets what this writer added to the in-memory index. */
+  /** Gives up: drops the open pack, waits for packs finishing and forgets what this writer added to the in-memory index. */
   async abort(): Promise<void> {
-    await Promise.allSettled(this.uploads)
+    const open = this.current
+    this.current = null
+    await open?.abort()
+    await Promise.allSettled(this.finishing)
     await this.repo.refreshIndex().catch(() => undefined)
   }
 }

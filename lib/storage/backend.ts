@@ -12,6 +12,21 @@ export interface ObjectInfo {
   size: number
 }
 
+/**
+ * An object written piece by piece (a pack as its blobs arrive), so that the
+ * writer need not hold it in memory. Nothing is visible under the key until
+ * finish(); a backend may stage the data in a temporary file or a multipart
+ * upload.
+ */
+export interface ObjectUpload {
+  /** Appends `parts` in order. Calls must not overlap. */
+  append(parts: readonly Uint8Array[]): Promise<void>
+  /** Makes the whole object visible under its key, atomically and durably. */
+  finish(): Promise<void>
+  /** Drops what was appended; nothing appears under the key. Never throws. */
+  abort(): Promise<void>
+}
+
 export interface Backend {
   /** Human-readable location, for messages. */
   readonly location: string
@@ -25,6 +40,8 @@ export interface Backend {
    * blobs), written in order without being joined first.
    */
   put(key: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>
+  /** Starts writing an object in pieces, with the guarantees of `put` once finished. */
+  upload(key: string): ObjectUpload
   /** Creates the object only if it does not exist; returns false when it already did. Used for locks. */
   create(key: string, data: Uint8Array): Promise<boolean>
   /** Removes the object; absent objects are not an error. */

@@ -10,7 +10,7 @@ import { promises as fs, constants as fsc } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import * as path from 'node:path'
 import { CairnError } from '../errors.js'
-import type { Backend, ObjectInfo } from './backend.js'
+import type { Backend, ObjectInfo, ObjectUpload } from './backend.js'
 import { OpenFiles } from './open-files.js'
 
 const TEMP_SUFFIX = '.tmp'
@@ -61,25 +61,18 @@ export class LocalBackend implements Backend {
   }
 
   async put(key: string, data: Uint8Array | readonly Uint8Array[]): Promise<void> {
-    const target = this.pathOf(key)
-    const dir = path.dirname(target)
-    await this.ensureDir(dir)
-    const temp = `${target}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`
+    const upload = this.upload(key)
     try {
-      const handle = await fs.open(temp, 'wx', 0o600)
-      try {
-        if (data instanceof Uint8Array) await handle.writeFile(data)
-        else await writeParts(handle, data)
-        await handle.sync()
-      } finally {
-        await handle.close()
-      }
-      await fs.rename(temp, target)
-      await syncDir(dir)
+      await upload.append(data instanceof Uint8Array ? [data] : data)
+      await upload.finish()
     } catch (err) {
-      await fs.rm(temp, { force: true }).catch(() => undefined)
-      throw translate(err, key, this.location)
+      await upload.abort()
+      throw err
     }
+  }
+
+  upload(key: string): ObjectUpload {
+    return new LocalUpload(this.pathOf(key), key, this.location, (dir) => this.ensureDir(dir))
   }
 
   async create(key: string, data: Uint8Array): Promise<boolean> {
@@ -156,6 +149,53 @@ async function* walk(dir: string, keyPrefix: string): AsyncIterable<ObjectInfo> 
       const st = await fs.stat(path.join(dir, entry.name)).catch(() => null)
       if (st) yield { key, size: st.size }
     }
+  }
+}
+
+/** A temporary file beside the target, renamed over it once complete and synced. */
+class LocalUpload implements ObjectUpload {
+  private readonly temp: string
+  private handle: fs.FileHandle | null = null
+
+  constructor(
+    private readonly target: string,
+    private readonly key: string,
+    private readonly location: string,
+    private readonly ensureDir: (dir: string) => Promise<void>,
+  ) {
+    this.temp = `${target}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`
+  }
+
+  async append(parts: readonly Uint8Array[]): Promise<void> {
+    try {
+      if (!this.handle) {
+        await this.ensureDir(path.dirname(this.target))
+        this.handle = await fs.open(this.temp, 'wx', 0o600)
+      }
+      await writeParts(this.handle, parts)
+    } catch (err) {
+      throw translate(err, this.key, this.location)
+    }
+  }
+
+  async finish(): Promise<void> {
+    try {
+      if (!this.handle) await this.append([])
+      const handle = this.handle!
+      await handle.sync()
+      this.handle = null
+      await handle.close()
+      await fs.rename(this.temp, this.target)
+      await syncDir(path.dirname(this.target))
+    } catch (err) {
+      throw translate(err, this.key, this.location)
+    }
+  }
+
+  async abort(): Promise<void> {
+    await this.handle?.close().catch(() => undefined)
+    this.handle = null
+    await fs.rm(this.temp, { force: true }).catch(() => undefined)
   }
 }
 
