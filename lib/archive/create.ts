@@ -4,10 +4,12 @@
  * The walk is depth-first in name-byte order and reads one file at a time,
  * while earlier files' chunks are still being hashed, compressed, sealed and
  * packed by the pipeline; each directory's tree is stored as soon as its
- * entries are complete. Memory is bounded by the pipeline's windows, the
+ * entries are complete. Each directory's metadata (names, lstat, xattrs,
+ * link targets) comes from one scan on libuv's pool, started ahead of the
+ * walk (directory-scanner.ts). Memory is bounded by the pipeline's windows, the
  * packs in flight, and one tree page per directory level.
  */
-import { promises as fs, constants as fsc, lstatSync, readlinkSync, type BigIntStats } from 'node:fs'
+import { promises as fs, constants as fsc } from 'node:fs'
 import * as os from 'node:os'
 import * as nodePath from 'node:path'
 import { CairnError } from '../errors.js'
@@ -23,7 +25,9 @@ import { DirectoryBuilder } from './directory-builder.js'
 import { FilesCache, type FileIdentity } from './files-cache.js'
 import { OwnerNames } from './owners.js'
 import { compilePatterns, type PathMatcher } from './patterns.js'
-import { itemFromStat, kindOf, readXattrs } from './fs-metadata.js'
+import { isDirectory, itemFromStat, kindOf, xattrsOrNone } from './fs-metadata.js'
+import { DirectoryScanner } from './directory-scanner.js'
+import { scanDirectory, type EntryStat, type ScannedEntry } from '../native/scan.js'
 import { encodeArchive, type ArchiveMeta, type ArchiveStats } from './archive-object.js'
 import { ZERO_CHUNK_ID, type ChunkRef, type Item } from './item.js'
 
@@ -109,6 +113,7 @@ class CreateRun {
   private readonly hardlinks = new Map<string, { group: number; content: Promise<FileContent | null> }>()
   private warnings = 0
   private readonly streamSlots = new Limiter(STREAMS_AHEAD)
+  private readonly scanner = new DirectoryScanner()
   private readonly stats: ArchiveStats = { files: 0, dirs: 0, others: 0, originalSize: 0, compressedSize: 0, deduplicatedSize: 0 }
 
   constructor(
@@ -182,32 +187,34 @@ class CreateRun {
   /** A directory made of given paths; its own metadata comes from the real directory when there is one. */
   private async visitVirtual(node: SourceNode, absPath?: Buffer, archivePath: Buffer = Buffer.alloc(0)): Promise<{ tree: Buffer; entries: number }> {
     if (node.source && node.source.toString() !== '-') {
-      const st = await fs.lstat(node.source, { bigint: true }).catch(() => null)
-      if (st?.isDirectory()) return this.walkDirectory(node.source, archivePath, st.dev)
+      const { stat } = await scanPath(node.source)
+      if (!(stat instanceof Error) && isDirectory(stat)) return this.walkDirectory(node.source, archivePath, stat.dev)
     }
     const builder = new DirectoryBuilder(this.writer, this.compression)
     const names = [...node.children.keys()].map((k) => Buffer.from(k, 'latin1')).sort(Buffer.compare)
     for (const name of names) {
       const child = node.children.get(name.toString('latin1'))!
-      const childArchivePath = archivePath.length ? Buffer.concat([archivePath, Buffer.from('/'), name]) : name
+      const childArchivePath = archivePath.length ? Buffer.concat([archivePath, SLASH, name]) : name
       if (child.source?.toString() === '-') {
         builder.add((await this.visitStdin(name)).item)
         continue
       }
       if (child.source) {
-        const visited = await this.visitPath(child.source, name, childArchivePath, null)
+        if (this.excluded(childArchivePath)) continue
+        const entry = await scanPath(child.source)
+        const visited = await this.visitEntry(child.source, { ...entry, name }, childArchivePath, null)
         if (visited) builder.add(visited.item)
         continue
       }
-      const real = absPath ? Buffer.concat([absPath, Buffer.from('/'), name]) : Buffer.concat([Buffer.from('/'), name])
-      const st = await fs.lstat(real, { bigint: true }).catch(() => null)
+      const real = Buffer.concat([absPath ?? Buffer.alloc(0), SLASH, name])
+      const { stat } = await scanPath(real)
       const dir = await this.visitVirtual(child, real, childArchivePath)
-      builder.add(Promise.resolve(this.dirItem(name, st, dir)))
+      builder.add(Promise.resolve(this.dirItem(name, stat instanceof Error ? null : stat, dir)))
     }
     return builder.finish()
   }
 
-  private dirItem(name: Buffer, st: BigIntStats | null, dir: { tree: Buffer; entries: number }): Item {
+  private dirItem(name: Buffer, st: EntryStat | null, dir: { tree: Buffer; entries: number }): Item {
     this.stats.dirs++
     const base: Item = st
       ? itemFromStat(name, 'dir', st, this.owners)
@@ -219,45 +226,48 @@ class CreateRun {
    * The entries of a real directory, depth-first in name order; `dev` is its
    * device, for --one-file-system. Small files are handed to the pipeline's
    * workers in batches and big ones streamed, so the walk itself only waits
-   * for subdirectories and for the pipeline's backpressure.
+   * for subdirectories and for the pipeline's backpressure. The directories
+   * it will enter are announced to the scanner, which reads them ahead.
    */
-  private async walkDirectory(absPath: Buffer, archivePath: Buffer, dev: bigint | null): Promise<{ tree: Buffer; entries: number }> {
+  private async walkDirectory(absPath: Buffer, archivePath: Buffer, dev: number | null): Promise<{ tree: Buffer; entries: number }> {
     const builder = new DirectoryBuilder(this.writer, this.compression)
-    let names: Buffer[]
+    let entries: ScannedEntry[]
     try {
-      names = (await fs.readdir(absPath, { encoding: 'buffer' })).sort(Buffer.compare)
+      entries = await this.scanner.scan(absPath)
     } catch (err) {
       this.warn('unreadable', absPath, `cannot read directory: ${(err as Error).message}`)
-      names = []
+      entries = []
     }
-    for (const name of names) {
+    const visits = entries
+      .map((entry) => ({ entry, path: Buffer.concat([absPath, SLASH, entry.name]), archivePath: archivePath.length ? Buffer.concat([archivePath, SLASH, entry.name]) : entry.name }))
+      .filter((v) => !this.excluded(v.archivePath))
+    this.scanner.announce(visits.filter((v) => this.willEnter(v.entry.stat, dev)).map((v) => v.path))
+    for (const { entry, path, archivePath: childArchivePath } of visits) {
       this.options.signal?.throwIfAborted()
-      const child = Buffer.concat([absPath, SLASH, name])
-      const childArchivePath = archivePath.length ? Buffer.concat([archivePath, SLASH, name]) : name
-      const visited = await this.visitPath(child, name, childArchivePath, dev)
+      const visited = await this.visitEntry(path, entry, childArchivePath, dev)
       builder.add(visited ? visited.item : Promise.resolve(null))
     }
     return builder.finish()
   }
 
+  /** Whether the walk will descend into an entry with this stat, under a directory on device `parentDev`. */
+  private willEnter(stat: EntryStat | Error, parentDev: number | null): boolean {
+    if (stat instanceof Error || !isDirectory(stat)) return false
+    return !(this.options.oneFileSystem && parentDev !== null && stat.dev !== parentDev)
+  }
+
   /**
-   * One filesystem entry. Resolves once it is read, to the item's promise,
-   * which resolves once it is stored. (Wrapped in an object because promises
-   * of promises flatten.)
+   * One filesystem entry, as its directory's scan saw it. Resolves once it
+   * is read, to the item's promise, which resolves once it is stored.
+   * (Wrapped in an object because promises of promises flatten.)
    */
-  private async visitPath(absPath: Buffer, name: Buffer, archivePath: Buffer, parentDev: bigint | null): Promise<Visited | null> {
-    if (this.excluded(archivePath)) return null
-    // Metadata calls are synchronous here on purpose (as in readXattrs): one
-    // fast syscall each, where a trip through libuv's pool would cost ten
-    // times more main-thread time per file; a backup serves no other requests.
-    let st: BigIntStats
-    try {
-      st = lstatSync(absPath, { bigint: true })
-    } catch (err) {
-      this.warn('vanished', absPath, `vanished before it could be read: ${(err as Error).message}`)
+  private async visitEntry(absPath: Buffer, entry: ScannedEntry, archivePath: Buffer, parentDev: number | null): Promise<Visited | null> {
+    const st = entry.stat
+    if (st instanceof Error) {
+      this.warn('vanished', absPath, `vanished before it could be read: ${st.message}`)
       return null
     }
-    const kind = kindOf(st)
+    const kind = kindOf(st.mode)
     if (kind === 'socket') {
       this.warn('socket-skipped', absPath, 'is a socket; sockets are not backed up')
       return null
@@ -266,28 +276,24 @@ class CreateRun {
       this.warn('unsupported', absPath, 'has an unknown file type; skipped')
       return null
     }
-    const item = itemFromStat(name, kind, st, this.owners)
-    try {
-      const xattrs = readXattrs(absPath)
-      if (xattrs.length > 0) item.xattrs = xattrs
-    } catch (err) {
-      this.warn('unreadable', absPath, `cannot read extended attributes: ${(err as Error).message}`)
-    }
+    const item = itemFromStat(entry.name, kind, st, this.owners)
+    const xattrs = xattrsOrNone(entry.xattrs)
+    if (xattrs instanceof Error) this.warn('unreadable', absPath, `cannot read extended attributes: ${xattrs.message}`)
+    else if (xattrs.length > 0) item.xattrs = xattrs
     switch (kind) {
       case 'dir': {
         this.stats.dirs++
-        const otherFs = this.options.oneFileSystem && parentDev !== null && st.dev !== parentDev
-        const dir = otherFs ? await new DirectoryBuilder(this.writer, this.compression).finish() : await this.walkDirectory(absPath, archivePath, st.dev)
+        const dir = this.willEnter(st, parentDev) ? await this.walkDirectory(absPath, archivePath, st.dev) : await new DirectoryBuilder(this.writer, this.compression).finish()
         return { item: Promise.resolve({ ...item, tree: dir.tree, entries: dir.entries }) }
       }
       case 'symlink': {
         this.stats.others++
-        try {
-          item.target = readlinkSync(absPath, { encoding: 'buffer' })
-        } catch (err) {
-          this.warn('vanished', absPath, `vanished before it could be read: ${(err as Error).message}`)
+        const target = entry.target
+        if (target === undefined || target instanceof Error) {
+          this.warn('vanished', absPath, `vanished before it could be read: ${target?.message ?? 'not a symlink any more'}`)
           return null
         }
+        item.target = target
         return { item: Promise.resolve(item) }
       }
       case 'file':
@@ -298,17 +304,17 @@ class CreateRun {
     }
   }
 
-  private async visitFile(absPath: Buffer, st: BigIntStats, item: Item): Promise<Visited | null> {
+  private async visitFile(absPath: Buffer, st: EntryStat, item: Item): Promise<Visited | null> {
     this.stats.files++
-    if (st.nlink > 1n) {
+    if (st.nlink > 1) {
       const key = `${st.dev}:${st.ino}`
       const known = this.hardlinks.get(key)
       if (known) {
-        item.hardlink = { group: known.group, nlink: Number(st.nlink) }
+        item.hardlink = { group: known.group, nlink: st.nlink }
         return { item: known.content.then((c) => (c ? { ...item, chunks: c.chunks, size: c.size } : null)) }
       }
       const group = this.hardlinks.size + 1
-      item.hardlink = { group, nlink: Number(st.nlink) }
+      item.hardlink = { group, nlink: st.nlink }
       const content = this.fileContent(absPath, st)
       this.hardlinks.set(key, { group, content: content.then((c) => c?.stored ?? null) })
       const read = await content
@@ -325,8 +331,8 @@ class CreateRun {
    * cache). Resolves once it is read or queued; `stored` once it is stored
    * (to null when it could not be read after all).
    */
-  private async fileContent(absPath: Buffer, st: BigIntStats): Promise<{ stored: Promise<FileContent | null> } | null> {
-    const identity = { ino: st.ino, size: Number(st.size), mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs }
+  private async fileContent(absPath: Buffer, st: EntryStat): Promise<{ stored: Promise<FileContent | null> } | null> {
+    const identity = { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs }
     if (!this.pipeline) {
       this.stats.originalSize += identity.size
       return { stored: Promise.resolve({ chunks: [], size: identity.size }) }
@@ -435,4 +441,12 @@ class CreateRun {
     this.warnings++
     this.options.onWarning?.({ code, path, message })
   }
+}
+
+/** What a directory scan says about one path (its parent is scanned for that one name). */
+async function scanPath(path: Buffer): Promise<ScannedEntry> {
+  const text = path.toString('latin1')
+  const name = nodePath.posix.basename(text) || '.' // '/' is '.' in itself
+  const [entry] = await scanDirectory(Buffer.from(nodePath.posix.dirname(text), 'latin1'), [Buffer.from(name, 'latin1')])
+  return entry!
 }

@@ -7,6 +7,7 @@
  *   setXattr(path, name, value)                        lsetxattr(2)
  *   mknod(path, mode, dev)                             mknod(2)
  *   makedev(major, minor) -> bigint, major(dev), minor(dev)
+ *   scanDirectory(dir, names?) -> Promise<Buffer>      see scan.c
  *
  * Each syscall comes twice: `fooSync` runs it on the calling thread and
  * returns or throws; `foo` runs it on libuv's thread pool and returns a
@@ -36,6 +37,8 @@
 #include <time.h>
 
 #include <node_api.h>
+
+#include "scan.h"
 
 #ifndef __linux__
 #error "cairn's posix helper supports Linux only"
@@ -498,7 +501,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"setXattr", set_xattr_async},     {"setXattrSync", set_xattr_sync},
       {"mknod", mknod__async},           {"mknodSync", mknod__sync},
       {"makedev", js_makedev},           {"major", js_major},
-      {"minor", js_minor},
+      {"minor", js_minor},               {"scanDirectory", scan_directory},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     napi_value fn;

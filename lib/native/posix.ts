@@ -56,6 +56,7 @@ interface Binding {
   makedev(major: number, minor: number): bigint
   major(dev: Dev): number
   minor(dev: Dev): number
+  scanDirectory(dir: Buffer, names?: Buffer[]): Promise<Buffer>
 }
 
 const ADDON = join('lib', 'native', 'build', 'Release', 'cairn_posix.node')
@@ -115,9 +116,14 @@ export function displayPath(path: Buffer): string {
 function systemError(err: unknown, path: Buffer): unknown {
   if (!(err instanceof Error) || typeof (err as { errno?: unknown }).errno !== 'number') return err
   const { errno, syscall } = err as Error & { errno: number; syscall: string }
+  return posixError(errno, syscall, path)
+}
+
+/** A failed syscall as Node's SystemError shape; `errno` negative, as Node has it. */
+export function posixError(errno: number, syscall: string, path: Buffer): PosixError {
   const name = getSystemErrorName(errno)
   const code = name.startsWith('E') ? name : 'UNKNOWN'
-  const description = getSystemErrorMap().get(errno)?.[1] ?? err.message
+  const description = getSystemErrorMap().get(errno)?.[1] ?? `error ${-errno}`
   const display = displayPath(path)
   const error = new Error(`${code}: ${description}, ${syscall} '${display}'`) as PosixError
   Object.assign(error, { code, errno, syscall, path: display, pathBuffer: Buffer.from(path) })
@@ -211,4 +217,13 @@ export function major(dev: Dev): number {
 /** libc's minor() of an encoded device number such as `stat.rdev`. */
 export function minor(dev: Dev): number {
   return native().minor(dev)
+}
+
+/**
+ * The raw answer of scan.c's scanDirectory (lib/native/scan.ts parses it):
+ * a directory's entries, or only `names` in it, with lstat, xattrs and
+ * symlink targets, gathered on libuv's thread pool.
+ */
+export function scanDirectoryRaw(dir: Buffer, names?: Buffer[]): Promise<Buffer> {
+  return pooled(dir, (b) => b.scanDirectory(dir, names))
 }
