@@ -26,8 +26,9 @@ import { FilesCache, type FileIdentity } from './files-cache.js'
 import { OwnerNames } from './owners.js'
 import { compilePatterns, type PathMatcher } from './patterns.js'
 import { isDirectory, itemFromStat, kindOf, xattrsOrNone } from './fs-metadata.js'
-import { DirectoryScanner } from './directory-scanner.js'
-import { scanDirectory, type EntryStat, type ScannedEntry } from '../native/scan.js'
+import { DirectoryScanner, type ExpandedScan, type ScanTarget } from './directory-scanner.js'
+import { scanDirectory, type DirectoryScan, type EntryStat, type ScannedEntry } from '../native/scan.js'
+import { ShareTally, TreeCache, treeDigest, type CachedTree } from './tree-cache.js'
 import { encodeArchive, type ArchiveMeta, type ArchiveStats } from './archive-object.js'
 import { ZERO_CHUNK_ID, type ChunkRef, type Item } from './item.js'
 
@@ -70,6 +71,8 @@ export interface CreateResult {
 
 export const DEFAULT_COMPRESSION = 'auto,zstd,3'
 const SLASH = Buffer.from('/')
+/** Bumped when what an item holds changes, so that cached trees of an older cairn are not reused. */
+const TREE_FORMAT = 1
 /** Big files queued for streaming while the walk goes on. */
 const STREAMS_AHEAD = 4
 
@@ -79,7 +82,9 @@ export async function createArchive(repo: Repository, options: CreateOptions): P
   }
   const compression = typeof options.compression === 'string' ? parseCompressionSpec(options.compression) : options.compression ?? parseCompressionSpec(DEFAULT_COMPRESSION)
   const writer = await RepositoryWriter.start(repo, options.signal)
-  const run = new CreateRun(repo, writer, compression, options, await OwnerNames.load(), await FilesCache.load(repo.cacheFile('files'), options.filesCacheTtl))
+  const ttl = options.filesCacheTtl
+  const treeCache = options.dryRun ? null : await TreeCache.load(repo.cacheFile('trees'), ttl)
+  const run = new CreateRun(repo, writer, compression, options, await OwnerNames.load(), await FilesCache.load(repo.cacheFile('files'), ttl), treeCache)
   try {
     const result = await run.execute()
     return result
@@ -101,6 +106,20 @@ interface Visited {
   item: Promise<Item | null>
 }
 
+/** A directory the walk will enter. */
+interface DirVisit extends ScanTarget {
+  /** Its entry in the parent's scan (absent for a path given on the command line). */
+  entry?: ScannedEntry
+  archivePath: Buffer
+  /** Its device, for --one-file-system. */
+  dev: number
+}
+
+/** A directory given on the command line (or under one, outside a scan): where a walk starts. */
+function rootVisit(path: Buffer, archivePath: Buffer, dev: number): DirVisit {
+  return { path, archivePath, dev, order: archivePath.length ? archivePath.toString('latin1').split('/').map((n) => Buffer.from(n, 'latin1')) : [] }
+}
+
 interface SourceNode {
   children: Map<string, SourceNode>
   source?: Buffer
@@ -113,7 +132,11 @@ class CreateRun {
   private readonly hardlinks = new Map<string, { group: number; content: Promise<FileContent | null> }>()
   private warnings = 0
   private readonly streamSlots = new Limiter(STREAMS_AHEAD)
-  private readonly scanner = new DirectoryScanner()
+  private readonly scanner = new DirectoryScanner<DirVisit>((dir, scan) => this.subdirsOf(dir, scan))
+  /** Directories (latin1 paths) with a warning about one of their entries: their trees are not cached. */
+  private readonly dirtyDirs = new Set<string>()
+  /** What, besides a directory's own scan, its tree depends on. */
+  private readonly treeSettings: string
   private readonly stats: ArchiveStats = { files: 0, dirs: 0, others: 0, originalSize: 0, compressedSize: 0, deduplicatedSize: 0 }
 
   constructor(
@@ -123,8 +146,10 @@ class CreateRun {
     private readonly options: CreateOptions,
     private readonly owners: OwnerNames,
     private readonly filesCache: FilesCache,
+    private readonly treeCache: TreeCache | null,
   ) {
     this.excluded = compilePatterns(options.exclude ?? [])
+    this.treeSettings = JSON.stringify([TREE_FORMAT, options.exclude ?? [], options.oneFileSystem ?? false, owners.fingerprint()])
     this.pipeline = options.dryRun ? null : new ChunkPipeline(writer, { compression, workers: options.workers })
   }
 
@@ -149,6 +174,7 @@ class CreateRun {
     const id = await this.writer.storeBlob(BlobType.Archive, encodeArchive(archive), this.compression)
     await this.writer.commit({ name: archive.name, id, time: this.startNs })
     await this.filesCache.save()
+    await this.treeCache?.save()
     return { archive, id, warnings: this.warnings }
   }
 
@@ -188,7 +214,7 @@ class CreateRun {
   private async visitVirtual(node: SourceNode, absPath?: Buffer, archivePath: Buffer = Buffer.alloc(0)): Promise<{ tree: Buffer; entries: number }> {
     if (node.source && node.source.toString() !== '-') {
       const { stat } = await scanPath(node.source)
-      if (!(stat instanceof Error) && isDirectory(stat)) return this.walkDirectory(node.source, archivePath, stat.dev)
+      if (!(stat instanceof Error) && isDirectory(stat)) return this.walkDirectory(rootVisit(node.source, archivePath, stat.dev))
     }
     const builder = new DirectoryBuilder(this.writer, this.compression)
     const names = [...node.children.keys()].map((k) => Buffer.from(k, 'latin1')).sort(Buffer.compare)
@@ -224,30 +250,69 @@ class CreateRun {
 
   /**
    * The entries of a real directory, depth-first in name order; `dev` is its
-   * device, for --one-file-system. Small files are handed to the pipeline's
-   * workers in batches and big ones streamed, so the walk itself only waits
-   * for subdirectories and for the pipeline's backpressure. The directories
-   * it will enter are announced to the scanner, which reads them ahead.
+   * device, for --one-file-system. Subdirectories are walked first, since
+   * their trees are part of this directory's tree-cache digest; when the
+   * digest matches the last backup's, the cached tree is the answer.
+   * Otherwise small files are handed to the pipeline's workers in batches
+   * and big ones streamed, so the walk only waits for the pipeline's
+   * backpressure. The scanner reads the directories the walk will enter
+   * ahead of it (subdirsOf tells it which).
    */
-  private async walkDirectory(absPath: Buffer, archivePath: Buffer, dev: number | null): Promise<{ tree: Buffer; entries: number }> {
-    const builder = new DirectoryBuilder(this.writer, this.compression)
-    let entries: ScannedEntry[]
+  private async walkDirectory(dir: DirVisit): Promise<{ tree: Buffer; entries: number }> {
+    const { path: absPath, archivePath, dev } = dir
+    let scanned: ExpandedScan<DirVisit>
     try {
-      entries = await this.scanner.scan(absPath)
+      scanned = await this.scanner.scan(dir)
     } catch (err) {
       this.warn('unreadable', absPath, `cannot read directory: ${(err as Error).message}`)
-      entries = []
+      scanned = { scan: { entries: [], raw: Buffer.alloc(0) }, subdirs: [] }
     }
-    const visits = entries
-      .map((entry) => ({ entry, path: Buffer.concat([absPath, SLASH, entry.name]), archivePath: archivePath.length ? Buffer.concat([archivePath, SLASH, entry.name]) : entry.name }))
-      .filter((v) => !this.excluded(v.archivePath))
-    this.scanner.announce(visits.filter((v) => this.willEnter(v.entry.stat, dev)).map((v) => v.path))
-    for (const { entry, path, archivePath: childArchivePath } of visits) {
+    const { scan, subdirs } = scanned
+    const subtrees = new Map<ScannedEntry, { tree: Buffer; entries: number }>()
+    for (const sub of subdirs) subtrees.set(sub.entry!, await this.walkDirectory(sub))
+
+    const digest = this.treeCache && scan.raw.length > 0 && !hasHardlinks(scan.entries) ? treeDigest(this.treeSettings, scan.raw, [...subtrees.values()]) : null
+    const cached = digest && this.treeCache!.lookup(absPath, digest, (id) => this.writer.has(id))
+    if (cached) return this.reuseTree(cached, absPath, scan.entries)
+
+    const builder = new DirectoryBuilder(this.writer, this.compression)
+    const tally = new ShareTally((id) => this.writer.storedLength(id))
+    for (const entry of scan.entries) {
       this.options.signal?.throwIfAborted()
-      const visited = await this.visitEntry(path, entry, childArchivePath, dev)
-      builder.add(visited ? visited.item : Promise.resolve(null))
+      const childArchivePath = archivePath.length ? Buffer.concat([archivePath, SLASH, entry.name]) : entry.name
+      if (this.excluded(childArchivePath)) continue
+      const visited = await this.visitEntry(Buffer.concat([absPath, SLASH, entry.name]), entry, childArchivePath, dev, subtrees.get(entry))
+      const item = visited ? visited.item : Promise.resolve(null)
+      builder.add(item.then((i) => (tally.add(i), i)))
     }
-    return builder.finish()
+    const tree = await builder.finish()
+    if (digest && !this.dirtyDirs.has(absPath.toString('latin1')) && !changedSince(scan.entries, this.startNs)) {
+      this.treeCache!.remember(absPath, digest, { ...tree, ...tally })
+    }
+    return tree
+  }
+
+  /** The entries of `dir` the walk will enter: directories, not excluded, on the same filesystem under --one-file-system. */
+  private subdirsOf(dir: DirVisit, scan: DirectoryScan): DirVisit[] {
+    const subdirs: DirVisit[] = []
+    for (const entry of scan.entries) {
+      if (!this.willEnter(entry.stat, dir.dev)) continue
+      const archivePath = dir.archivePath.length ? Buffer.concat([dir.archivePath, SLASH, entry.name]) : entry.name
+      if (this.excluded(archivePath)) continue
+      const dev = (entry.stat as EntryStat).dev
+      subdirs.push({ entry, path: Buffer.concat([dir.path, SLASH, entry.name]), archivePath, dev, order: [...dir.order, entry.name] })
+    }
+    return subdirs
+  }
+
+  /** A directory unchanged since the last backup: its cached tree, its statistics, and its files kept in the files cache. */
+  private reuseTree(cached: CachedTree, absPath: Buffer, entries: readonly ScannedEntry[]): { tree: Buffer; entries: number } {
+    for (const key of ['files', 'dirs', 'others', 'originalSize', 'compressedSize'] as const) this.stats[key] += cached[key]
+    for (const entry of entries) {
+      if (!(entry.stat instanceof Error) && kindOf(entry.stat.mode) === 'file') this.filesCache.touch(Buffer.concat([absPath, SLASH, entry.name]))
+    }
+    this.options.onProgress?.({ files: this.stats.files, originalSize: this.stats.originalSize, deduplicatedSize: this.writer.stats.newBytes, path: absPath })
+    return { tree: cached.tree, entries: cached.entries }
   }
 
   /** Whether the walk will descend into an entry with this stat, under a directory on device `parentDev`. */
@@ -257,11 +322,12 @@ class CreateRun {
   }
 
   /**
-   * One filesystem entry, as its directory's scan saw it. Resolves once it
-   * is read, to the item's promise, which resolves once it is stored.
-   * (Wrapped in an object because promises of promises flatten.)
+   * One filesystem entry, as its directory's scan saw it (and, for a
+   * directory already walked, its tree). Resolves once it is read, to the
+   * item's promise, which resolves once it is stored. (Wrapped in an object
+   * because promises of promises flatten.)
    */
-  private async visitEntry(absPath: Buffer, entry: ScannedEntry, archivePath: Buffer, parentDev: number | null): Promise<Visited | null> {
+  private async visitEntry(absPath: Buffer, entry: ScannedEntry, archivePath: Buffer, parentDev: number | null, subtree?: { tree: Buffer; entries: number }): Promise<Visited | null> {
     const st = entry.stat
     if (st instanceof Error) {
       this.warn('vanished', absPath, `vanished before it could be read: ${st.message}`)
@@ -283,7 +349,7 @@ class CreateRun {
     switch (kind) {
       case 'dir': {
         this.stats.dirs++
-        const dir = this.willEnter(st, parentDev) ? await this.walkDirectory(absPath, archivePath, st.dev) : await new DirectoryBuilder(this.writer, this.compression).finish()
+        const dir = subtree ?? (this.willEnter(st, parentDev) ? await this.walkDirectory(rootVisit(absPath, archivePath, st.dev)) : await new DirectoryBuilder(this.writer, this.compression).finish())
         return { item: Promise.resolve({ ...item, tree: dir.tree, entries: dir.entries }) }
       }
       case 'symlink': {
@@ -311,7 +377,7 @@ class CreateRun {
       const known = this.hardlinks.get(key)
       if (known) {
         item.hardlink = { group: known.group, nlink: st.nlink }
-        return { item: known.content.then((c) => (c ? { ...item, chunks: c.chunks, size: c.size } : null)) }
+        return { item: known.content.then((c) => withContent(item, c)) }
       }
       const group = this.hardlinks.size + 1
       item.hardlink = { group, nlink: st.nlink }
@@ -319,11 +385,11 @@ class CreateRun {
       this.hardlinks.set(key, { group, content: content.then((c) => c?.stored ?? null) })
       const read = await content
       if (!read) return null
-      return { item: read.stored.then((c) => (c ? { ...item, chunks: c.chunks, size: c.size } : null)) }
+      return { item: read.stored.then((c) => withContent(item, c)) }
     }
     const read = await this.fileContent(absPath, st)
     if (!read) return null
-    return { item: read.stored.then((c) => (c ? { ...item, chunks: c.chunks, size: c.size } : null)) }
+    return { item: read.stored.then((c) => withContent(item, c)) }
   }
 
   /**
@@ -439,6 +505,7 @@ class CreateRun {
 
   private warn(code: CreateWarning['code'], path: Buffer, message: string): void {
     this.warnings++
+    this.dirtyDirs.add(nodePath.posix.dirname(path.toString('latin1')))
     this.options.onWarning?.({ code, path, message })
   }
 }
@@ -447,6 +514,24 @@ class CreateRun {
 async function scanPath(path: Buffer): Promise<ScannedEntry> {
   const text = path.toString('latin1')
   const name = nodePath.posix.basename(text) || '.' // '/' is '.' in itself
-  const [entry] = await scanDirectory(Buffer.from(nodePath.posix.dirname(text), 'latin1'), [Buffer.from(name, 'latin1')])
-  return entry!
+  const { entries } = await scanDirectory(Buffer.from(nodePath.posix.dirname(text), 'latin1'), [Buffer.from(name, 'latin1')])
+  return entries[0]!
+}
+
+/** The file's item, completed with its content (null when it could not be read). Mutates: the item is this walk's own. */
+function withContent(item: Item, content: FileContent | null): Item | null {
+  if (!content) return null
+  item.chunks = content.chunks
+  item.size = content.size
+  return item
+}
+
+/** Hardlinked files get group numbers from the whole walk's order: such a directory's tree is not reusable. */
+function hasHardlinks(entries: readonly ScannedEntry[]): boolean {
+  return entries.some((e) => !(e.stat instanceof Error) && e.stat.nlink > 1 && !isDirectory(e.stat))
+}
+
+/** An entry changed at or after `startNs` may change again without its times showing it. */
+function changedSince(entries: readonly ScannedEntry[], startNs: bigint): boolean {
+  return entries.some((e) => !(e.stat instanceof Error) && (e.stat.mtimeNs >= startNs || e.stat.ctimeNs >= startNs))
 }

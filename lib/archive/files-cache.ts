@@ -10,12 +10,10 @@
  *
  * File layout: msgpack [version, [[pathKey, ino, size, mtime pair, ctime
  * pair, chunk ids, chunk sizes, age], ...]] with pathKey the first 16 bytes
- * of SHA-256 of the absolute path bytes, then the SHA-256 of all of it.
+ * of SHA-256 of the absolute path bytes (cache-file.ts adds a checksum).
  */
-import { createHash, hash, randomBytes } from 'node:crypto'
-import { promises as fs } from 'node:fs'
-import * as path from 'node:path'
-import { pack, unpack } from '../encoding/msgpack.js'
+import { hash } from 'node:crypto'
+import { readCacheFile, writeCacheFile } from '../cache/cache-file.js'
 import { fromPair, toPair } from '../time.js'
 import type { ChunkRef } from './item.js'
 
@@ -52,6 +50,8 @@ export interface FileIdentity {
 
 export class FilesCache {
   private readonly entries = new Map<string, Entry>()
+  /** Something was remembered or forgotten since the load. */
+  private changed = false
 
   private constructor(private readonly file: string | null, private readonly ttl: number) {}
 
@@ -63,7 +63,7 @@ export class FilesCache {
 
   /** The chunks the file had, if nothing about it changed and `exists` confirms every chunk. */
   lookup(absPath: Buffer, now: FileIdentity, exists: (id: Buffer) => boolean): ChunkRef[] | null {
-    const key = keyOf(absPath)
+    const key = pathKey(absPath)
     const e = this.entries.get(key)
     if (!e || e.ino !== now.ino || e.size !== now.size || e.mtimeNs !== now.mtimeNs || e.ctimeNs !== now.ctimeNs) return null
     const refs = e.sizes.map((size, i) => ({ id: e.ids.subarray(i * 32, i * 32 + 32), size }))
@@ -72,9 +72,16 @@ export class FilesCache {
     return refs
   }
 
+  /** Keeps the file's entry from ageing: its directory's tree was taken whole from the tree cache. */
+  touch(absPath: Buffer): void {
+    const e = this.entries.get(pathKey(absPath))
+    if (e) e.seen = true
+  }
+
   /** Records what a file was stored as; skipped for files modified since `backupStartNs`. */
   remember(absPath: Buffer, now: FileIdentity, chunks: readonly ChunkRef[], backupStartNs: bigint): void {
-    const key = keyOf(absPath)
+    const key = pathKey(absPath)
+    this.changed = true
     if (now.mtimeNs >= backupStartNs) {
       this.entries.delete(key)
       return
@@ -84,37 +91,28 @@ export class FilesCache {
     this.entries.set(key, entry)
   }
 
-  /** Ages unseen entries, drops the old ones, and writes the cache. */
+  /** Ages unseen entries, drops the old ones, and writes the cache (unless it would write what it read). */
   async save(): Promise<void> {
     if (!this.file) return
+    if (!this.changed && [...this.entries.values()].every((e) => e.seen && e.age === 0)) return
     const rows: unknown[] = []
     for (const [key, e] of this.entries) {
       const age = e.seen ? 0 : e.age + 1
       if (age >= this.ttl) continue
       rows.push([Buffer.from(key, 'latin1'), e.ino, e.size, toPair(e.mtimeNs), toPair(e.ctimeNs), e.ids, e.sizes, age])
     }
-    const body = pack([VERSION, rows])
-    await fs.mkdir(path.dirname(this.file), { recursive: true, mode: 0o700 })
-    const temp = `${this.file}.${randomBytes(6).toString('hex')}.tmp`
-    await fs.writeFile(temp, Buffer.concat([body, createHash('sha256').update(body).digest()]), { mode: 0o600 })
-    await fs.rename(temp, this.file)
+    await writeCacheFile(this.file, [VERSION, rows])
   }
 
   /** A damaged or missing cache only costs a full read of the files. */
   private async read(file: string): Promise<void> {
-    let raw: Buffer
+    const value = await readCacheFile(file)
+    if (!Array.isArray(value)) return
     try {
-      raw = await fs.readFile(file)
-    } catch {
-      return
-    }
-    const body = raw.subarray(0, raw.length - 32)
-    if (raw.length < 32 || !createHash('sha256').update(body).digest().equals(raw.subarray(raw.length - 32))) return
-    try {
-      const [version, rows] = unpack(body) as [number, unknown[][]]
+      const [version, rows] = value as [number, unknown[][]]
       if (version !== VERSION) return
       for (const [key, ino, size, mt, ct, rawIds, sizes, age] of rows) {
-        const ids = rawIds as Uint8Array // a view into `raw`, kept rather than copied per entry
+        const ids = rawIds as Uint8Array // a view into the file's bytes, kept rather than copied per entry
         this.entries.set(
           Buffer.from(key as Uint8Array).toString('latin1'),
           new Entry(BigInt(ino as number | bigint), Number(size), fromPair(mt), fromPair(ct), Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength), sizes as number[], age as number),
@@ -126,7 +124,11 @@ export class FilesCache {
   }
 }
 
-/** crypto.hash, not createHash: a one-shot call costs 0.85 µs here against 5 µs, for every file of every backup. */
-function keyOf(absPath: Buffer): string {
+/**
+ * The cache key of an absolute path (also the tree cache's). crypto.hash, not
+ * createHash: a one-shot call costs 0.85 µs here against 5 µs, for every file
+ * of every backup.
+ */
+export function pathKey(absPath: Buffer): string {
   return hash('sha256', absPath, 'binary').slice(0, 16) // 'binary' is latin1
 }

@@ -16,6 +16,11 @@ export class OwnerNames {
     return new OwnerNames(users, groups)
   }
 
+  /** Changes when any id's name does: the tree cache's trees hold the names. */
+  fingerprint(): string {
+    return JSON.stringify([[...this.usersById], [...this.groupsById]])
+  }
+
   user(uid: number): string | undefined {
     return this.usersById.get(uid)
   }

@@ -9,7 +9,11 @@
  * boundary on the main thread, and each syscall waits for the disk in turn
  * when the inodes are not cached. Here the syscalls run off the main thread,
  * several directories at once (the caller scans ahead), and the answer is
- * one packed buffer (layout below, parsed by lib/archive/directory-scan.ts).
+ * one packed buffer (layout below, parsed by lib/native/scan.ts).
+ *
+ * A scan changes no times: the directory is read with O_NOATIME where the
+ * kernel allows it, and a symlink is stat'ed again after readlink (which
+ * sets its atime), so two backups of an unchanged tree see the same bytes.
  *
  * With `names` (an array of Buffers), only those entries are described, in
  * the order given, and the directory is not read: used for the paths given
@@ -119,12 +123,25 @@ static int compare_names(const void *a, const void *b) {
   return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+/*
+ * The directory, opened without updating its atime when the kernel allows
+ * (O_NOATIME needs ownership or CAP_FOWNER), so that backing it up does not
+ * change what the next backup sees.
+ */
+static int open_directory(const char *dir) {
+  int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC | O_NOATIME);
+  if (fd < 0 && errno == EPERM) fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  return fd;
+}
+
 /* Every name in the directory but . and .., sorted; false with s->err set on failure. */
-static bool read_names(scan_t *s) {
-  DIR *d = opendir(s->dir);
+static bool read_names(scan_t *s, int dirfd) {
+  int own = dup(dirfd); /* fdopendir takes the descriptor over */
+  DIR *d = own < 0 ? NULL : fdopendir(own);
   if (d == NULL) {
     s->err = errno;
     s->failed_call = "opendir";
+    if (own >= 0) close(own);
     return false;
   }
   size_t capacity = 64;
@@ -236,30 +253,24 @@ static void put_xattrs(out_t *out, const char *path) {
   free(list);
 }
 
-static void put_link(out_t *out, int dirfd, const char *name, size_t size_hint) {
+/* The target of a symlink: *target malloc'ed (or NULL), its length; returns 0 or an errno. */
+static int read_link(int dirfd, const char *name, size_t size_hint, char **target, size_t *length) {
   size_t capacity = size_hint > 0 ? size_hint + 1 : 256;
   for (;;) {
-    char *target = malloc(capacity);
-    if (target == NULL) {
-      PUT(out, int32_t, ENOMEM);
-      PUT(out, uint32_t, 0);
-      return;
-    }
-    ssize_t n = readlinkat(dirfd, name, target, capacity);
+    char *buf = malloc(capacity);
+    if (buf == NULL) return ENOMEM;
+    ssize_t n = readlinkat(dirfd, name, buf, capacity);
     if (n < 0) {
-      PUT(out, int32_t, errno);
-      PUT(out, uint32_t, 0);
-      free(target);
-      return;
+      int e = errno;
+      free(buf);
+      return e;
     }
     if ((size_t)n < capacity) {
-      PUT(out, int32_t, 0);
-      PUT(out, uint32_t, n);
-      put_bytes(out, target, (size_t)n);
-      free(target);
-      return;
+      *target = buf;
+      *length = (size_t)n;
+      return 0;
     }
-    free(target); /* the target grew: try again bigger */
+    free(buf); /* the target grew: try again bigger */
     capacity *= 2;
   }
 }
@@ -274,8 +285,19 @@ static void put_entry(out_t *out, int dirfd, const char *dir, const char *name) 
     PUT(out, int32_t, errno);
     return;
   }
+  char *target = NULL;
+  size_t target_length = 0;
+  int link_err = 0;
+  if (S_ISLNK(st.st_mode)) {
+    /* readlink sets a symlink's atime: stat again afterwards, so that the
+       times recorded are the ones the link keeps (and the next backup sees). */
+    link_err = read_link(dirfd, name, (size_t)st.st_size, &target, &target_length);
+    struct stat after;
+    if (link_err == 0 && fstatat(dirfd, name, &after, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(after.st_mode)) st = after;
+  }
   if (!time_ns(&st.st_atim, &atime) || !time_ns(&st.st_mtim, &mtime) || !time_ns(&st.st_ctim, &ctime)) {
     PUT(out, int32_t, EOVERFLOW);
+    free(target);
     return;
   }
   PUT(out, int32_t, 0);
@@ -300,17 +322,25 @@ static void put_entry(out_t *out, int dirfd, const char *dir, const char *name) 
   } else {
     put_xattrs(out, path);
   }
-  if (S_ISLNK(st.st_mode)) put_link(out, dirfd, name, (size_t)st.st_size);
+  if (S_ISLNK(st.st_mode)) {
+    PUT(out, int32_t, link_err);
+    PUT(out, uint32_t, target_length);
+    put_bytes(out, target, target_length);
+  }
+  free(target);
 }
 
 static void execute(napi_env env, void *data) {
   (void)env; /* a pool thread: no JS here */
   scan_t *s = data;
-  if (s->names == NULL && !read_names(s)) return;
-  int dirfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dirfd = open_directory(s->dir);
   if (dirfd < 0) {
     s->err = errno;
-    s->failed_call = "open";
+    s->failed_call = "opendir";
+    return;
+  }
+  if (s->names == NULL && !read_names(s, dirfd)) {
+    close(dirfd);
     return;
   }
   PUT(&s->out, uint32_t, s->name_count);

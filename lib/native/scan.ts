@@ -36,9 +36,16 @@ export interface ScannedEntry {
 const S_IFMT = 0o170000
 const S_IFLNK = 0o120000
 
+export interface DirectoryScan {
+  entries: ScannedEntry[]
+  /** The addon's answer as it came: equal bytes mean nothing a backup records has changed. */
+  raw: Buffer
+}
+
 /** The entries of `dir` (all of them, or only `names`, in the order given). */
-export async function scanDirectory(dir: Buffer, names?: Buffer[]): Promise<ScannedEntry[]> {
-  return parse(await scanDirectoryRaw(dir, names), dir)
+export async function scanDirectory(dir: Buffer, names?: Buffer[]): Promise<DirectoryScan> {
+  const raw = await scanDirectoryRaw(dir, names)
+  return { entries: parse(raw, dir), raw }
 }
 
 function parse(buf: Buffer, dir: Buffer): ScannedEntry[] {

@@ -4,13 +4,10 @@
  * cache directory between runs, so that opening a repository reads only the
  * index objects other clients wrote since, never the packs.
  *
- * Cache file layout: msgpack [version, repoId, mergedIndexKeys, packIds,
- * ChunkIndex bytes] followed by its SHA-256, written atomically.
+ * Cache file: [version, repoId, mergedIndexKeys, packIds, ChunkIndex bytes]
+ * (lib/cache/cache-file.ts adds the checksum and writes it atomically).
  */
-import { createHash, randomBytes } from 'node:crypto'
-import { promises as fs } from 'node:fs'
-import * as path from 'node:path'
-import { pack, unpack } from '../encoding/msgpack.js'
+import { readCacheFile, writeCacheFile } from '../cache/cache-file.js'
 import type { Sealer } from '../crypto/sealer.js'
 import type { Backend } from '../storage/backend.js'
 import { ChunkIndex } from './chunk-index.js'
@@ -60,27 +57,15 @@ export async function syncIndex(backend: Backend, sealer: Sealer, repoId: string
 }
 
 export async function writeCache(cacheFile: string, repoId: string, state: IndexState): Promise<void> {
-  const body = pack([CACHE_VERSION, repoId, [...state.merged], [...state.packs.all()], state.index.serialize()])
-  const digest = createHash('sha256').update(body).digest()
-  await fs.mkdir(path.dirname(cacheFile), { recursive: true, mode: 0o700 })
-  const temp = `${cacheFile}.${randomBytes(6).toString('hex')}.tmp`
-  await fs.writeFile(temp, Buffer.concat([body, digest]), { mode: 0o600 })
-  await fs.rename(temp, cacheFile)
+  await writeCacheFile(cacheFile, [CACHE_VERSION, repoId, [...state.merged], [...state.packs.all()], state.index.serialize()])
 }
 
 /** A cache that is missing, damaged or of another repository is simply rebuilt. */
 async function readCache(cacheFile: string, repoId: string): Promise<IndexState | null> {
-  let raw: Buffer
+  const value = await readCacheFile(cacheFile)
+  if (!Array.isArray(value)) return null
   try {
-    raw = await fs.readFile(cacheFile)
-  } catch {
-    return null
-  }
-  if (raw.length < 32) return null
-  const body = raw.subarray(0, raw.length - 32)
-  if (!createHash('sha256').update(body).digest().equals(raw.subarray(raw.length - 32))) return null
-  try {
-    const [version, id, merged, packIds, table] = unpack(body) as [number, string, string[], string[], Buffer]
+    const [version, id, merged, packIds, table] = value as [number, string, string[], string[], Buffer]
     if (version !== CACHE_VERSION || id !== repoId) return null
     const packs = new PackTable()
     for (const packId of packIds) packs.numberOf(packId)
