@@ -8,6 +8,7 @@
  *   mknod(path, mode, dev)                             mknod(2)
  *   makedev(major, minor) -> bigint, major(dev), minor(dev)
  *   scanDirectory(dir, names?) -> Promise<Buffer>      see scan.c
+ *   adviseWillNeed(fd) -> boolean                      posix_fadvise(WILLNEED)
  *
  * Each syscall comes twice: `fooSync` runs it on the calling thread and
  * returns or throws; `foo` runs it on libuv's thread pool and returns a
@@ -458,6 +459,28 @@ SYSCALL_PAIR(list_xattrs, OP_LIST_XATTR)
 SYSCALL_PAIR(set_xattr, OP_SET_XATTR)
 SYSCALL_PAIR(mknod_, OP_MKNOD)
 
+/* ---- read-ahead hint ------------------------------------------------------ */
+
+/*
+ * adviseWillNeed(fd): posix_fadvise(POSIX_FADV_WILLNEED) over the whole file.
+ * The kernel starts reading it into the page cache and returns at once, so a
+ * caller about to read many small files one by one can have all their reads
+ * in flight together instead of waiting for each in turn. A hint: failures
+ * are ignored (returns false).
+ */
+static napi_value js_advise_will_need(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  size_t argc = 1;
+  int32_t fd = -1;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
+  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fd must be a file descriptor");
+    return NULL;
+  }
+  CHECK(env, napi_get_boolean(env, posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED) == 0, &result), NULL);
+  return result;
+}
+
 /* ---- dev_t helpers (libc's own encoding) --------------------------------- */
 
 static napi_value js_makedev(napi_env env, napi_callback_info info) {
@@ -502,6 +525,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mknod", mknod__async},           {"mknodSync", mknod__sync},
       {"makedev", js_makedev},           {"major", js_major},
       {"minor", js_minor},               {"scanDirectory", scan_directory},
+      {"adviseWillNeed", js_advise_will_need},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     napi_value fn;

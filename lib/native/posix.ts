@@ -57,6 +57,7 @@ interface Binding {
   major(dev: Dev): number
   minor(dev: Dev): number
   scanDirectory(dir: Buffer, names?: Buffer[]): Promise<Buffer>
+  adviseWillNeed(fd: number): boolean
 }
 
 const ADDON = join('lib', 'native', 'build', 'Release', 'cairn_posix.node')
@@ -226,4 +227,12 @@ export function minor(dev: Dev): number {
  */
 export function scanDirectoryRaw(dir: Buffer, names?: Buffer[]): Promise<Buffer> {
   return pooled(dir, (b) => b.scanDirectory(dir, names))
+}
+
+/**
+ * Asks the kernel to start reading the whole file into the page cache
+ * (posix_fadvise WILLNEED) and returns at once: a hint, false if refused.
+ */
+export function adviseWillNeed(fd: number): boolean {
+  return native().adviseWillNeed(fd)
 }
