@@ -105,18 +105,31 @@ function handle(req: WorkerRequest): WorkerReply {
  * objects, so V8 would collect such buffers rarely and memory would pile up).
  */
 function seal(id: Buffer, data: Buffer): Uint8Array[] {
-  return sealer.sealParts(blobAad(BlobType.Data, id), encodePayloadTransient(data, setup.compression, padding)).map(ownMemory)
+  return transferableParts(sealer.sealParts(blobAad(BlobType.Data, id), encodePayloadTransient(data, setup.compression, padding)))
 }
 
-/** A part that is a view into a larger (pooled) buffer would be cloned with all of it: give it its own. */
-function ownMemory(part: Buffer): Uint8Array {
-  return part.byteLength === part.buffer.byteLength ? part : new Uint8Array(part)
+/**
+ * The parts with their memory in as few ArrayBuffers as possible (each
+ * one transferred costs an object and a GC entry on the main thread): the
+ * small ones (scheme, salt, tag) share one; a big one that owns its buffer
+ * (the ciphertext) goes as it is.
+ */
+function transferableParts(parts: Buffer[]): Uint8Array[] {
+  const isSmall = (p: Buffer): boolean => p.length <= 64
+  const small = new Uint8Array(parts.reduce((n, p) => n + (isSmall(p) ? p.length : 0), 0))
+  let at = 0
+  return parts.map((p) => {
+    if (!isSmall(p)) return p.byteLength === p.buffer.byteLength ? p : new Uint8Array(p)
+    small.set(p, at)
+    at += p.length
+    return small.subarray(at - p.length, at)
+  })
 }
 
 /** The sealed blobs' memory moves to the main thread instead of being copied. */
 function transferable(reply: WorkerReply): ArrayBuffer[] {
   const blobs = reply.op === 'seal' || reply.op === 'store' ? [reply.sealed] : reply.op === 'files' ? reply.results.map((r) => (r.kind === 'read' ? r.sealed : null)) : []
-  return blobs.flatMap((parts) => (parts ? parts.map((p) => p.buffer as ArrayBuffer) : []))
+  return [...new Set(blobs.flatMap((parts) => (parts ? parts.map((p) => p.buffer as ArrayBuffer) : [])))]
 }
 
 port.on('message', (req: WorkerRequest) => {
