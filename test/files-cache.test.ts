@@ -59,3 +59,27 @@ t.test('entries age out after ttl backups in which the file was not seen', async
   cache = await FilesCache.load(where, 3)
   t.equal(cache.lookup(file, identity, exists), null, 'gone after 3 unseen backups')
 })
+
+t.test('a deferred cache: touches before loading count, and an unloaded cache is left as it was', async (t) => {
+  const where = cacheFile()
+  const first = await FilesCache.load(where, 2)
+  first.remember(file, identity, chunks, START)
+  await first.save()
+  const before = await import('node:fs/promises').then((fs) => fs.readFile(where))
+
+  const untouched = FilesCache.deferred(where, 2)
+  await untouched.save()
+  t.ok((await import('node:fs/promises').then((fs) => fs.readFile(where))).equals(before), 'never loaded: the file is not rewritten')
+
+  // Two backups that only touch the file (its directory came from the tree
+  // cache) and load the cache later: the entry must not age out (ttl 2).
+  for (let backup = 1; backup <= 3; backup++) {
+    const cache = FilesCache.deferred(where, 2)
+    cache.touch(file)
+    await cache.ready()
+    cache.remember(Buffer.from(`/data/new-${backup}`), identity, chunks, START) // something changed elsewhere
+    await cache.save()
+  }
+  const last = await FilesCache.load(where, 2)
+  t.ok(last.lookup(file, identity, exists), 'touched before loading: still cached after more backups than the ttl')
+})

@@ -84,7 +84,7 @@ export async function createArchive(repo: Repository, options: CreateOptions): P
   const writer = await RepositoryWriter.start(repo, options.signal)
   const ttl = options.filesCacheTtl
   const treeCache = options.dryRun ? null : await TreeCache.load(repo.cacheFile('trees'), ttl)
-  const run = new CreateRun(repo, writer, compression, options, await OwnerNames.load(), await FilesCache.load(repo.cacheFile('files'), ttl), treeCache)
+  const run = new CreateRun(repo, writer, compression, options, await OwnerNames.load(), FilesCache.deferred(repo.cacheFile('files'), ttl), treeCache)
   try {
     const result = await run.execute()
     return result
@@ -403,6 +403,7 @@ class CreateRun {
       this.stats.originalSize += identity.size
       return { stored: Promise.resolve({ chunks: [], size: identity.size }) }
     }
+    if (!this.filesCache.loaded) await this.filesCache.ready()
     const cached = this.filesCache.lookup(absPath, identity, (id) => id.equals(ZERO_CHUNK_ID) || this.writer.has(id))
     if (cached) {
       this.count(cached, absPath)

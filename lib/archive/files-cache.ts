@@ -52,17 +52,46 @@ export class FilesCache {
   private readonly entries = new Map<string, Entry>()
   /** Something was remembered or forgotten since the load. */
   private changed = false
+  private loading: Promise<void> | null = null
+  /** Keys touched before the cache was loaded. */
+  private touchedEarly: string[] | null = []
 
   private constructor(private readonly file: string | null, private readonly ttl: number) {}
 
   static async load(file: string | null, ttl = DEFAULT_FILES_CACHE_TTL): Promise<FilesCache> {
-    const cache = new FilesCache(file, ttl)
-    if (file) await cache.read(file)
+    const cache = FilesCache.deferred(file, ttl)
+    await cache.ready()
     return cache
+  }
+
+  /**
+   * A cache read from disk only when first needed (ready()): a backup whose
+   * every directory comes from the tree cache never needs it, and loading a
+   * large tree's files cache costs a few hundred milliseconds. If it is
+   * never loaded, save() leaves the file as it was (nothing aged: entries
+   * for files outside this backup's paths then age one backup later).
+   */
+  static deferred(file: string | null, ttl = DEFAULT_FILES_CACHE_TTL): FilesCache {
+    return new FilesCache(file, ttl)
+  }
+
+  get loaded(): boolean {
+    return this.touchedEarly === null
+  }
+
+  /** Loads the cache (once); lookup() and remember() need it. */
+  ready(): Promise<void> {
+    this.loading ??= (this.file ? this.read(this.file) : Promise.resolve()).then(() => {
+      const early = this.touchedEarly ?? []
+      this.touchedEarly = null
+      for (const key of early) this.touchKey(key)
+    })
+    return this.loading
   }
 
   /** The chunks the file had, if nothing about it changed and `exists` confirms every chunk. */
   lookup(absPath: Buffer, now: FileIdentity, exists: (id: Buffer) => boolean): ChunkRef[] | null {
+    if (!this.loaded) throw new Error('FilesCache.lookup before ready()')
     const key = pathKey(absPath)
     const e = this.entries.get(key)
     if (!e || e.ino !== now.ino || e.size !== now.size || e.mtimeNs !== now.mtimeNs || e.ctimeNs !== now.ctimeNs) return null
@@ -74,7 +103,13 @@ export class FilesCache {
 
   /** Keeps the file's entry from ageing: its directory's tree was taken whole from the tree cache. */
   touch(absPath: Buffer): void {
-    const e = this.entries.get(pathKey(absPath))
+    const key = pathKey(absPath)
+    if (this.touchedEarly) this.touchedEarly.push(key)
+    else this.touchKey(key)
+  }
+
+  private touchKey(key: string): void {
+    const e = this.entries.get(key)
     if (e) e.seen = true
   }
 
@@ -93,7 +128,7 @@ export class FilesCache {
 
   /** Ages unseen entries, drops the old ones, and writes the cache (unless it would write what it read). */
   async save(): Promise<void> {
-    if (!this.file) return
+    if (!this.file || !this.loaded) return
     if (!this.changed && [...this.entries.values()].every((e) => e.seen && e.age === 0)) return
     const rows: unknown[] = []
     for (const [key, e] of this.entries) {
