@@ -1,7 +1,8 @@
 /**
  * The tree cache: a re-backup takes unchanged directories' trees from it,
- * and must give exactly the archive a backup without any cache gives, also
- * after changes deep in the tree, to modes only, and to hardlinks.
+ * and must give exactly the archive a backup without any cache gives (same
+ * trees, same statistics), also after changes deep in the tree, to modes
+ * only, and with hardlinks.
  */
 import t from 'tap'
 import { promises as fs } from 'node:fs'
@@ -51,7 +52,7 @@ t.test('cached and uncached backups of the same tree are the same archive', asyn
   t.same(again.stats, { ...first.stats, deduplicatedSize: again.stats.deduplicatedSize }, 'and the same statistics')
 
   // Changes: content deep down, a mode only (ctime), a new file, and a new
-  // hardlink pair walked before d/ (so d/'s hardlink group numbers move).
+  // hardlink pair walked before d/ (whose cached tree holds a group too).
   await fs.appendFile(path.join(src, 'a/deep/y.txt'), ' grew')
   await fs.chmod(path.join(src, 'b/z.txt'), 0o600)
   await write(path.join(src, 'b/new.txt'), 'new')

@@ -10,6 +10,7 @@
  * packs in flight, and one tree page per directory level.
  */
 import { promises as fs, constants as fsc } from 'node:fs'
+import { hash } from 'node:crypto'
 import * as os from 'node:os'
 import * as nodePath from 'node:path'
 import { CairnError } from '../errors.js'
@@ -129,7 +130,8 @@ class CreateRun {
   private readonly startNs = nowNs()
   private readonly excluded: PathMatcher
   private readonly pipeline: ChunkPipeline | null
-  private readonly hardlinks = new Map<string, { group: number; content: Promise<FileContent | null> }>()
+  /** The content of each hardlinked inode met so far (by device:inode), read once for all its links. */
+  private readonly hardlinks = new Map<string, Promise<FileContent | null>>()
   private warnings = 0
   private readonly streamSlots = new Limiter(STREAMS_AHEAD)
   private readonly scanner = new DirectoryScanner<DirVisit>((dir, scan) => this.subdirsOf(dir, scan))
@@ -271,7 +273,7 @@ class CreateRun {
     const subtrees = new Map<ScannedEntry, { tree: Buffer; entries: number }>()
     for (const sub of subdirs) subtrees.set(sub.entry!, await this.walkDirectory(sub))
 
-    const digest = this.treeCache && scan.raw.length > 0 && !hasHardlinks(scan.entries) ? treeDigest(this.treeSettings, scan.raw, [...subtrees.values()]) : null
+    const digest = this.treeCache && scan.raw.length > 0 ? treeDigest(this.treeSettings, scan.raw, [...subtrees.values()]) : null
     const cached = digest && this.treeCache!.lookup(absPath, digest, (id) => this.writer.has(id))
     if (cached) return this.reuseTree(cached, absPath, scan.entries)
 
@@ -373,16 +375,15 @@ class CreateRun {
   private async visitFile(absPath: Buffer, st: EntryStat, item: Item): Promise<Visited | null> {
     this.stats.files++
     if (st.nlink > 1) {
+      item.hardlink = { group: hardlinkGroup(st), nlink: st.nlink }
       const key = `${st.dev}:${st.ino}`
       const known = this.hardlinks.get(key)
       if (known) {
-        item.hardlink = { group: known.group, nlink: st.nlink }
-        return { item: known.content.then((c) => withContent(item, c)) }
+        // The content is read once; the statistics count every link, as the tree cache's do.
+        return { item: known.then((c) => (c && this.count(c.chunks, absPath), withContent(item, c))) }
       }
-      const group = this.hardlinks.size + 1
-      item.hardlink = { group, nlink: st.nlink }
       const content = this.fileContent(absPath, st)
-      this.hardlinks.set(key, { group, content: content.then((c) => c?.stored ?? null) })
+      this.hardlinks.set(key, content.then((c) => c?.stored ?? null))
       const read = await content
       if (!read) return null
       return { item: read.stored.then((c) => withContent(item, c)) }
@@ -527,9 +528,14 @@ function withContent(item: Item, content: FileContent | null): Item | null {
   return item
 }
 
-/** Hardlinked files get group numbers from the whole walk's order: such a directory's tree is not reusable. */
-function hasHardlinks(entries: readonly ScannedEntry[]): boolean {
-  return entries.some((e) => !(e.stat instanceof Error) && e.stat.nlink > 1 && !isDirectory(e.stat))
+/**
+ * A hardlink group: 53 bits of SHA-256 of the device and inode numbers. It
+ * depends on nothing else (not on the walk's order), so a directory's tree is
+ * the same in every backup and the tree cache can keep it; two inodes
+ * sharing a group by chance is a 2^-53-per-pair event.
+ */
+function hardlinkGroup(st: EntryStat): number {
+  return Number(hash('sha256', `${st.dev}:${st.ino}`, 'buffer').readBigUInt64BE(0) >> 11n)
 }
 
 /** An entry changed at or after `startNs` may change again without its times showing it. */

@@ -8,9 +8,9 @@
  * directory's metadata on every backup.)
  *
  * The walk records a directory only when its tree is a pure function of
- * that digest (create.ts decides): no warnings, no hardlinked files (their
- * group numbers depend on the whole walk), no entry changed since the
- * backup started (a timestamp may not show a change within its granularity,
+ * that digest (create.ts decides; hardlink groups come from device and
+ * inode numbers, which the scan holds): no warnings, no entry changed since
+ * the backup started (a timestamp may not show a change within its granularity,
  * the files cache's rule), not a dry run. A hit is used only if the
  * repository still has the tree.
  *
