@@ -27,5 +27,6 @@ export { RepositoryView, openArchiveView, type RepositoryViewOptions } from './v
 export { PathResolver } from './vfs/path-resolver.js'
 export { VersionsView, versionName, type VersionsViewOptions } from './vfs/versions-view.js'
 export { BlobOpener, chunkLoader, type BlobOpenerOptions } from './cache/blob-opener.js'
+export { coalescedBlobLoader } from './cache/coalescing-loader.js'
 
 export { formatNs } from './time.js'

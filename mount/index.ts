@@ -16,7 +16,7 @@ import { execFile } from 'node:child_process'
 import {
   BlobOpener,
   CairnError,
-  chunkLoader,
+  coalescedBlobLoader,
   LocalBackend,
   PathResolver,
   RepositoryView,
@@ -96,7 +96,11 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
     for (const step of cleanups.splice(0).reverse()) await step().catch((err: unknown) => log(`cleanup: ${(err as Error)?.message ?? String(err)}`))
   }
   try {
-    const caches: CacheSizes = { chunkBytes: cacheBytes, loadChunk: rememberDamage(chunkLoader(repo, opener), log) }
+    const caches: CacheSizes = {
+      chunkBytes: cacheBytes,
+      loadChunk: rememberDamage(coalescedBlobLoader(repo, 'data', opener), log),
+      loadTree: coalescedBlobLoader(repo, 'tree', null),
+    }
     let root: DirNode
     if (options.archive !== undefined) {
       root = await openArchiveView(repo, options.archive, caches)

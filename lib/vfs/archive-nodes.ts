@@ -2,19 +2,11 @@
  * VFS nodes over one archive: each directory loads its own tree on first
  * lookup or listing; each file reads through the shared chunk cache.
  */
-import { createHash } from 'node:crypto'
 import type { ArchiveReader, DirRef } from '../archive/reader.js'
 import type { Item } from '../archive/item.js'
 import type { FileContent } from '../archive/file-content.js'
 import type { DirNode, FileNode, NodeAttr, SpecialNode, SymlinkNode, VfsNode } from './node.js'
-
-/** A 63-bit inode number from a stable key (archive id and path, or hardlink group). */
-export function inodeFor(...parts: (Buffer | string)[]): bigint {
-  const h = createHash('sha256')
-  for (const p of parts) h.update(p).update('\0')
-  const n = h.digest().readBigUInt64LE(0) & 0x7fffffffffffffffn
-  return n < 16n ? n + 16n : n // small numbers are reserved (1 is the mount root)
-}
+import { extendKey, inodeOf, keyHash, type KeyHash } from './inode.js'
 
 export function attrOf(item: Item, ino: bigint): NodeAttr {
   const size = item.kind === 'file' ? item.size : item.kind === 'symlink' ? (item.target?.length ?? 0) : 0
@@ -33,15 +25,19 @@ export function attrOf(item: Item, ino: bigint): NodeAttr {
   }
 }
 
-/** Makes the node for an item found at `path` in `reader`'s archive. */
-export function nodeForItem(reader: ArchiveReader, item: Item, path: Buffer): VfsNode {
-  const archiveId = reader.ref.id
-  const ino = item.hardlink ? inodeFor(archiveId, 'hardlink', String(item.hardlink.group)) : inodeFor(archiveId, path)
+/** The key of an archive's root directory: its children's keys extend it by their names. */
+export function archiveRootKey(reader: ArchiveReader): KeyHash {
+  return keyHash(reader.ref.id)
+}
+
+/** Makes the node for an item whose key (archive and path, see inode.ts) is `key`. */
+export function nodeForItem(reader: ArchiveReader, item: Item, key: KeyHash): VfsNode {
+  const ino = item.hardlink ? inodeOf(keyHash(reader.ref.id, 'hardlink', String(item.hardlink.group))) : inodeOf(key)
   const attr = attrOf(item, ino)
   const xattrs = item.xattrs ?? []
   switch (item.kind) {
     case 'dir':
-      return new ArchiveDirNode(reader, { tree: item.tree!, item }, path, attr, xattrs)
+      return new ArchiveDirNode(reader, { tree: item.tree!, item }, key, attr, xattrs)
     case 'file':
       return new ArchiveFileNode(reader, item, attr, xattrs)
     case 'symlink':
@@ -57,24 +53,25 @@ export class ArchiveDirNode implements DirNode {
   constructor(
     private readonly reader: ArchiveReader,
     private readonly dir: DirRef,
-    private readonly path: Buffer,
+    private readonly key: KeyHash,
     readonly attr: NodeAttr,
     readonly xattrs: readonly [Buffer, Buffer][],
   ) {}
 
-  private childPath(name: Buffer): Buffer {
-    return this.path.length ? Buffer.concat([this.path, SLASH, name]) : name
-  }
-
+  /** Lists the directory and starts loading its first subdirectories' trees: whoever lists a directory tends to enter them next. */
   async list(): Promise<{ name: Buffer; node: VfsNode }[]> {
     const out: { name: Buffer; node: VfsNode }[] = []
-    for await (const item of this.reader.entries(this.dir)) out.push({ name: item.name, node: nodeForItem(this.reader, item, this.childPath(item.name)) })
+    let ahead = 0
+    for await (const item of this.reader.entries(this.dir)) {
+      out.push({ name: item.name, node: nodeForItem(this.reader, item, extendKey(this.key, item.name)) })
+      if (item.tree && ahead++ < TREES_AHEAD) this.reader.tree(item.tree).catch(() => undefined) // entering it reports failures
+    }
     return out
   }
 
   async lookup(name: Buffer): Promise<VfsNode | null> {
     const item = await this.reader.lookup(this.dir, name)
-    return item ? nodeForItem(this.reader, item, this.childPath(name)) : null
+    return item ? nodeForItem(this.reader, item, extendKey(this.key, name)) : null
   }
 }
 
@@ -95,4 +92,5 @@ export class ArchiveFileNode implements FileNode {
   }
 }
 
-const SLASH = Buffer.from('/')
+/** Subdirectory trees loaded ahead by a listing (they are read together, see CoalescingLoader). */
+const TREES_AHEAD = 256

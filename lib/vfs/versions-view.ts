@@ -29,7 +29,8 @@ import type { ArchiveRef } from '../repo/manifest.js'
 import { ArchiveReader, makeReaderCaches, type CacheSizes, type DirRef, type ReaderCaches } from '../archive/reader.js'
 import type { Item } from '../archive/item.js'
 import { formatNs } from '../time.js'
-import { inodeFor, nodeForItem } from './archive-nodes.js'
+import { nodeForItem } from './archive-nodes.js'
+import { inodeFor, keyHash } from './inode.js'
 import { S_IFDIR, type DirNode, type NodeAttr, type VfsNode } from './node.js'
 
 export interface VersionsViewOptions {
@@ -161,7 +162,7 @@ function versionEntries(path: Buffer, name: Buffer, versions: readonly Version[]
     const key = vname.toString('latin1')
     if (seen.has(key)) continue // two archives with the same nanosecond: keep the first
     seen.add(key)
-    out.push({ name: vname, node: nodeForItem(v.reader, v.item, path) })
+    out.push({ name: vname, node: nodeForItem(v.reader, v.item, keyHash(v.reader.ref.id, path)) })
   }
   return out
 }
