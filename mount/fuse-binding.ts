@@ -105,7 +105,11 @@ export interface FuseHandlers {
   readdir(path: Buffer): Promise<FuseResult<FuseDirListing>>
   /** Up to `length` bytes at `position`; fewer at the end of the file. */
   read(path: Buffer, fh: number, length: number, position: number): Promise<FuseResult<Uint8Array>>
-  /** Called for read-only opens only (writes are EROFS). Returns a file handle, 0 to 2^31 - 1. */
+  /**
+   * Called for read-only opens only (writes are EROFS). Returns a file handle, 0 to 2^31 - 1. Without it, a
+   * read-only mount leaves opens to libfuse (answered in its own thread, without a trip to the event loop;
+   * the kernel refuses opens for writing on a read-only mount) and reads get file handle 0.
+   */
   open?(path: Buffer, flags: number): Promise<FuseResult<number>>
   release?(path: Buffer, fh: number): Promise<FuseResult<void>>
   readlink?(path: Buffer): Promise<FuseResult<Buffer>>
@@ -258,7 +262,7 @@ export async function mount(mountpoint: string, handlers: FuseHandlers, options:
       return new Error(`fusermount -uz ${mnt} failed: ${res.stderr.trim() || res.error?.message}`)
     })().then(cb, cb)
   }
-  const fuse = new Fuse(mp, makeOps(handlers, onError), nativeOptions)
+  const fuse = new Fuse(mp, makeOps(handlers, onError, options.readOnly ?? true), nativeOptions)
   let started = false
   try {
     await withTimeout(new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve()))),
@@ -339,7 +343,7 @@ function toNativeOptions(o: FuseMountOptions): Record<string, unknown> {
 
 // ---- serving requests ------------------------------------------------------------------------------
 
-function makeOps(h: FuseHandlers, onError: (r: FuseHandlerError) => void): Record<string, NativeOp> {
+function makeOps(h: FuseHandlers, onError: (r: FuseHandlerError) => void, readOnlyMount: boolean): Record<string, NativeOp> {
   /** Run `work` for one request and answer exactly once, whatever it does. */
   const serve = (op: string, rawPath: string, cb: NativeCb, work: (p: Buffer) => Promise<unknown[]>) => {
     const p = Buffer.from(rawPath, 'latin1')
@@ -378,13 +382,6 @@ function makeOps(h: FuseHandlers, onError: (r: FuseHandlerError) => void): Recor
         if (l.attrs && l.attrs.length !== names.length) throw new TypeError(`readdir: ${names.length} names but ${l.attrs.length} attrs`)
         return l.attrs ? [0, names, l.attrs.map(nativeStat)] : [0, names]
       })),
-    open: (path: string, flags: number, cb: NativeCb) => serve('open', path, cb, async (p) => {
-      if ((flags & O_ACCMODE) !== fsConstants.O_RDONLY || (flags & fsConstants.O_TRUNC) !== 0) return [EROFS]
-      if (!h.open) return [0, 0]
-      const fh = await h.open(p, flags) // a file handle, or a negative errno
-      if (!Number.isInteger(fh) || fh > 0x7fffffff) throw new TypeError(`open returned ${fh}: a file handle or a negative errno was expected`)
-      return fh < 0 ? [fh] : [0, fh]
-    }),
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: NativeCb) => serve('read', path, cb, async (p) =>
       result('read', await h.read(p, fh, len, pos), (data) => {
         // buf is FUSE's own memory; after a timeout it is detached (length 0) and copying is a no-op
@@ -395,6 +392,16 @@ function makeOps(h: FuseHandlers, onError: (r: FuseHandlerError) => void): Recor
     write: readOnly, create: readOnly, truncate: readOnly, ftruncate: readOnly, utimens: readOnly, chown: readOnly,
     chmod: readOnly, mknod: readOnly, setxattr: readOnly, removexattr: readOnly, unlink: readOnly, rename: readOnly,
     link: readOnly, symlink: readOnly, mkdir: readOnly, rmdir: readOnly,
+  }
+  if (h.open || !readOnlyMount) {
+    const open = h.open?.bind(h)
+    ops.open = (path: string, flags: number, cb: NativeCb) => serve('open', path, cb, async (p) => {
+      if ((flags & O_ACCMODE) !== fsConstants.O_RDONLY || (flags & fsConstants.O_TRUNC) !== 0) return [EROFS]
+      if (!open) return [0, 0]
+      const fh = await open(p, flags) // a file handle, or a negative errno
+      if (!Number.isInteger(fh) || fh > 0x7fffffff) throw new TypeError(`open returned ${fh}: a file handle or a negative errno was expected`)
+      return fh < 0 ? [fh] : [0, fh]
+    })
   }
   if (h.release) {
     const release = h.release.bind(h)

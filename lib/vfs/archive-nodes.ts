@@ -7,6 +7,7 @@ import type { Item } from '../archive/item.js'
 import type { FileContent } from '../archive/file-content.js'
 import type { DirNode, FileNode, NodeAttr, SpecialNode, SymlinkNode, VfsNode } from './node.js'
 import { extendKey, inodeOf, keyHash, type KeyHash } from './inode.js'
+import { SiblingPrefetch } from './sibling-prefetch.js'
 
 export function attrOf(item: Item, ino: bigint): NodeAttr {
   const size = item.kind === 'file' ? item.size : item.kind === 'symlink' ? (item.target?.length ?? 0) : 0
@@ -30,8 +31,12 @@ export function archiveRootKey(reader: ArchiveReader): KeyHash {
   return keyHash(reader.ref.id)
 }
 
-/** Makes the node for an item whose key (archive and path, see inode.ts) is `key`. */
-export function nodeForItem(reader: ArchiveReader, item: Item, key: KeyHash): VfsNode {
+/**
+ * Makes the node for an item whose key (archive and path, see inode.ts) is
+ * `key`; a file found in `parent` tells it when it is read (read-ahead of
+ * its siblings).
+ */
+export function nodeForItem(reader: ArchiveReader, item: Item, key: KeyHash, parent: ArchiveDirNode | null = null): VfsNode {
   const ino = item.hardlink ? inodeOf(keyHash(reader.ref.id, 'hardlink', String(item.hardlink.group))) : inodeOf(key)
   const attr = attrOf(item, ino)
   const xattrs = item.xattrs ?? []
@@ -39,7 +44,7 @@ export function nodeForItem(reader: ArchiveReader, item: Item, key: KeyHash): Vf
     case 'dir':
       return new ArchiveDirNode(reader, { tree: item.tree!, item }, key, attr, xattrs)
     case 'file':
-      return new ArchiveFileNode(reader, item, attr, xattrs)
+      return new ArchiveFileNode(reader, item, attr, xattrs, parent)
     case 'symlink':
       return { kind: 'symlink', attr, xattrs, target: item.target ?? Buffer.alloc(0) } satisfies SymlinkNode
     default:
@@ -49,6 +54,7 @@ export function nodeForItem(reader: ArchiveReader, item: Item, key: KeyHash): Vf
 
 export class ArchiveDirNode implements DirNode {
   readonly kind = 'dir'
+  private siblings: SiblingPrefetch | null = null
 
   constructor(
     private readonly reader: ArchiveReader,
@@ -63,7 +69,7 @@ export class ArchiveDirNode implements DirNode {
     const out: { name: Buffer; node: VfsNode }[] = []
     let ahead = 0
     for await (const item of this.reader.entries(this.dir)) {
-      out.push({ name: item.name, node: nodeForItem(this.reader, item, extendKey(this.key, item.name)) })
+      out.push({ name: item.name, node: nodeForItem(this.reader, item, extendKey(this.key, item.name), this) })
       if (item.tree && ahead++ < TREES_AHEAD) this.reader.tree(item.tree).catch(() => undefined) // entering it reports failures
     }
     return out
@@ -71,7 +77,14 @@ export class ArchiveDirNode implements DirNode {
 
   async lookup(name: Buffer): Promise<VfsNode | null> {
     const item = await this.reader.lookup(this.dir, name)
-    return item ? nodeForItem(this.reader, item, extendKey(this.key, name)) : null
+    return item ? nodeForItem(this.reader, item, extendKey(this.key, name), this) : null
+  }
+
+  /** One of this directory's files is being read. */
+  fileRead(item: Item): void {
+    const window = Math.min(SIBLINGS_AHEAD_BYTES, Math.floor(this.reader.caches.chunks.maxBytes / 8))
+    this.siblings ??= new SiblingPrefetch(this.reader, this.dir, window)
+    this.siblings.noteRead(item)
   }
 }
 
@@ -84,13 +97,19 @@ export class ArchiveFileNode implements FileNode {
     private readonly item: Item,
     readonly attr: NodeAttr,
     readonly xattrs: readonly [Buffer, Buffer][],
+    private readonly parent: ArchiveDirNode | null,
   ) {}
 
   read(position: number, length: number): Promise<Buffer> {
-    this.content ??= this.reader.content(this.item)
+    if (!this.content) {
+      this.content = this.reader.content(this.item)
+      this.parent?.fileRead(this.item)
+    }
     return this.content.read(position, length)
   }
 }
 
 /** Subdirectory trees loaded ahead by a listing (they are read together, see CoalescingLoader). */
 const TREES_AHEAD = 256
+/** Bytes of a directory's small files loaded ahead of a program reading them (at most an eighth of the chunk cache). */
+const SIBLINGS_AHEAD_BYTES = 16 * 1024 * 1024
