@@ -96,10 +96,12 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
     for (const step of cleanups.splice(0).reverse()) await step().catch((err: unknown) => log(`cleanup: ${(err as Error)?.message ?? String(err)}`))
   }
   try {
+    // The first listing needs the chunk index: load it while the manifest is read and the kernel mounts.
+    repo.index().catch(() => undefined) // a failure shows (and is retried) where the index is used
     const caches: CacheSizes = {
       chunkBytes: cacheBytes,
       loadChunk: rememberDamage(coalescedBlobLoader(repo, 'data', opener), log),
-      loadTree: coalescedBlobLoader(repo, 'tree', null),
+      loadTree: coalescedBlobLoader(repo, 'tree', opener),
     }
     let root: DirNode
     if (options.archive !== undefined) {
