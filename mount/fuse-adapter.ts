@@ -11,7 +11,7 @@
  * that request only.
  */
 import { LRUCache } from 'lru-cache'
-import type { DirNode, NodeAttr, PathResolver, VfsNode } from '../lib/index.js'
+import type { NodeAttr, PathResolver, VfsNode } from '../lib/index.js'
 import { EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOTDIR, type FuseAttr, type FuseHandlers, type FuseStatfs } from './fuse-binding.js'
 import { FileReads, readAroundDamage } from './file-reads.js'
 
@@ -80,17 +80,20 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers {
     readdir: (p) => guard('readdir', p, async () => {
       const dir = await resolve(p)
       if (dir.kind !== 'dir') return ENOTDIR
-      const entries = (await (dir as DirNode).list()).filter((e) => {
-        const ok = e.name.length > 0 && e.name.length <= NAME_MAX && !e.name.includes(0x2f) && !e.name.includes(0)
-        if (!ok) log(`readdir ${show(p)}: skipped an entry whose name cannot be shown (${e.name.length} bytes)`)
-        return ok
-      })
+      const entries = await dir.list()
       resolver.remember(p, entries)
       const parent = p.length <= 1 ? dir : (await resolver.resolve(parentOf(p))) ?? dir
-      return {
-        names: [DOT, DOTDOT, ...entries.map((e) => e.name)],
-        attrs: [fuseAttr(dir.attr), fuseAttr(parent.attr), ...entries.map((e) => fuseAttr(e.node.attr))],
+      const names: Buffer[] = [DOT, DOTDOT]
+      const attrs = [dir.attr, parent.attr]
+      for (const e of entries) {
+        if (e.name.length === 0 || e.name.length > NAME_MAX || e.name.includes(0x2f) || e.name.includes(0)) {
+          log(`readdir ${show(p)}: skipped an entry whose name cannot be shown (${e.name.length} bytes)`)
+          continue
+        }
+        names.push(e.name)
+        attrs.push(e.node.attr)
       }
+      return { names, attrs }
     }),
 
     read: (p, _fh, length, position) => guard('read', p, async () => {

@@ -77,10 +77,14 @@ export interface FuseAttr {
   ctimeNs: bigint
 }
 
-/** A directory listing. The kernel does not add `.` and `..`: include them. `attrs[i]` belongs to `names[i]`. */
+/**
+ * A directory listing. The kernel does not add `.` and `..`: include them. `attrs[i]` belongs to `names[i]`;
+ * of them only the inode number and the type bits reach the kernel (d_ino, d_type: FUSE 2 has no
+ * readdirplus), so a listing saves no getattr calls.
+ */
 export interface FuseDirListing {
   names: Buffer[]
-  attrs?: FuseAttr[]
+  attrs?: Pick<FuseAttr, 'ino' | 'mode'>[]
 }
 
 export interface FuseStatfs {
@@ -380,7 +384,7 @@ function makeOps(h: FuseHandlers, onError: (r: FuseHandlerError) => void, readOn
       result('readdir', await h.readdir(p), (l) => {
         const names = l.names.map((n) => nameString(n, 'readdir name'))
         if (l.attrs && l.attrs.length !== names.length) throw new TypeError(`readdir: ${names.length} names but ${l.attrs.length} attrs`)
-        return l.attrs ? [0, names, l.attrs.map(nativeStat)] : [0, names]
+        return l.attrs ? [0, names, l.attrs.map(direntStat)] : [0, names]
       })),
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: NativeCb) => serve('read', path, cb, async (p) =>
       result('read', await h.read(p, fh, len, pos), (data) => {
@@ -483,6 +487,12 @@ function nativeStat(a: FuseAttr): Record<string, number | bigint> {
     mtimeNs: ns(a.mtimeNs, 'mtimeNs'),
     ctimeNs: ns(a.ctimeNs, 'ctimeNs'),
   }
+}
+
+/** What of a listing entry's attributes the kernel uses, shaped like a stat for the patched index.js. */
+function direntStat(a: Pick<FuseAttr, 'ino' | 'mode'>): Record<string, number | bigint> {
+  if (typeof a.ino !== 'bigint' || a.ino < 0n || a.ino >= 1n << 64n) throw new TypeError(`attr.ino = ${String(a.ino)} is not a 64-bit bigint`)
+  return { ino: a.ino, mode: int(a.mode, 'mode', U32), atimeNs: 0n, mtimeNs: 0n, ctimeNs: 0n }
 }
 
 function nameString(name: Buffer, what: string): string {

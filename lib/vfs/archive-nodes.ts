@@ -66,10 +66,12 @@ export class ArchiveDirNode implements DirNode {
 
   /** Lists the directory and starts loading its first subdirectories' trees: whoever lists a directory tends to enter them next. */
   async list(): Promise<{ name: Buffer; node: VfsNode }[]> {
-    const out: { name: Buffer; node: VfsNode }[] = []
+    const items = await this.reader.entryList(this.dir)
+    const out: { name: Buffer; node: VfsNode }[] = new Array(items.length)
     let ahead = 0
-    for await (const item of this.reader.entries(this.dir)) {
-      out.push({ name: item.name, node: nodeForItem(this.reader, item, extendKey(this.key, item.name), this) })
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!
+      out[i] = { name: item.name, node: nodeForItem(this.reader, item, extendKey(this.key, item.name), this) }
       if (item.tree && ahead++ < TREES_AHEAD) this.reader.tree(item.tree).catch(() => undefined) // entering it reports failures
     }
     return out
