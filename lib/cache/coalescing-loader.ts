@@ -41,8 +41,13 @@ interface Located extends Pending {
 
 /** Bytes between two blobs that are read and thrown away rather than paying a second read. */
 const MAX_GAP = 16 * 1024
-/** Largest read made of several blobs (a bigger blob is still read alone). */
+/** Largest read made of several blobs. */
 const MAX_SPAN = 4 * 1024 * 1024
+/**
+ * Bigger blobs are read alone, into a buffer of their own, which moves to a worker thread without a copy
+ * (a slice of a shared span would be copied first: a 2 MiB copy into fresh memory costs more than a read).
+ */
+const MAX_JOINED = 128 * 1024
 
 export class CoalescingLoader {
   private queue: Pending[] = []
@@ -110,7 +115,9 @@ function spans(sorted: Located[]): Located[][] {
   let start = 0
   let end = 0
   for (const p of sorted) {
-    if (current.length > 0 && (p.offset - end > MAX_GAP || p.offset + p.length - start > MAX_SPAN)) {
+    const first = current[0]
+    const joins = first !== undefined && first.length <= MAX_JOINED && p.length <= MAX_JOINED && p.offset - end <= MAX_GAP && p.offset + p.length - start <= MAX_SPAN
+    if (first !== undefined && !joins) {
       out.push(current)
       current = []
     }
