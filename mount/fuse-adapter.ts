@@ -84,14 +84,15 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers {
       resolver.remember(p, entries)
       const parent = p.length <= 1 ? dir : (await resolver.resolve(parentOf(p))) ?? dir
       const names: Buffer[] = [DOT, DOTDOT]
-      const attrs = [dir.attr, parent.attr]
+      const attrs: { ino: bigint; mode: number }[] = [dir.attr, parent.attr]
       for (const e of entries) {
-        if (e.name.length === 0 || e.name.length > NAME_MAX || e.name.includes(0x2f) || e.name.includes(0)) {
-          log(`readdir ${show(p)}: skipped an entry whose name cannot be shown (${e.name.length} bytes)`)
+        const name = e.name
+        if (name.length === 0 || name.length > NAME_MAX || name.includes(0x2f) || name.includes(0)) {
+          log(`readdir ${show(p)}: skipped an entry whose name cannot be shown (${name.length} bytes)`)
           continue
         }
-        names.push(e.name)
-        attrs.push(e.node.attr)
+        names.push(name)
+        attrs.push(e) // its ino and mode: all a listing shows
       }
       return { names, attrs }
     }),

@@ -15,7 +15,6 @@
 import { stat, constants as fsConstants } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { constants as osConstants } from 'node:os'
-import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CairnError } from '../lib/index.js'
 import { exists, findMount, forceUnmount, poll, resolveMountpoint, run, withTimeout } from './mount-table.js'

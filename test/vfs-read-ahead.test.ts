@@ -12,6 +12,7 @@ import { scratch } from './helpers/cli.js'
 import { ArchiveReader, LocalBackend, PathResolver, Repository, RepositoryView, coalescedBlobLoader, createArchiveFromEntries, type DirNode, type EntrySpec, type FileNode, type VfsNode } from '../dist/lib/index.js'
 import { CoalescingLoader } from '../dist/lib/cache/coalescing-loader.js'
 import { extendKey, inodeOf, keyHash } from '../dist/lib/vfs/inode.js'
+import { dirEntry } from '../dist/lib/vfs/node.js'
 
 /** Counts range reads, the thing coalescing saves. */
 class CountingBackend extends LocalBackend {
@@ -96,14 +97,15 @@ t.test('listing and lookup give a node the same inode number', async (t) => {
   const d = (await archiveDir.lookup(b('d'))) as DirNode
   const listed = new Map((await d.list()).map((e) => [e.name.toString('latin1'), e.node.attr.ino]))
   t.equal(listed.size, 3)
+  for (const e of await d.list()) t.equal(e.mode, e.node.attr.mode, `${JSON.stringify(e.name.toString('latin1'))}: the listing's mode is the node's`)
   for (const name of listed.keys()) t.equal((await d.lookup(b(name)))!.attr.ino, listed.get(name), `${JSON.stringify(name)}: lookup = listing`)
   t.not((await archiveDir.lookup(b('d')))!.attr.ino, listed.get('one'))
 })
 
 t.test('the path resolver answers lookups from a remembered listing', async (t) => {
   let lookups = 0
-  const file = (ino: bigint): VfsNode => ({ kind: 'file', attr: { ino } as never, xattrs: [], read: async () => Buffer.alloc(0) }) as FileNode
-  const children = [{ name: b('caf\xe9'), node: file(20n) }, { name: b('x'), node: file(21n) }]
+  const file = (ino: bigint): VfsNode => ({ kind: 'file', attr: { ino, mode: 0o100644 } as never, xattrs: [], read: async () => Buffer.alloc(0) }) as FileNode
+  const children = [dirEntry(b('caf\xe9'), file(20n)), dirEntry(b('x'), file(21n))]
   const root: DirNode = {
     kind: 'dir', attr: { ino: 1n } as never, xattrs: [],
     list: async () => children,

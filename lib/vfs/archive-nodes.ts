@@ -5,7 +5,7 @@
 import type { ArchiveReader, DirRef } from '../archive/reader.js'
 import type { Item } from '../archive/item.js'
 import type { FileContent } from '../archive/file-content.js'
-import type { DirNode, FileNode, NodeAttr, SpecialNode, SymlinkNode, VfsNode } from './node.js'
+import type { DirEntry, DirNode, FileNode, NodeAttr, SpecialNode, SymlinkNode, VfsNode } from './node.js'
 import { extendKey, inodeOf, keyHash, type KeyHash } from './inode.js'
 import { SiblingPrefetch } from './sibling-prefetch.js'
 
@@ -37,8 +37,7 @@ export function archiveRootKey(reader: ArchiveReader): KeyHash {
  * its siblings).
  */
 export function nodeForItem(reader: ArchiveReader, item: Item, key: KeyHash, parent: ArchiveDirNode | null = null): VfsNode {
-  const ino = item.hardlink ? inodeOf(keyHash(reader.ref.id, 'hardlink', String(item.hardlink.group))) : inodeOf(key)
-  const attr = attrOf(item, ino)
+  const attr = attrOf(item, inodeForItem(reader, item, key))
   const xattrs = item.xattrs ?? []
   switch (item.kind) {
     case 'dir':
@@ -49,6 +48,33 @@ export function nodeForItem(reader: ArchiveReader, item: Item, key: KeyHash, par
       return { kind: 'symlink', attr, xattrs, target: item.target ?? Buffer.alloc(0) } satisfies SymlinkNode
     default:
       return { kind: 'special', attr, xattrs } satisfies SpecialNode
+  }
+}
+
+/** Hard links number their group, so that all names of one file share the number. */
+function inodeForItem(reader: ArchiveReader, item: Item, key: KeyHash): bigint {
+  return item.hardlink ? inodeOf(keyHash(reader.ref.id, 'hardlink', String(item.hardlink.group))) : inodeOf(key)
+}
+
+/** A listed item; its node is made on first use. */
+class ArchiveEntry implements DirEntry {
+  readonly ino: bigint
+  private made: VfsNode | null = null
+
+  constructor(private readonly dir: ArchiveDirNode, private readonly item: Item, ino: bigint) {
+    this.ino = ino
+  }
+
+  get name(): Buffer {
+    return this.item.name
+  }
+
+  get mode(): number {
+    return this.item.mode
+  }
+
+  get node(): VfsNode {
+    return (this.made ??= this.dir.nodeFor(this.item))
   }
 }
 
@@ -65,13 +91,13 @@ export class ArchiveDirNode implements DirNode {
   ) {}
 
   /** Lists the directory and starts loading its first subdirectories' trees: whoever lists a directory tends to enter them next. */
-  async list(): Promise<{ name: Buffer; node: VfsNode }[]> {
+  async list(): Promise<DirEntry[]> {
     const items = await this.reader.entryList(this.dir)
-    const out: { name: Buffer; node: VfsNode }[] = new Array(items.length)
+    const out: DirEntry[] = new Array(items.length)
     let ahead = 0
     for (let i = 0; i < items.length; i++) {
       const item = items[i]!
-      out[i] = { name: item.name, node: nodeForItem(this.reader, item, extendKey(this.key, item.name), this) }
+      out[i] = new ArchiveEntry(this, item, inodeForItem(this.reader, item, extendKey(this.key, item.name)))
       if (item.tree && ahead++ < TREES_AHEAD) this.reader.tree(item.tree).catch(() => undefined) // entering it reports failures
     }
     return out
@@ -79,7 +105,12 @@ export class ArchiveDirNode implements DirNode {
 
   async lookup(name: Buffer): Promise<VfsNode | null> {
     const item = await this.reader.lookup(this.dir, name)
-    return item ? nodeForItem(this.reader, item, extendKey(this.key, name), this) : null
+    return item ? this.nodeFor(item) : null
+  }
+
+  /** The node of one of this directory's items. */
+  nodeFor(item: Item): VfsNode {
+    return nodeForItem(this.reader, item, extendKey(this.key, item.name), this)
   }
 
   /** One of this directory's files is being read. */

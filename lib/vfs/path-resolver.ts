@@ -10,9 +10,9 @@
  */
 import { LRUCache } from 'lru-cache'
 import { splitPath } from '../archive/reader.js'
-import type { DirNode, VfsNode } from './node.js'
+import type { DirEntry, DirNode, VfsNode } from './node.js'
 
-type Entries = readonly { name: Buffer; node: VfsNode }[]
+type Entries = readonly DirEntry[]
 
 /** A directory's entries; the map from name to node is built on the first lookup. */
 class Listing {

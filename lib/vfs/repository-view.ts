@@ -10,7 +10,7 @@ import type { ArchiveRef } from '../repo/manifest.js'
 import { ArchiveReader, makeReaderCaches, type CacheSizes, type ReaderCaches } from '../archive/reader.js'
 import { ArchiveDirNode, archiveRootKey } from './archive-nodes.js'
 import { inodeFor } from './inode.js'
-import { S_IFDIR, type DirNode, type NodeAttr, type VfsNode } from './node.js'
+import { S_IFDIR, dirEntry, type DirEntry, type DirNode, type NodeAttr, type VfsNode } from './node.js'
 
 export interface RepositoryViewOptions {
   /** How often the manifest is re-read, in ms (default 2000). */
@@ -42,7 +42,7 @@ class ArchiveRootNode implements DirNode {
     return this.root
   }
 
-  async list(): Promise<{ name: Buffer; node: VfsNode }[]> {
+  async list(): Promise<DirEntry[]> {
     return (await this.open()).list()
   }
 
@@ -88,9 +88,9 @@ export class RepositoryView implements DirNode {
     await this.loading
   }
 
-  async list(): Promise<{ name: Buffer; node: VfsNode }[]> {
+  async list(): Promise<DirEntry[]> {
     await this.refresh()
-    return [...this.archives.values()].map((node) => ({ name: Buffer.from(node.ref.name), node }))
+    return [...this.archives.values()].map((node) => dirEntry(Buffer.from(node.ref.name), node))
   }
 
   async lookup(name: Buffer): Promise<VfsNode | null> {
