@@ -55,7 +55,7 @@ export interface MountRepositoryOptions {
   allowDamagedFiles?: boolean
   /** How often the archive list is re-read, in ms (default 2000). */
   refreshMs?: number
-  /** Worker threads that open chunks (default: one per core, at most 4); 0 opens them on the main thread. */
+  /** Worker threads that open chunks over 128 KiB (default: one per core, at most 4, started with the first such chunk); 0 opens them all on the main thread. */
   workers?: number
   /** Bytes loaded ahead of a sequential reader (default 16 MiB, at most a quarter of the cache). */
   readAheadBytes?: number
