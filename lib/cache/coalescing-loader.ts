@@ -45,7 +45,7 @@ const MAX_GAP = 16 * 1024
 const MAX_SPAN = 4 * 1024 * 1024
 /**
  * Bigger blobs are read alone, into a buffer of their own, which moves to a worker thread without a copy
- * (a slice of a shared span would be copied first: a 2 MiB copy into fresh memory costs more than a read).
+ * (a slice of a shared span would have to be copied first), and gain little from sharing a read anyway.
  */
 const MAX_JOINED = 128 * 1024
 
