@@ -22,10 +22,11 @@ export { FileContent } from './archive/file-content.js'
 export type { Item, ItemKind, ChunkRef } from './archive/item.js'
 export type { ArchiveMeta, ArchiveStats } from './archive/archive-object.js'
 
-export type { VfsNode, DirNode, FileNode, SymlinkNode, SpecialNode, NodeAttr } from './vfs/node.js'
+export type { VfsNode, DirNode, DirEntry, FileNode, SymlinkNode, SpecialNode, NodeAttr } from './vfs/node.js'
 export { RepositoryView, openArchiveView, type RepositoryViewOptions } from './vfs/repository-view.js'
 export { PathResolver } from './vfs/path-resolver.js'
 export { VersionsView, versionName, type VersionsViewOptions } from './vfs/versions-view.js'
 export { BlobOpener, chunkLoader, type BlobOpenerOptions } from './cache/blob-opener.js'
+export { coalescedBlobLoader } from './cache/coalescing-loader.js'
 
 export { formatNs } from './time.js'

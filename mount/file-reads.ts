@@ -1,6 +1,12 @@
 /**
- * Reads of open files: read-ahead on sequential access, and reading around
+ * Reads of files: read-ahead on sequential access, and reading around
  * damaged chunks when the mount allows damaged files.
+ *
+ * The mount does not answer open and release itself (libfuse does, in its
+ * own thread, which saves two trips to the event loop per file opened), so
+ * there are no file handles: a reader's progress is remembered per path,
+ * for the most recently read files. Two programs reading one file at once
+ * share that state, which only makes read-ahead less eager, never wrong.
  *
  * Read-ahead works through the generic FileNode interface: touching one byte
  * at a position makes the chunk cache load (and keep) the whole chunk that
@@ -10,58 +16,44 @@
  * a chunk already cached or loading cost a map lookup (loads of one chunk
  * are merged).
  */
+import { LRUCache } from 'lru-cache'
 import type { FileNode } from '../lib/index.js'
 
 const PROBE_STEP = 128 * 1024
 /** A read that starts this close after the previous one's end still counts as sequential (the kernel reorders a little). */
 const SEQUENTIAL_SLACK = 1024 * 1024
+/** Files whose readers' progress is remembered. */
+const READERS = 256
 
-export interface OpenFile {
-  node: FileNode
-  path: Buffer
+interface Progress {
   /** End of the last read. */
   lastEnd: number
   /** Everything before this offset has been probed. */
   aheadTo: number
 }
 
-export class OpenFiles {
-  private readonly files = new Map<number, OpenFile>()
-  private next = 0
+export class FileReads {
+  private readonly progress = new LRUCache<string, Progress>({ max: READERS })
 
   constructor(private readonly readAheadBytes: number) {}
 
-  open(node: FileNode, path: Buffer): number {
-    do this.next = (this.next % 0x7fffffff) + 1
-    while (this.files.has(this.next))
-    this.files.set(this.next, { node, path, lastEnd: 0, aheadTo: 0 })
-    return this.next
+  /** Reads, and when the reader of `path` goes forward sequentially, starts loading the chunks ahead. */
+  read(node: FileNode, path: string, position: number, length: number): Promise<Buffer> {
+    if (this.readAheadBytes > 0) this.readAhead(node, path, position, length)
+    return node.read(position, length)
   }
 
-  get(fh: number): OpenFile | undefined {
-    return this.files.get(fh)
-  }
-
-  close(fh: number): void {
-    this.files.delete(fh)
-  }
-
-  get size(): number {
-    return this.files.size
-  }
-
-  /** Reads, and when the reader goes forward sequentially, starts loading the chunks ahead. */
-  read(file: OpenFile, position: number, length: number): Promise<Buffer> {
-    const end = Math.min(file.node.attr.size, position + length)
+  private readAhead(node: FileNode, path: string, position: number, length: number): void {
+    let file = this.progress.get(path)
+    if (!file) this.progress.set(path, (file = { lastEnd: 0, aheadTo: 0 }))
+    const end = Math.min(node.attr.size, position + length)
     const sequential = position >= file.lastEnd - SEQUENTIAL_SLACK && position <= file.lastEnd + SEQUENTIAL_SLACK
     file.lastEnd = Math.max(end, position)
-    if (sequential && this.readAheadBytes > 0) {
-      const target = Math.min(file.node.attr.size, end + this.readAheadBytes)
-      let p = Math.max(file.aheadTo, end)
-      for (; p < target; p += PROBE_STEP) file.node.read(p, 1).catch(() => undefined) // the real read reports failures
-      file.aheadTo = Math.max(file.aheadTo, p)
-    }
-    return file.node.read(position, length)
+    if (!sequential) return
+    const target = Math.min(node.attr.size, end + this.readAheadBytes)
+    let p = Math.max(file.aheadTo, end)
+    for (; p < target; p += PROBE_STEP) node.read(p, 1).catch(() => undefined) // the real read reports failures
+    file.aheadTo = Math.max(file.aheadTo, p)
   }
 }
 

@@ -1,17 +1,19 @@
 /**
  * FUSE requests answered from a VFS tree (lib/vfs): paths resolve through
- * a PathResolver, listings feed it, reads go through OpenFiles. Nothing here
+ * a PathResolver, listings feed it, reads go through FileReads. Nothing here
  * knows about archives or repositories. Writes never get here: the binding
- * answers them EROFS.
+ * answers them EROFS. Open and release are left to libfuse (see
+ * file-reads.ts): the mount is read-only, so the kernel refuses opens for
+ * writing before they reach it.
  *
  * Errors: a missing name is ENOENT; anything else that fails (a tree or
  * chunk that cannot be loaded) is logged with the path and answered EIO for
  * that request only.
  */
 import { LRUCache } from 'lru-cache'
-import type { DirNode, FileNode, NodeAttr, PathResolver, VfsNode } from '../lib/index.js'
+import type { NodeAttr, PathResolver, VfsNode } from '../lib/index.js'
 import { EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOTDIR, type FuseAttr, type FuseHandlers, type FuseStatfs } from './fuse-binding.js'
-import { OpenFiles, readAroundDamage } from './file-reads.js'
+import { FileReads, readAroundDamage } from './file-reads.js'
 
 export interface AdapterOptions {
   resolver: PathResolver
@@ -50,10 +52,10 @@ function quieter(log: (message: string) => void): (message: string) => void {
   }
 }
 
-export function makeHandlers(options: AdapterOptions): FuseHandlers & { openFiles: OpenFiles } {
+export function makeHandlers(options: AdapterOptions): FuseHandlers {
   const { resolver } = options
   const log = quieter(options.log)
-  const openFiles = new OpenFiles(options.readAheadBytes)
+  const fileReads = new FileReads(options.readAheadBytes)
 
   const resolve = async (p: Buffer): Promise<VfsNode> => {
     const node = await resolver.resolve(p)
@@ -72,51 +74,34 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers & { openFile
     }
   }
 
-  const fileAt = async (p: Buffer, fh: number): Promise<{ node: FileNode; file: ReturnType<OpenFiles['get']> }> => {
-    const file = openFiles.get(fh)
-    if (file) return { node: file.node, file }
-    const node = await resolve(p)
-    if (node.kind !== 'file') throw node.kind === 'dir' ? EISDIR : EINVAL
-    return { node, file: undefined }
-  }
-
   return {
-    openFiles,
-
     getattr: (p) => guard('getattr', p, async () => fuseAttr((await resolve(p)).attr)),
 
     readdir: (p) => guard('readdir', p, async () => {
       const dir = await resolve(p)
       if (dir.kind !== 'dir') return ENOTDIR
-      const entries = (await (dir as DirNode).list()).filter((e) => {
-        const ok = e.name.length > 0 && e.name.length <= NAME_MAX && !e.name.includes(0x2f) && !e.name.includes(0)
-        if (!ok) log(`readdir ${show(p)}: skipped an entry whose name cannot be shown (${e.name.length} bytes)`)
-        return ok
-      })
+      const entries = await dir.list()
       resolver.remember(p, entries)
       const parent = p.length <= 1 ? dir : (await resolver.resolve(parentOf(p))) ?? dir
-      return {
-        names: [DOT, DOTDOT, ...entries.map((e) => e.name)],
-        attrs: [fuseAttr(dir.attr), fuseAttr(parent.attr), ...entries.map((e) => fuseAttr(e.node.attr))],
+      const names: Buffer[] = [DOT, DOTDOT]
+      const attrs: { ino: bigint; mode: number }[] = [dir.attr, parent.attr]
+      for (const e of entries) {
+        const name = e.name
+        if (name.length === 0 || name.length > NAME_MAX || name.includes(0x2f) || name.includes(0)) {
+          log(`readdir ${show(p)}: skipped an entry whose name cannot be shown (${name.length} bytes)`)
+          continue
+        }
+        names.push(name)
+        attrs.push(e) // its ino and mode: all a listing shows
       }
+      return { names, attrs }
     }),
 
-    open: (p) => guard('open', p, async () => {
+    read: (p, _fh, length, position) => guard('read', p, async () => {
       const node = await resolve(p)
-      if (node.kind === 'dir') return EISDIR
-      if (node.kind !== 'file') return EINVAL
-      return openFiles.open(node, p)
-    }),
-
-    release: (_p, fh) => {
-      openFiles.close(fh)
-      return Promise.resolve()
-    },
-
-    read: (p, fh, length, position) => guard('read', p, async () => {
-      const { node, file } = await fileAt(p, fh)
+      if (node.kind !== 'file') return node.kind === 'dir' ? EISDIR : EINVAL
       try {
-        return await (file ? openFiles.read(file, position, length) : node.read(position, length))
+        return await fileReads.read(node, p.toString('latin1'), position, length)
       } catch (err) {
         if (!options.allowDamagedFiles) throw err
         const { data, zeroed } = await readAroundDamage(node, position, length)

@@ -15,7 +15,6 @@
 import { stat, constants as fsConstants } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import { constants as osConstants } from 'node:os'
-import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { CairnError } from '../lib/index.js'
 import { exists, findMount, forceUnmount, poll, resolveMountpoint, run, withTimeout } from './mount-table.js'
@@ -77,10 +76,14 @@ export interface FuseAttr {
   ctimeNs: bigint
 }
 
-/** A directory listing. The kernel does not add `.` and `..`: include them. `attrs[i]` belongs to `names[i]`. */
+/**
+ * A directory listing. The kernel does not add `.` and `..`: include them. `attrs[i]` belongs to `names[i]`;
+ * of them only the inode number and the type bits reach the kernel (d_ino, d_type: FUSE 2 has no
+ * readdirplus), so a listing saves no getattr calls.
+ */
 export interface FuseDirListing {
   names: Buffer[]
-  attrs?: FuseAttr[]
+  attrs?: Pick<FuseAttr, 'ino' | 'mode'>[]
 }
 
 export interface FuseStatfs {
@@ -105,7 +108,11 @@ export interface FuseHandlers {
   readdir(path: Buffer): Promise<FuseResult<FuseDirListing>>
   /** Up to `length` bytes at `position`; fewer at the end of the file. */
   read(path: Buffer, fh: number, length: number, position: number): Promise<FuseResult<Uint8Array>>
-  /** Called for read-only opens only (writes are EROFS). Returns a file handle, 0 to 2^31 - 1. */
+  /**
+   * Called for read-only opens only (writes are EROFS). Returns a file handle, 0 to 2^31 - 1. Without it, a
+   * read-only mount leaves opens to libfuse (answered in its own thread, without a trip to the event loop;
+   * the kernel refuses opens for writing on a read-only mount) and reads get file handle 0.
+   */
   open?(path: Buffer, flags: number): Promise<FuseResult<number>>
   release?(path: Buffer, fh: number): Promise<FuseResult<void>>
   readlink?(path: Buffer): Promise<FuseResult<Buffer>>
@@ -258,7 +265,7 @@ export async function mount(mountpoint: string, handlers: FuseHandlers, options:
       return new Error(`fusermount -uz ${mnt} failed: ${res.stderr.trim() || res.error?.message}`)
     })().then(cb, cb)
   }
-  const fuse = new Fuse(mp, makeOps(handlers, onError), nativeOptions)
+  const fuse = new Fuse(mp, makeOps(handlers, onError, options.readOnly ?? true), nativeOptions)
   let started = false
   try {
     await withTimeout(new Promise<void>((resolve, reject) => fuse.mount((err) => (err ? reject(err) : resolve()))),
@@ -339,7 +346,7 @@ function toNativeOptions(o: FuseMountOptions): Record<string, unknown> {
 
 // ---- serving requests ------------------------------------------------------------------------------
 
-function makeOps(h: FuseHandlers, onError: (r: FuseHandlerError) => void): Record<string, NativeOp> {
+function makeOps(h: FuseHandlers, onError: (r: FuseHandlerError) => void, readOnlyMount: boolean): Record<string, NativeOp> {
   /** Run `work` for one request and answer exactly once, whatever it does. */
   const serve = (op: string, rawPath: string, cb: NativeCb, work: (p: Buffer) => Promise<unknown[]>) => {
     const p = Buffer.from(rawPath, 'latin1')
@@ -376,15 +383,8 @@ function makeOps(h: FuseHandlers, onError: (r: FuseHandlerError) => void): Recor
       result('readdir', await h.readdir(p), (l) => {
         const names = l.names.map((n) => nameString(n, 'readdir name'))
         if (l.attrs && l.attrs.length !== names.length) throw new TypeError(`readdir: ${names.length} names but ${l.attrs.length} attrs`)
-        return l.attrs ? [0, names, l.attrs.map(nativeStat)] : [0, names]
+        return l.attrs ? [0, names, l.attrs.map(direntStat)] : [0, names]
       })),
-    open: (path: string, flags: number, cb: NativeCb) => serve('open', path, cb, async (p) => {
-      if ((flags & O_ACCMODE) !== fsConstants.O_RDONLY || (flags & fsConstants.O_TRUNC) !== 0) return [EROFS]
-      if (!h.open) return [0, 0]
-      const fh = await h.open(p, flags) // a file handle, or a negative errno
-      if (!Number.isInteger(fh) || fh > 0x7fffffff) throw new TypeError(`open returned ${fh}: a file handle or a negative errno was expected`)
-      return fh < 0 ? [fh] : [0, fh]
-    }),
     read: (path: string, fh: number, buf: Buffer, len: number, pos: number, cb: NativeCb) => serve('read', path, cb, async (p) =>
       result('read', await h.read(p, fh, len, pos), (data) => {
         // buf is FUSE's own memory; after a timeout it is detached (length 0) and copying is a no-op
@@ -395,6 +395,16 @@ function makeOps(h: FuseHandlers, onError: (r: FuseHandlerError) => void): Recor
     write: readOnly, create: readOnly, truncate: readOnly, ftruncate: readOnly, utimens: readOnly, chown: readOnly,
     chmod: readOnly, mknod: readOnly, setxattr: readOnly, removexattr: readOnly, unlink: readOnly, rename: readOnly,
     link: readOnly, symlink: readOnly, mkdir: readOnly, rmdir: readOnly,
+  }
+  if (h.open || !readOnlyMount) {
+    const open = h.open?.bind(h)
+    ops.open = (path: string, flags: number, cb: NativeCb) => serve('open', path, cb, async (p) => {
+      if ((flags & O_ACCMODE) !== fsConstants.O_RDONLY || (flags & fsConstants.O_TRUNC) !== 0) return [EROFS]
+      if (!open) return [0, 0]
+      const fh = await open(p, flags) // a file handle, or a negative errno
+      if (!Number.isInteger(fh) || fh > 0x7fffffff) throw new TypeError(`open returned ${fh}: a file handle or a negative errno was expected`)
+      return fh < 0 ? [fh] : [0, fh]
+    })
   }
   if (h.release) {
     const release = h.release.bind(h)
@@ -476,6 +486,12 @@ function nativeStat(a: FuseAttr): Record<string, number | bigint> {
     mtimeNs: ns(a.mtimeNs, 'mtimeNs'),
     ctimeNs: ns(a.ctimeNs, 'ctimeNs'),
   }
+}
+
+/** What of a listing entry's attributes the kernel uses, shaped like a stat for the patched index.js. */
+function direntStat(a: Pick<FuseAttr, 'ino' | 'mode'>): Record<string, number | bigint> {
+  if (typeof a.ino !== 'bigint' || a.ino < 0n || a.ino >= 1n << 64n) throw new TypeError(`attr.ino = ${String(a.ino)} is not a 64-bit bigint`)
+  return { ino: a.ino, mode: int(a.mode, 'mode', U32), atimeNs: 0n, mtimeNs: 0n, ctimeNs: 0n }
 }
 
 function nameString(name: Buffer, what: string): string {

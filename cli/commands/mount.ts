@@ -24,6 +24,14 @@ type ChildMessage = { type: 'need-passphrase' } | { type: 'ready'; mountpoint: s
 
 const recordDir = (env: Environment): string => path.join(env.cacheDir, 'mounts')
 
+/**
+ * The detached mount process lives long and its memory should stay small: a young generation of 4 MiB
+ * semi-spaces instead of V8's 16 MiB left it 20–37 MiB smaller after walking the medium corpus's archive
+ * (resident 216 → 196 and 239 → 202 MiB, medians of 3–4 runs), for no more CPU. Flags the user gave node
+ * come after, and win.
+ */
+const DAEMON_NODE_FLAGS = ['--max-semi-space-size=4']
+
 export const mount: Command = {
   name: 'mount',
   usage: 'mount [-f] [-o OPTIONS] REPO[::ARCHIVE] MOUNTPOINT',
@@ -137,7 +145,7 @@ async function detach(ctx: CommandContext, loc: Location, mountpoint: string): P
   const { env, signal } = ctx
   const repoArg = `${path.resolve(loc.repo)}${loc.archive !== undefined ? `::${loc.archive}` : ''}`
   const oArgs = ((ctx.values.options as string[] | undefined) ?? []).flatMap((spec) => ['-o', absoluteLog(spec)])
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1]!, 'mount', '--foreground', ...oArgs, '--', repoArg, mountpoint], {
+  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...process.execArgv, process.argv[1]!, 'mount', '--foreground', ...oArgs, '--', repoArg, mountpoint], {
     detached: true,
     cwd: '/',
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],

@@ -27,6 +27,8 @@ export interface CacheSizes {
   chunkBytes?: number
   /** Loads and opens a data chunk (default: repo.loadBlob on this thread); the mount passes a worker pool's. */
   loadChunk?: (id: Buffer) => Promise<Buffer>
+  /** Loads and opens a tree blob (default: repo.loadBlob on this thread). */
+  loadTree?: (id: Buffer) => Promise<Buffer>
 }
 
 /** Rough in-memory size of a decoded tree: what bounds the tree cache. */
@@ -41,7 +43,8 @@ export function makeReaderCaches(repo: Repository, sizes: CacheSizes = {}): Read
   return {
     trees: new BlobCache<TreeObject>(sizes.treeBytes ?? 32 * 1024 * 1024, treeSize, async (key) => {
       const id = Buffer.from(key, 'hex')
-      return decodeTree(await repo.loadBlob(BlobType.Tree, id), `tree ${key.slice(0, 16)}…`)
+      const raw = await (sizes.loadTree ? sizes.loadTree(id) : repo.loadBlob(BlobType.Tree, id))
+      return decodeTree(raw, `tree ${key.slice(0, 16)}…`)
     }),
     chunks: new BlobCache<Buffer>(sizes.chunkBytes ?? 256 * 1024 * 1024, (b) => b.length, async (key) =>
       sizes.loadChunk ? sizes.loadChunk(Buffer.from(key, 'hex')) : repo.loadBlob(BlobType.Data, Buffer.from(key, 'hex'))),
@@ -88,6 +91,17 @@ export class ArchiveReader {
       if (leaf.kind !== 'leaf') throw nestedPages()
       yield* leaf.entries
     }
+  }
+
+  /** All entries of a directory in name-byte order, as one array (cheaper than iterating `entries` for a whole listing). */
+  async entryList(dir: DirRef): Promise<readonly Item[]> {
+    const top = await this.tree(dir.tree)
+    if (top.kind === 'leaf') return top.entries
+    const leaves = await Promise.all(top.pages.map((page) => this.tree(page.id)))
+    return leaves.flatMap((leaf) => {
+      if (leaf.kind !== 'leaf') throw nestedPages()
+      return leaf.entries
+    })
   }
 
   /** The entry called `name` in a directory, loading at most one page. */

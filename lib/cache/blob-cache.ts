@@ -8,7 +8,7 @@ import { LRUCache } from 'lru-cache'
 export class BlobCache<V extends {}> {
   private readonly lru: LRUCache<string, V, unknown>
 
-  constructor(maxBytes: number, sizeOf: (value: V) => number, load: (key: string) => Promise<V>) {
+  constructor(readonly maxBytes: number, sizeOf: (value: V) => number, load: (key: string) => Promise<V>) {
     this.lru = new LRUCache<string, V, unknown>({
       maxSize: Math.max(1, maxBytes),
       sizeCalculation: (value) => Math.max(1, sizeOf(value)),

@@ -38,12 +38,13 @@ interface PoolWorker {
 export class BlobOpener {
   private readonly workers: PoolWorker[] = []
   private readonly jobs = new Map<number, Job>()
+  private readonly count: number
   private nextJob = 0
   private closed = false
 
+  /** The workers start with the first blob to open (a mount that only lists never needs them). */
   constructor(private readonly setup: OpenerSetup, options: BlobOpenerOptions = {}) {
-    const count = options.workers ?? Math.min(4, Math.max(1, availableParallelism()))
-    for (let i = 0; i < Math.max(1, count); i++) this.workers.push(this.spawn())
+    this.count = Math.max(1, options.workers ?? Math.min(4, Math.max(1, availableParallelism())))
   }
 
   static forRepository(repo: Repository, options?: BlobOpenerOptions): BlobOpener {
@@ -77,6 +78,7 @@ export class BlobOpener {
   /** Authenticates `sealed` as blob `id` of `type`, decrypts and decompresses it. */
   open(type: BlobType, id: Uint8Array, sealed: Buffer, rawLength: number): Promise<Buffer> {
     if (this.closed) return Promise.reject(new CairnError('aborted', 'the blob opener is closed'))
+    while (this.workers.length < this.count) this.workers.push(this.spawn())
     const worker = this.workers.reduce((a, b) => (b.pending < a.pending ? b : a))
     const job = ++this.nextJob
     const owned = sealed.byteOffset === 0 && sealed.byteLength === sealed.buffer.byteLength

@@ -2,19 +2,12 @@
  * VFS nodes over one archive: each directory loads its own tree on first
  * lookup or listing; each file reads through the shared chunk cache.
  */
-import { createHash } from 'node:crypto'
 import type { ArchiveReader, DirRef } from '../archive/reader.js'
 import type { Item } from '../archive/item.js'
 import type { FileContent } from '../archive/file-content.js'
-import type { DirNode, FileNode, NodeAttr, SpecialNode, SymlinkNode, VfsNode } from './node.js'
-
-/** A 63-bit inode number from a stable key (archive id and path, or hardlink group). */
-export function inodeFor(...parts: (Buffer | string)[]): bigint {
-  const h = createHash('sha256')
-  for (const p of parts) h.update(p).update('\0')
-  const n = h.digest().readBigUInt64LE(0) & 0x7fffffffffffffffn
-  return n < 16n ? n + 16n : n // small numbers are reserved (1 is the mount root)
-}
+import type { DirEntry, DirNode, FileNode, NodeAttr, SpecialNode, SymlinkNode, VfsNode } from './node.js'
+import { extendKey, inodeOf, keyHash, type KeyHash } from './inode.js'
+import { SiblingPrefetch } from './sibling-prefetch.js'
 
 export function attrOf(item: Item, ino: bigint): NodeAttr {
   const size = item.kind === 'file' ? item.size : item.kind === 'symlink' ? (item.target?.length ?? 0) : 0
@@ -33,17 +26,24 @@ export function attrOf(item: Item, ino: bigint): NodeAttr {
   }
 }
 
-/** Makes the node for an item found at `path` in `reader`'s archive. */
-export function nodeForItem(reader: ArchiveReader, item: Item, path: Buffer): VfsNode {
-  const archiveId = reader.ref.id
-  const ino = item.hardlink ? inodeFor(archiveId, 'hardlink', String(item.hardlink.group)) : inodeFor(archiveId, path)
-  const attr = attrOf(item, ino)
+/** The key of an archive's root directory: its children's keys extend it by their names. */
+export function archiveRootKey(reader: ArchiveReader): KeyHash {
+  return keyHash(reader.ref.id)
+}
+
+/**
+ * Makes the node for an item whose key (archive and path, see inode.ts) is
+ * `key`; a file found in `parent` tells it when it is read (read-ahead of
+ * its siblings).
+ */
+export function nodeForItem(reader: ArchiveReader, item: Item, key: KeyHash, parent: ArchiveDirNode | null = null): VfsNode {
+  const attr = attrOf(item, inodeForItem(reader, item, key))
   const xattrs = item.xattrs ?? []
   switch (item.kind) {
     case 'dir':
-      return new ArchiveDirNode(reader, { tree: item.tree!, item }, path, attr, xattrs)
+      return new ArchiveDirNode(reader, { tree: item.tree!, item }, key, attr, xattrs)
     case 'file':
-      return new ArchiveFileNode(reader, item, attr, xattrs)
+      return new ArchiveFileNode(reader, item, attr, xattrs, parent)
     case 'symlink':
       return { kind: 'symlink', attr, xattrs, target: item.target ?? Buffer.alloc(0) } satisfies SymlinkNode
     default:
@@ -51,30 +51,73 @@ export function nodeForItem(reader: ArchiveReader, item: Item, path: Buffer): Vf
   }
 }
 
+/** Hard links number their group, so that all names of one file share the number. */
+function inodeForItem(reader: ArchiveReader, item: Item, key: KeyHash): bigint {
+  return item.hardlink ? inodeOf(keyHash(reader.ref.id, 'hardlink', String(item.hardlink.group))) : inodeOf(key)
+}
+
+/** A listed item; its node is made on first use. */
+class ArchiveEntry implements DirEntry {
+  readonly ino: bigint
+  private made: VfsNode | null = null
+
+  constructor(private readonly dir: ArchiveDirNode, private readonly item: Item, ino: bigint) {
+    this.ino = ino
+  }
+
+  get name(): Buffer {
+    return this.item.name
+  }
+
+  get mode(): number {
+    return this.item.mode
+  }
+
+  get node(): VfsNode {
+    return (this.made ??= this.dir.nodeFor(this.item))
+  }
+}
+
 export class ArchiveDirNode implements DirNode {
   readonly kind = 'dir'
+  private siblings: SiblingPrefetch | null = null
 
   constructor(
     private readonly reader: ArchiveReader,
     private readonly dir: DirRef,
-    private readonly path: Buffer,
+    private readonly key: KeyHash,
     readonly attr: NodeAttr,
     readonly xattrs: readonly [Buffer, Buffer][],
   ) {}
 
-  private childPath(name: Buffer): Buffer {
-    return this.path.length ? Buffer.concat([this.path, SLASH, name]) : name
-  }
-
-  async list(): Promise<{ name: Buffer; node: VfsNode }[]> {
-    const out: { name: Buffer; node: VfsNode }[] = []
-    for await (const item of this.reader.entries(this.dir)) out.push({ name: item.name, node: nodeForItem(this.reader, item, this.childPath(item.name)) })
+  /** Lists the directory and starts loading its first subdirectories' trees: whoever lists a directory tends to enter them next. */
+  async list(): Promise<DirEntry[]> {
+    const items = await this.reader.entryList(this.dir)
+    const out: DirEntry[] = new Array(items.length)
+    let ahead = 0
+    for (let i = 0; i < items.length; i++) {
+      const item = items[i]!
+      out[i] = new ArchiveEntry(this, item, inodeForItem(this.reader, item, extendKey(this.key, item.name)))
+      if (item.tree && ahead++ < TREES_AHEAD) this.reader.tree(item.tree).catch(() => undefined) // entering it reports failures
+    }
     return out
   }
 
   async lookup(name: Buffer): Promise<VfsNode | null> {
     const item = await this.reader.lookup(this.dir, name)
-    return item ? nodeForItem(this.reader, item, this.childPath(name)) : null
+    return item ? this.nodeFor(item) : null
+  }
+
+  /** The node of one of this directory's items. */
+  nodeFor(item: Item): VfsNode {
+    return nodeForItem(this.reader, item, extendKey(this.key, item.name), this)
+  }
+
+  /** One of this directory's files is being read. */
+  fileRead(item: Item): void {
+    const window = Math.min(SIBLINGS_AHEAD_BYTES, Math.floor(this.reader.caches.chunks.maxBytes / 8))
+    this.siblings ??= new SiblingPrefetch(this.reader, this.dir, window)
+    this.siblings.noteRead(item)
   }
 }
 
@@ -87,12 +130,19 @@ export class ArchiveFileNode implements FileNode {
     private readonly item: Item,
     readonly attr: NodeAttr,
     readonly xattrs: readonly [Buffer, Buffer][],
+    private readonly parent: ArchiveDirNode | null,
   ) {}
 
   read(position: number, length: number): Promise<Buffer> {
-    this.content ??= this.reader.content(this.item)
+    if (!this.content) {
+      this.content = this.reader.content(this.item)
+      this.parent?.fileRead(this.item)
+    }
     return this.content.read(position, length)
   }
 }
 
-const SLASH = Buffer.from('/')
+/** Subdirectory trees loaded ahead by a listing (they are read together, see CoalescingLoader). */
+const TREES_AHEAD = 256
+/** Bytes of a directory's small files loaded ahead of a program reading them (at most an eighth of the chunk cache). */
+const SIBLINGS_AHEAD_BYTES = 16 * 1024 * 1024

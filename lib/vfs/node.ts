@@ -28,10 +28,26 @@ interface NodeBase {
   readonly xattrs: readonly [Buffer, Buffer][]
 }
 
+/**
+ * A name in a directory listing. `ino` and `mode` are what a listing shows of
+ * it (d_ino, d_type); `node` may be made only when asked for, since a walk
+ * lists far more names than it enters.
+ */
+export interface DirEntry {
+  readonly name: Buffer
+  readonly ino: bigint
+  readonly mode: number
+  readonly node: VfsNode
+}
+
+export function dirEntry(name: Buffer, node: VfsNode): DirEntry {
+  return { name, ino: node.attr.ino, mode: node.attr.mode, node }
+}
+
 export interface DirNode extends NodeBase {
   readonly kind: 'dir'
   /** Entries in name-byte order. */
-  list(): Promise<{ name: Buffer; node: VfsNode }[]>
+  list(): Promise<DirEntry[]>
   lookup(name: Buffer): Promise<VfsNode | null>
 }
 

@@ -8,8 +8,9 @@
 import type { Repository } from '../repo/repository.js'
 import type { ArchiveRef } from '../repo/manifest.js'
 import { ArchiveReader, makeReaderCaches, type CacheSizes, type ReaderCaches } from '../archive/reader.js'
-import { ArchiveDirNode, inodeFor } from './archive-nodes.js'
-import { S_IFDIR, type DirNode, type NodeAttr, type VfsNode } from './node.js'
+import { ArchiveDirNode, archiveRootKey } from './archive-nodes.js'
+import { inodeFor } from './inode.js'
+import { S_IFDIR, dirEntry, type DirEntry, type DirNode, type NodeAttr, type VfsNode } from './node.js'
 
 export interface RepositoryViewOptions {
   /** How often the manifest is re-read, in ms (default 2000). */
@@ -33,7 +34,7 @@ class ArchiveRootNode implements DirNode {
 
   private open(): Promise<ArchiveDirNode> {
     this.root ??= ArchiveReader.open(this.repo, this.ref, this.caches)
-      .then((reader) => new ArchiveDirNode(reader, reader.root, Buffer.alloc(0), this.attr, []))
+      .then((reader) => new ArchiveDirNode(reader, reader.root, archiveRootKey(reader), this.attr, []))
       .catch((err: unknown) => {
         this.root = null
         throw err
@@ -41,7 +42,7 @@ class ArchiveRootNode implements DirNode {
     return this.root
   }
 
-  async list(): Promise<{ name: Buffer; node: VfsNode }[]> {
+  async list(): Promise<DirEntry[]> {
     return (await this.open()).list()
   }
 
@@ -87,9 +88,9 @@ export class RepositoryView implements DirNode {
     await this.loading
   }
 
-  async list(): Promise<{ name: Buffer; node: VfsNode }[]> {
+  async list(): Promise<DirEntry[]> {
     await this.refresh()
-    return [...this.archives.values()].map((node) => ({ name: Buffer.from(node.ref.name), node }))
+    return [...this.archives.values()].map((node) => dirEntry(Buffer.from(node.ref.name), node))
   }
 
   async lookup(name: Buffer): Promise<VfsNode | null> {
@@ -101,7 +102,7 @@ export class RepositoryView implements DirNode {
 /** The view of a single archive: its tree at the root. */
 export async function openArchiveView(repo: Repository, archive: string, caches?: CacheSizes): Promise<DirNode> {
   const reader = await ArchiveReader.open(repo, archive, makeReaderCaches(repo, caches))
-  return new ArchiveDirNode(reader, reader.root, Buffer.alloc(0), dirAttr(ROOT_INO, reader.ref.time), [])
+  return new ArchiveDirNode(reader, reader.root, archiveRootKey(reader), dirAttr(ROOT_INO, reader.ref.time), [])
 }
 
 function dirAttr(ino: bigint, timeNs: bigint): NodeAttr {

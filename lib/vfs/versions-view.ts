@@ -29,8 +29,9 @@ import type { ArchiveRef } from '../repo/manifest.js'
 import { ArchiveReader, makeReaderCaches, type CacheSizes, type DirRef, type ReaderCaches } from '../archive/reader.js'
 import type { Item } from '../archive/item.js'
 import { formatNs } from '../time.js'
-import { inodeFor, nodeForItem } from './archive-nodes.js'
-import { S_IFDIR, type DirNode, type NodeAttr, type VfsNode } from './node.js'
+import { nodeForItem } from './archive-nodes.js'
+import { inodeFor, keyHash } from './inode.js'
+import { S_IFDIR, dirEntry, type DirEntry, type DirNode, type NodeAttr, type VfsNode } from './node.js'
 
 export interface VersionsViewOptions {
   /** How often the manifest is re-read, in ms (default 2000). */
@@ -153,15 +154,15 @@ function addOccurrence(merged: Merged, source: Source, item: Item): void {
   merged.versions.push({ ref: source.ref, reader: source.reader, item })
 }
 
-function versionEntries(path: Buffer, name: Buffer, versions: readonly Version[]): { name: Buffer; node: VfsNode }[] {
+function versionEntries(path: Buffer, name: Buffer, versions: readonly Version[]): DirEntry[] {
   const seen = new Set<string>()
-  const out: { name: Buffer; node: VfsNode }[] = []
+  const out: DirEntry[] = []
   for (const v of versions) {
     const vname = versionName(name, v.ref.time)
     const key = vname.toString('latin1')
     if (seen.has(key)) continue // two archives with the same nanosecond: keep the first
     seen.add(key)
-    out.push({ name: vname, node: nodeForItem(v.reader, v.item, path) })
+    out.push(dirEntry(vname, nodeForItem(v.reader, v.item, keyHash(v.reader.ref.id, path))))
   }
   return out
 }
@@ -177,7 +178,7 @@ class VersionsDirNode implements DirNode {
     this.attr = { ...dirAttr(inodeFor('versions', path), newest.ref.time, newest.item), mode: S_IFDIR | 0o555 }
   }
 
-  async list(): Promise<{ name: Buffer; node: VfsNode }[]> {
+  async list(): Promise<DirEntry[]> {
     return versionEntries(this.path, this.name, this.versions)
   }
 
@@ -213,13 +214,13 @@ class MergedDirNode implements DirNode {
     return m.versions.length > 0 ? new VersionsDirNode(path, m.name, m.versions) : null
   }
 
-  private extraEntries(): { name: Buffer; node: VfsNode }[] {
+  private extraEntries(): DirEntry[] {
     if (this.extra.length === 0) return []
     const slash = this.path.lastIndexOf(0x2f)
     return versionEntries(this.path, this.path.subarray(slash + 1), this.extra)
   }
 
-  async list(): Promise<{ name: Buffer; node: VfsNode }[]> {
+  async list(): Promise<DirEntry[]> {
     const sources = await this.sources()
     // Load every archive's copy at once (most are one shared, cached tree), then merge in archive order.
     await Promise.all(sources.map((s) => s.reader.tree(s.dir.tree)))
@@ -232,10 +233,10 @@ class MergedDirNode implements DirNode {
         addOccurrence(m, s, item)
       }
     }
-    const out: { name: Buffer; node: VfsNode }[] = []
+    const out: DirEntry[] = []
     for (const m of byName.values()) {
       const node = this.nodeFor(m)
-      if (node) out.push({ name: m.name, node })
+      if (node) out.push(dirEntry(m.name, node))
     }
     const names = new Set(byName.keys())
     for (const e of this.extraEntries()) if (!names.has(e.name.toString('latin1'))) out.push(e)
