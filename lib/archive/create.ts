@@ -107,6 +107,12 @@ interface Visited {
   item: Promise<Item | null>
 }
 
+/** A stored directory: its tree's id and how many entries it has. */
+interface DirTree {
+  tree: Buffer
+  entries: number
+}
+
 /** A directory the walk will enter. */
 interface DirVisit extends ScanTarget {
   /** Its entry in the parent's scan (absent for a path given on the command line). */
@@ -213,10 +219,10 @@ class CreateRun {
   }
 
   /** A directory made of given paths; its own metadata comes from the real directory when there is one. */
-  private async visitVirtual(node: SourceNode, absPath?: Buffer, archivePath: Buffer = Buffer.alloc(0)): Promise<{ tree: Buffer; entries: number }> {
+  private async visitVirtual(node: SourceNode, absPath?: Buffer, archivePath: Buffer = Buffer.alloc(0)): Promise<DirTree> {
     if (node.source && node.source.toString() !== '-') {
       const { stat } = await scanPath(node.source)
-      if (!(stat instanceof Error) && isDirectory(stat)) return this.walkDirectory(rootVisit(node.source, archivePath, stat.dev))
+      if (!(stat instanceof Error) && isDirectory(stat)) return (await this.walkDirectory(rootVisit(node.source, archivePath, stat.dev))).tree
     }
     const builder = new DirectoryBuilder(this.writer, this.compression)
     const names = [...node.children.keys()].map((k) => Buffer.from(k, 'latin1')).sort(Buffer.compare)
@@ -242,7 +248,7 @@ class CreateRun {
     return builder.finish()
   }
 
-  private dirItem(name: Buffer, st: EntryStat | null, dir: { tree: Buffer; entries: number }): Item {
+  private dirItem(name: Buffer, st: EntryStat | null, dir: DirTree): Item {
     this.stats.dirs++
     const base: Item = st
       ? itemFromStat(name, 'dir', st, this.owners)
@@ -252,15 +258,18 @@ class CreateRun {
 
   /**
    * The entries of a real directory, depth-first in name order; `dev` is its
-   * device, for --one-file-system. Subdirectories are walked first, since
-   * their trees are part of this directory's tree-cache digest; when the
-   * digest matches the last backup's, the cached tree is the answer.
-   * Otherwise small files are handed to the pipeline's workers in batches
-   * and big ones streamed, so the walk only waits for the pipeline's
-   * backpressure. The scanner reads the directories the walk will enter
-   * ahead of it (subdirsOf tells it which).
+   * device, for --one-file-system. Resolves once the directory is read (its
+   * files handed to the pipeline, its subdirectories read); `tree` once its
+   * tree is stored. So the walk goes on while earlier directories' files are
+   * still being stored, and the pipeline never drains at a directory.
+   *
+   * When the tree cache knows the directory, the walk waits for its
+   * subdirectories' trees (part of the digest); if the digest matches the
+   * last backup's, the cached tree is the answer. Small files go to the
+   * pipeline's workers in batches, big ones are streamed. The scanner reads
+   * the directories the walk will enter ahead of it (subdirsOf tells it which).
    */
-  private async walkDirectory(dir: DirVisit): Promise<{ tree: Buffer; entries: number }> {
+  private async walkDirectory(dir: DirVisit): Promise<{ tree: Promise<DirTree> }> {
     const { path: absPath, archivePath, dev } = dir
     let scanned: ExpandedScan<DirVisit>
     try {
@@ -270,12 +279,15 @@ class CreateRun {
       scanned = { scan: { entries: [], raw: Buffer.alloc(0) }, subdirs: [] }
     }
     const { scan, subdirs } = scanned
-    const subtrees = new Map<ScannedEntry, { tree: Buffer; entries: number }>()
-    for (const sub of subdirs) subtrees.set(sub.entry!, await this.walkDirectory(sub))
+    const subtrees = new Map<ScannedEntry, Promise<DirTree>>()
+    for (const sub of subdirs) subtrees.set(sub.entry!, (await this.walkDirectory(sub)).tree)
+    const digestOf = async (): Promise<string> => treeDigest(this.treeSettings, scan.raw, await Promise.all(subtrees.values()))
 
-    const digest = this.treeCache && scan.raw.length > 0 ? treeDigest(this.treeSettings, scan.raw, [...subtrees.values()]) : null
-    const cached = digest && this.treeCache!.lookup(absPath, digest, (id) => this.writer.has(id))
-    if (cached) return this.reuseTree(cached, absPath, scan.entries)
+    const cacheable = this.treeCache !== null && scan.raw.length > 0
+    if (cacheable && this.treeCache!.knows(absPath)) {
+      const cached = this.treeCache!.lookup(absPath, await digestOf(), (id) => this.writer.has(id))
+      if (cached) return { tree: Promise.resolve(this.reuseTree(cached, absPath, scan.entries)) }
+    }
 
     const builder = new DirectoryBuilder(this.writer, this.compression)
     const tally = new ShareTally((id) => this.writer.storedLength(id))
@@ -287,11 +299,14 @@ class CreateRun {
       const item = visited ? visited.item : Promise.resolve(null)
       builder.add(item.then((i) => (tally.add(i), i)))
     }
-    const tree = await builder.finish()
-    if (digest && !this.dirtyDirs.has(absPath.toString('latin1')) && !changedSince(scan.entries, this.startNs)) {
-      this.treeCache!.remember(absPath, digest, { ...tree, ...tally })
-    }
-    return tree
+    const tree = builder.finish().then(async (stored) => {
+      if (cacheable && !this.dirtyDirs.has(absPath.toString('latin1')) && !changedSince(scan.entries, this.startNs)) {
+        this.treeCache!.remember(absPath, await digestOf(), { ...stored, ...tally })
+      }
+      return stored
+    })
+    tree.catch(() => undefined) // awaited by the parent's tree
+    return { tree }
   }
 
   /** The entries of `dir` the walk will enter: directories, not excluded, on the same filesystem under --one-file-system. */
@@ -308,7 +323,7 @@ class CreateRun {
   }
 
   /** A directory unchanged since the last backup: its cached tree, its statistics, and its files kept in the files cache. */
-  private reuseTree(cached: CachedTree, absPath: Buffer, entries: readonly ScannedEntry[]): { tree: Buffer; entries: number } {
+  private reuseTree(cached: CachedTree, absPath: Buffer, entries: readonly ScannedEntry[]): DirTree {
     for (const key of ['files', 'dirs', 'others', 'originalSize', 'compressedSize'] as const) this.stats[key] += cached[key]
     for (const entry of entries) {
       if (!(entry.stat instanceof Error) && kindOf(entry.stat.mode) === 'file') this.filesCache.touch(Buffer.concat([absPath, SLASH, entry.name]))
@@ -329,7 +344,7 @@ class CreateRun {
    * item's promise, which resolves once it is stored. (Wrapped in an object
    * because promises of promises flatten.)
    */
-  private async visitEntry(absPath: Buffer, entry: ScannedEntry, archivePath: Buffer, parentDev: number | null, subtree?: { tree: Buffer; entries: number }): Promise<Visited | null> {
+  private async visitEntry(absPath: Buffer, entry: ScannedEntry, archivePath: Buffer, parentDev: number | null, subtree?: Promise<DirTree>): Promise<Visited | null> {
     const st = entry.stat
     if (st instanceof Error) {
       this.warn('vanished', absPath, `vanished before it could be read: ${st.message}`)
@@ -351,8 +366,8 @@ class CreateRun {
     switch (kind) {
       case 'dir': {
         this.stats.dirs++
-        const dir = subtree ?? (this.willEnter(st, parentDev) ? await this.walkDirectory(rootVisit(absPath, archivePath, st.dev)) : await new DirectoryBuilder(this.writer, this.compression).finish())
-        return { item: Promise.resolve({ ...item, tree: dir.tree, entries: dir.entries }) }
+        const tree = subtree ?? (this.willEnter(st, parentDev) ? (await this.walkDirectory(rootVisit(absPath, archivePath, st.dev))).tree : new DirectoryBuilder(this.writer, this.compression).finish())
+        return { item: tree.then((dir) => ({ ...item, tree: dir.tree, entries: dir.entries })) }
       }
       case 'symlink': {
         this.stats.others++

@@ -61,6 +61,11 @@ export class TreeCache {
     return cache
   }
 
+  /** Whether a tree is recorded for `dirPath` at all (then its digest is worth computing). */
+  knows(dirPath: Buffer): boolean {
+    return this.entries.has(pathKey(dirPath))
+  }
+
   /** The tree recorded for `dirPath` under this digest, if `exists` confirms the repository has it. */
   lookup(dirPath: Buffer, digest: string, exists: (id: Buffer) => boolean): CachedTree | null {
     const e = this.entries.get(pathKey(dirPath))
