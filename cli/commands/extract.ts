@@ -1,4 +1,4 @@
-import { ArchiveReader, extractArchive } from '../../lib/index.js'
+import { ArchiveReader, extractArchive, makeReaderCaches } from '../../lib/index.js'
 import type { Command } from '../command.js'
 import { EXIT_OK, EXIT_WARNING, usageError } from '../exit.js'
 import { parseLocation, requireArchive } from '../location.js'
@@ -23,14 +23,15 @@ export const extract: Command = {
     if (!Number.isInteger(strip) || strip < 0) throw usageError('--strip-components needs a whole number')
     const repo = await openRepository(env, loc.repo)
     // Worker threads read, open and write file content themselves; this
-    // thread reads only the archive's trees.
-    const reader = await ArchiveReader.open(repo, archive)
+    // thread reads only the archive's trees, each once.
+    const reader = await ArchiveReader.open(repo, archive, makeReaderCaches(repo, { treeBytes: 8 * 1024 * 1024, chunkBytes: 0 }))
     const result = await extractArchive(reader, {
       destination: process.cwd(),
       paths: positionals.slice(1).map((p) => Buffer.from(p)),
       exclude: (values.exclude as string[]) ?? [],
       stripComponents: strip,
       sparse: Boolean(values.sparse),
+      workers: process.env.XW ? Number(process.env.XW) : undefined,
       numericIds: Boolean(values['numeric-ids']),
       dryRun: Boolean(values['dry-run']),
       signal,

@@ -46,7 +46,7 @@ export interface ExtractOptions {
   /** Restore owners by uid/gid only, ignoring the stored names. */
   numericIds?: boolean
   dryRun?: boolean
-  /** Threads that write files (default: one per core, at most 4). */
+  /** Threads that write files besides the calling one (default: one per core but one, at most 3). */
   workers?: number
   signal?: AbortSignal
   onWarning?: (w: ExtractWarning) => void
@@ -76,8 +76,13 @@ class ExtractRun {
   private readonly excluded
   private files: FileRestorer | null = null
   private readonly asRoot = process.getuid?.() === 0
-  /** Directories whose attributes are set once their content is written, deepest first. */
-  private readonly dirsToFinish: { path: Buffer; item: Item }[] = []
+  /**
+   * Directories whose attributes are set once their content is written,
+   * deepest last. Paths as latin1 strings and attributes as fresh arrays:
+   * Buffers from the trees are views of 8 KiB pool slabs, each keeping its
+   * whole slab alive.
+   */
+  private readonly dirsToFinish: { path: string; attributes: FileAttributes }[] = []
   private readonly madeDirs = new Set<string>()
 
   constructor(private readonly reader: ArchiveReader, private readonly options: ExtractOptions, private readonly owners: OwnerNames) {
@@ -103,7 +108,7 @@ class ExtractRun {
       }
     }
     // Deepest directories were pushed last; set attributes children-first.
-    for (const dir of this.dirsToFinish.reverse()) this.setAttributes(dir.path, dir.item)
+    for (const dir of this.dirsToFinish.reverse()) this.setAttributes(Buffer.from(dir.path, 'latin1'), dir.attributes, false)
   }
 
   private async extractSelections(): Promise<void> {
@@ -167,20 +172,20 @@ class ExtractRun {
     this.ensureParent(target)
     this.files ??= await FileRestorer.open(this.reader.repo, {
       sparse: Boolean(this.options.sparse),
-      workers: this.options.workers ?? Math.min(4, availableParallelism()),
+      workers: this.options.workers ?? Math.min(3, availableParallelism() - 1),
       signal: this.options.signal,
       warn: (code, path, message) => this.warn(code, path, message),
     })
-    await this.files.restore(target, item, this.fileAttributes(item))
+    await this.files.restore(target, item, this.attributesOf(item))
   }
 
-  private fileAttributes(item: Item): FileAttributes {
+  private attributesOf(item: Item): FileAttributes {
     return {
       mode: item.mode,
       owner: this.asRoot ? this.ownerOf(item) : null,
       atimeNs: item.atimeNs,
       mtimeNs: item.mtimeNs,
-      // Fresh arrays: a Buffer view would be copied to the writer with its whole pooled ArrayBuffer.
+      // Fresh arrays: a Buffer view would be cloned (for a writer thread) or kept alive with its whole pool slab.
       xattrs: (item.xattrs ?? []).map(([name, value]) => [new Uint8Array(name), new Uint8Array(value)]),
     }
   }
@@ -202,7 +207,7 @@ class ExtractRun {
       case 'dir':
         mkdirSync(target, { recursive: true, mode: 0o700 })
         this.madeDirs.add(target.toString('latin1'))
-        this.dirsToFinish.push({ path: target, item })
+        this.dirsToFinish.push({ path: target.toString('latin1'), attributes: this.attributesOf(item) })
         return true
       case 'symlink':
         try {
@@ -223,7 +228,7 @@ class ExtractRun {
         }
       }
     }
-    this.setAttributes(target, item)
+    this.setAttributes(target, this.attributesOf(item), item.kind === 'symlink')
     return true
   }
 
@@ -237,23 +242,19 @@ class ExtractRun {
   }
 
   /** Owner, xattrs, mode, times, in that order: chown clears setuid bits and file capabilities, times go last. */
-  private setAttributes(target: Buffer, item: Item): void {
-    const isLink = item.kind === 'symlink'
+  private setAttributes(target: Buffer, attributes: FileAttributes, isLink: boolean): void {
     try {
-      if (this.asRoot) {
-        const { uid, gid } = this.ownerOf(item)
-        lchownSync(target, uid, gid)
-      }
-      for (const [name, value] of item.xattrs ?? []) {
+      if (attributes.owner) lchownSync(target, attributes.owner.uid, attributes.owner.gid)
+      for (const [name, value] of attributes.xattrs) {
         try {
-          setXattrSync(target, name, value)
+          setXattrSync(target, Buffer.from(name), Buffer.from(value))
         } catch (err) {
-          this.warn('attribute', target, `cannot restore extended attribute ${name.toString()}: ${(err as Error).message}`)
+          this.warn('attribute', target, `cannot restore extended attribute ${Buffer.from(name).toString()}: ${(err as Error).message}`)
         }
       }
-      if (!isLink) chmodSync(target, item.mode & 0o7777)
+      if (!isLink) chmodSync(target, attributes.mode & 0o7777)
       // Last: nothing may touch the entry after its times are set.
-      setTimesSync(target, item.atimeNs, item.mtimeNs)
+      setTimesSync(target, attributes.atimeNs, attributes.mtimeNs)
     } catch (err) {
       this.warn('attribute', target, `cannot restore attributes: ${(err as Error).message}`)
     }

@@ -16,8 +16,12 @@
 import { closeSync, constants as fsc, fchmodSync, fchownSync, fstatSync, ftruncateSync, openSync, unlinkSync, writeSync } from 'node:fs'
 import { getSystemErrorMap } from 'node:util'
 import { CairnError } from '../errors.js'
+import { makeSealer } from '../crypto/sealer.js'
+import { decodePayload } from '../compress/codec.js'
+import { BlobType, blobAad } from '../repo/blob.js'
 import { setTimesSync, setXattrSync } from '../native/posix.js'
-import type { ChunkSource, FileAttributes, TaskResult, WriteTask } from './restore-messages.js'
+import { PackFiles } from './pack-files.js'
+import type { ChunkSource, FileAttributes, RestoreWorkerSetup, TaskResult, WriteTask } from './restore-messages.js'
 
 /** Opens a sealed data blob: its plaintext (possibly a view of `sealed`). */
 export type ChunkOpener = (id: Uint8Array, sealed: Uint8Array, rawLength: number) => Buffer
@@ -28,12 +32,35 @@ const ZEROS = Buffer.alloc(1024 * 1024)
 const CREATE = fsc.O_WRONLY | fsc.O_CREAT | fsc.O_EXCL
 const OPEN_PIECE = fsc.O_WRONLY | fsc.O_NOFOLLOW
 
+/** Compressed chunks are decompressed into one reused buffer up to this size: a buffer per chunk would stay in memory until V8 next collects garbage. */
+const REUSED_PLAINTEXT_LIMIT = 16 * 1024 * 1024
+
 export class TaskWriter {
   constructor(
     private readonly openChunk: ChunkOpener,
     private readonly readPack: PackReader,
     private readonly sparse: boolean,
+    /** Releases what the readers hold (open pack files). */
+    readonly close: () => void = () => undefined,
   ) {}
+
+  /** A writer that reads local pack files and opens chunks with the repository's keys. */
+  static create(setup: RestoreWorkerSetup): TaskWriter {
+    const { mode, keys, sparse } = setup
+    // Key material may arrive as plain Uint8Arrays (from another thread); the sealer wants Buffers.
+    const sealer = makeSealer(mode, keys && { encKey: Buffer.from(keys.encKey), macKey: Buffer.from(keys.macKey), chunkerSeed: Buffer.from(keys.chunkerSeed) })
+    const packs = new PackFiles()
+    let plaintext = Buffer.alloc(0)
+    return new TaskWriter(
+      (id, sealed, rawLength) => {
+        if (plaintext.length < rawLength && rawLength <= REUSED_PLAINTEXT_LIMIT) plaintext = Buffer.allocUnsafeSlow(rawLength)
+        return decodePayload(sealer.open(blobAad(BlobType.Data, id), sealed), rawLength, plaintext)
+      },
+      (file, offset, length) => packs.read(file, offset, length),
+      sparse,
+      () => packs.closeAll(),
+    )
+  }
 
   run(task: WriteTask, ids: Uint8Array): TaskResult {
     const path = Buffer.from(task.path, 'latin1')

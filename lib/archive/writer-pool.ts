@@ -1,20 +1,25 @@
 /**
- * Extract's writer threads. Files are handed over in batches (up to
- * BATCH_TASKS tasks or BATCH_BYTES of content per message), and each worker
- * reads, opens and writes the chunks itself, so file content never crosses
- * to the main thread and the kernel's write work is spread over the cores.
+ * Extract's file writers: worker threads, and the calling thread itself.
+ * Files are handed over in batches (up to BATCH_TASKS tasks or BATCH_BYTES
+ * of content), and each writer reads, opens and writes the chunks itself,
+ * so file content never crosses between threads and the kernel's write
+ * work is spread over the cores.
  *
  * Each worker has at most QUEUED_BATCHES batches outstanding, so it never
- * waits for the main thread while the main thread walks the archive; `add`
- * asks its caller to wait when every worker is that far ahead. A worker that
- * falls idle takes the batch being filled at once.
+ * waits while the calling thread walks the archive. When every worker is
+ * that far ahead, the calling thread writes the batch itself instead of
+ * waiting: with one worker on two cores, both cores write, and there is one
+ * JavaScript heap fewer than with two workers (each heap keeps tens of MiB
+ * of freed chunk buffers until V8 collects them). A worker that falls idle
+ * takes the batch being filled at once.
  *
- * Memory: a worker holds one chunk at a time; batches carry only metadata,
- * except with backends that have no local files, where the main thread
- * fetches the sealed chunks of a batch before sending it.
+ * Memory: a writer holds one chunk at a time; batches carry only metadata,
+ * except with backends that have no local files, where the calling thread
+ * fetches the sealed chunks before adding a task.
  */
 import { Worker } from 'node:worker_threads'
 import type { ChunkSource, FileAttributes, BatchReply, RestoreWorkerSetup, TaskResult, WriteTask } from './restore-messages.js'
+import { TaskWriter } from './task-writer.js'
 
 const BATCH_TASKS = 64
 const BATCH_BYTES = 8 * 1024 * 1024
@@ -52,16 +57,17 @@ interface PoolWorker {
 
 export class WriterPool {
   private readonly workers: PoolWorker[] = []
+  private readonly here: TaskWriter
   private open = emptyBatch()
-  /** A full batch waiting for a worker with room, and the caller waiting on it. */
-  private blocked: { batch: Batch; resume: () => void } | null = null
   private idle: (() => void) | null = null
   private nextBatch = 0
   private stopped = false
   private closed = false
 
+  /** `workers`: threads besides the calling one (0: the calling thread writes everything). */
   constructor(setup: RestoreWorkerSetup, workers: number) {
-    for (let i = 0; i < Math.max(1, workers); i++) this.workers.push(this.spawn(setup))
+    this.here = TaskWriter.create(setup)
+    for (let i = 0; i < workers; i++) this.workers.push(this.spawn(setup))
   }
 
   private spawn(setup: RestoreWorkerSetup): PoolWorker {
@@ -72,11 +78,11 @@ export class WriterPool {
     return w
   }
 
-  /** Queues a task; returns a promise when the caller must wait before adding more. */
-  add(task: TaskPlan): Promise<void> | undefined {
+  /** Queues a task; a full batch goes to a worker with room, or is written here and now. */
+  add(task: TaskPlan): void {
     if (this.stopped) {
       task.done(CANCELLED)
-      return undefined
+      return
     }
     const batch = this.open
     const sources: ChunkSource[] = []
@@ -97,61 +103,51 @@ export class WriterPool {
     }
     batch.tasks.push({ path: task.path.toString('latin1'), position: task.position, chunks: sources, size: task.size, attributes: task.attributes })
     batch.done.push(task.done)
-    if (batch.tasks.length < BATCH_TASKS && batch.bytes < BATCH_BYTES) return undefined
+    if (batch.tasks.length < BATCH_TASKS && batch.bytes < BATCH_BYTES) return
     this.open = emptyBatch()
-    return this.dispatch(batch)
+    this.dispatch(batch)
   }
 
-  /** Sends what is queued and resolves once every task has its result. */
+  /** Writes what is queued and resolves once every task has its result. */
   async drain(): Promise<void> {
     if (this.open.tasks.length > 0) {
       const batch = this.open
       this.open = emptyBatch()
-      await this.dispatch(batch)
+      this.dispatch(batch)
     }
-    if (this.busy()) await new Promise<void>((resolve) => (this.idle = resolve))
+    await this.quiet()
   }
 
-  /** Cancels the tasks not yet sent (and any added later) and waits for those the workers have. */
+  /** Cancels the tasks not yet handed to a writer (and any added later); waits for the workers' batches. */
   async discard(): Promise<void> {
     this.stopped = true
     const unsent = this.open
     this.open = emptyBatch()
     failAll(unsent, CANCELLED)
-    if (this.blocked) {
-      const { batch, resume } = this.blocked
-      this.blocked = null
-      failAll(batch, CANCELLED)
-      resume()
-    }
-    if (this.busy()) await new Promise<void>((resolve) => (this.idle = resolve))
+    await this.quiet()
   }
 
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true
+    this.here.close()
     await Promise.all(this.workers.map((w) => w.thread.terminate()))
   }
 
-  private dispatch(batch: Batch): Promise<void> | undefined {
+  private dispatch(batch: Batch): void {
     const worker = this.leastLoaded()
     if (worker && worker.outstanding.size < QUEUED_BATCHES) {
       this.post(worker, batch)
-      return undefined
+      return
     }
-    if (!worker) {
-      failAll(batch, { ok: false, message: 'no writer thread is left', code: 'io', fatal: true })
-      return undefined
-    }
-    return new Promise<void>((resume) => (this.blocked = { batch, resume }))
+    const ids = packIds(batch)
+    batch.tasks.forEach((task, i) => batch.done[i]!(this.here.run(task, ids)))
   }
 
   private post(worker: PoolWorker, batch: Batch): void {
     const number = this.nextBatch++
-    const ids = new Uint8Array(batch.ids.length * 32)
-    batch.ids.forEach((id, i) => ids.set(id, i * 32))
     worker.outstanding.set(number, batch)
-    worker.thread.postMessage({ batch: number, tasks: batch.tasks, ids }, batch.transfer)
+    worker.thread.postMessage({ batch: number, tasks: batch.tasks, ids: packIds(batch) }, batch.transfer)
   }
 
   private settle(worker: PoolWorker, reply: BatchReply): void {
@@ -159,25 +155,16 @@ export class WriterPool {
     if (!batch) return
     worker.outstanding.delete(reply.batch)
     reply.results.forEach((result, i) => batch.done[i]!(result))
-    this.refill(worker)
-  }
-
-  /** A worker has room: give it the blocked batch, or the one being filled if it has nothing to do. */
-  private refill(worker: PoolWorker): void {
-    if (this.blocked) {
-      const { batch, resume } = this.blocked
-      this.blocked = null
-      this.post(worker, batch)
-      resume()
-    } else if (worker.outstanding.size === 0 && this.open.tasks.length > 0) {
-      const batch = this.open
+    // An idle worker need not wait for the batch being filled to be full.
+    if (worker.outstanding.size === 0 && this.open.tasks.length > 0) {
+      const next = this.open
       this.open = emptyBatch()
-      this.post(worker, batch)
+      this.post(worker, next)
     }
     this.wakeIdle()
   }
 
-  /** A worker died: its batches fail; the others carry on. */
+  /** A worker died: its batches fail; the other writers carry on. */
   private lose(worker: PoolWorker, err: unknown): void {
     const i = this.workers.indexOf(worker)
     if (i < 0 || this.closed) return
@@ -186,25 +173,7 @@ export class WriterPool {
     for (const batch of worker.outstanding.values()) failAll(batch, failed)
     worker.outstanding.clear()
     void worker.thread.terminate()
-    const next = this.leastLoaded()
-    if (next) {
-      this.refill(next)
-      return
-    }
-    if (this.blocked) {
-      const { batch, resume } = this.blocked
-      this.blocked = null
-      failAll(batch, failed)
-      resume()
-    }
     this.wakeIdle()
-  }
-
-  private wakeIdle(): void {
-    if (this.busy() || !this.idle) return
-    const idle = this.idle
-    this.idle = null
-    idle()
   }
 
   private leastLoaded(): PoolWorker | undefined {
@@ -214,12 +183,31 @@ export class WriterPool {
   }
 
   private busy(): boolean {
-    return this.blocked !== null || this.workers.some((w) => w.outstanding.size > 0)
+    return this.workers.some((w) => w.outstanding.size > 0)
+  }
+
+  private quiet(): Promise<void> {
+    if (!this.busy()) return Promise.resolve()
+    return new Promise<void>((resolve) => (this.idle = resolve))
+  }
+
+  private wakeIdle(): void {
+    if (this.busy() || !this.idle) return
+    const idle = this.idle
+    this.idle = null
+    idle()
   }
 }
 
 function emptyBatch(): Batch {
   return { tasks: [], done: [], ids: [], transfer: [], bytes: 0 }
+}
+
+/** The batch's chunk ids in one fresh array, 32 bytes each. */
+function packIds(batch: Batch): Uint8Array {
+  const ids = new Uint8Array(batch.ids.length * 32)
+  batch.ids.forEach((id, i) => ids.set(id, i * 32))
+  return ids
 }
 
 const CANCELLED: TaskResult = { ok: false, message: 'cancelled', code: 'aborted', fatal: true }
