@@ -31,7 +31,6 @@ export const extract: Command = {
       exclude: (values.exclude as string[]) ?? [],
       stripComponents: strip,
       sparse: Boolean(values.sparse),
-      workers: process.env.XW ? Number(process.env.XW) : undefined,
       numericIds: Boolean(values['numeric-ids']),
       dryRun: Boolean(values['dry-run']),
       signal,

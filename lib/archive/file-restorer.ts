@@ -54,7 +54,7 @@ export class FileRestorer {
     return new FileRestorer(pool, locator, options)
   }
 
-  /** Queues `item` to be written at `target` (or writes it now, when every worker is busy). */
+  /** Queues `item` to be written at `target`; when every worker is busy, writes queued files first. */
   async restore(target: Buffer, item: Item, attributes: FileAttributes): Promise<void> {
     const group = item.hardlink?.group
     if (group === undefined) return this.write(target, item, attributes, null)
@@ -97,7 +97,7 @@ export class FileRestorer {
     }
     if (item.size <= PIECE_BYTES || chunks.length <= 1) {
       const plans = this.locator.plan(chunks)
-      this.pool.add({
+      const wait = this.pool.add({
         path: target,
         position: 0,
         chunks: plans instanceof Promise ? await plans : plans,
@@ -105,6 +105,7 @@ export class FileRestorer {
         attributes,
         done: (result) => settle(this.outcome(target, result)),
       })
+      if (wait) await wait
       return
     }
     await this.writeInPieces(target, item.size, chunks, attributes, settle)
@@ -132,7 +133,7 @@ export class FileRestorer {
         return
       }
       const plans = this.locator.plan(piece.chunks)
-      this.pool.add({
+      const wait = this.pool.add({
         path: target,
         position: piece.position,
         chunks: plans instanceof Promise ? await plans : plans,
@@ -140,6 +141,7 @@ export class FileRestorer {
         attributes: null,
         done: pieceDone,
       })
+      if (wait) await wait
     }
   }
 
