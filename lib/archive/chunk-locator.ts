@@ -47,7 +47,11 @@ export class ChunkLocator {
         plans.push({ size: ref.size, zero: true })
         continue
       }
-      if (!this.state.index.has(ref.id)) this.state = await this.repo.refreshIndex()
+      if (!this.state.index.has(ref.id)) {
+        this.state = await this.repo.refreshIndex()
+        // A fresh index may number the packs differently.
+        this.packFiles.clear()
+      }
       const loc = this.state.index.get(ref.id)
       if (!loc) {
         throw new CairnError('missing-object', `blob ${ref.id.toString('hex').slice(0, 16)}… is not in the index of ${this.repo.backend.location}`, {
