@@ -1,4 +1,4 @@
-import { ArchiveReader, BlobOpener, chunkLoader, extractArchive, makeReaderCaches } from '../../lib/index.js'
+import { ArchiveReader, extractArchive, makeReaderCaches } from '../../lib/index.js'
 import type { Command } from '../command.js'
 import { EXIT_OK, EXIT_WARNING, usageError } from '../exit.js'
 import { parseLocation, requireArchive } from '../location.js'
@@ -22,27 +22,21 @@ export const extract: Command = {
     const strip = values['strip-components'] === undefined ? 0 : Number(values['strip-components'])
     if (!Number.isInteger(strip) || strip < 0) throw usageError('--strip-components needs a whole number')
     const repo = await openRepository(env, loc.repo)
-    // Chunks are opened (decrypted, decompressed) on worker threads; a restore
-    // reads most chunks once, so a small chunk cache is enough.
-    const opener = BlobOpener.forRepository(repo)
-    const caches = makeReaderCaches(repo, { chunkBytes: 64 * 1024 * 1024, loadChunk: chunkLoader(repo, opener) })
-    try {
-      const reader = await ArchiveReader.open(repo, archive, caches)
-      const result = await extractArchive(reader, {
-        destination: process.cwd(),
-        paths: positionals.slice(1).map((p) => Buffer.from(p)),
-        exclude: (values.exclude as string[]) ?? [],
-        stripComponents: strip,
-        sparse: Boolean(values.sparse),
-        numericIds: Boolean(values['numeric-ids']),
-        dryRun: Boolean(values['dry-run']),
-        signal,
-        onItem: values.list || values['dry-run'] ? (path) => out(Buffer.concat([path, Buffer.from('\n')])) : undefined,
-        onWarning: (w) => err(Buffer.concat([w.path, Buffer.from(`: ${w.message}\n`)])),
-      })
-      return result.warnings > 0 ? EXIT_WARNING : EXIT_OK
-    } finally {
-      await opener.close()
-    }
+    // Worker threads read, open and write file content themselves; this
+    // thread reads only the archive's trees, each once.
+    const reader = await ArchiveReader.open(repo, archive, makeReaderCaches(repo, { treeBytes: 8 * 1024 * 1024, chunkBytes: 0 }))
+    const result = await extractArchive(reader, {
+      destination: process.cwd(),
+      paths: positionals.slice(1).map((p) => Buffer.from(p)),
+      exclude: (values.exclude as string[]) ?? [],
+      stripComponents: strip,
+      sparse: Boolean(values.sparse),
+      numericIds: Boolean(values['numeric-ids']),
+      dryRun: Boolean(values['dry-run']),
+      signal,
+      onItem: values.list || values['dry-run'] ? (path) => out(Buffer.concat([path, Buffer.from('\n')])) : undefined,
+      onWarning: (w) => err(Buffer.concat([w.path, Buffer.from(`: ${w.message}\n`)])),
+    })
+    return result.warnings > 0 ? EXIT_WARNING : EXIT_OK
   },
 }

@@ -141,8 +141,13 @@ function malformed(why: string): CairnError {
   return new CairnError('integrity', `a stored object is malformed: ${why}`, { hint: 'run cairn check to find the damaged objects' })
 }
 
-/** The plaintext of `payload` (possibly a view of it), at most `maxSize` bytes. */
-export function decodePayload(payload: Uint8Array, maxSize: number): Buffer {
+/**
+ * The plaintext of `payload` (possibly a view of it), at most `maxSize`
+ * bytes. A zstd body is decompressed into `into` when it fits there (the
+ * result is then a view of `into`, valid until the caller reuses it), else
+ * into a new buffer.
+ */
+export function decodePayload(payload: Uint8Array, maxSize: number, into?: Buffer): Buffer {
   const view = Buffer.from(payload.buffer, payload.byteOffset, payload.length)
   if (view.length < HEADER_LENGTH) throw malformed('shorter than its header')
   const type = view[0]
@@ -158,16 +163,16 @@ export function decodePayload(payload: Uint8Array, maxSize: number): Buffer {
   }
   if (type !== ZSTD) throw malformed(`unknown payload type ${type}`)
   if (body.length < 4 || body.readUInt32LE(0) !== ZSTD_MAGIC) throw malformed('not a zstd frame')
-  return decompress(body, maxSize)
+  return decompress(body, maxSize, into)
 }
 
-function decompress(frame: Buffer, maxSize: number): Buffer {
+function decompress(frame: Buffer, maxSize: number, into: Buffer | undefined): Buffer {
   const claimed = native(() => zstd.getFrameContentSize(frame), 'unreadable zstd frame header')
   if (claimed === null) throw malformed('zstd frame without a content size')
   if (claimed > maxSize) throw malformed(`zstd frame claims ${claimed} bytes, more than the ${maxSize} allowed`)
   const frameLength = native(() => zstd.findFrameCompressedSize(frame), 'truncated zstd frame')
   if (frameLength !== frame.length) throw malformed('data after the zstd frame')
-  const out = Buffer.allocUnsafe(claimed)
+  const out = into && into.length >= claimed ? into.subarray(0, claimed) : Buffer.allocUnsafe(claimed)
   const produced = native(() => dctx.decompress(out, frame), 'corrupt zstd data')
   if (produced !== claimed) throw malformed(`zstd frame gave ${produced} bytes instead of ${claimed}`)
   return out

@@ -50,4 +50,10 @@ export interface Backend {
   stat(key: string): Promise<ObjectInfo | null>
   /** Every object whose key starts with `prefix` (a directory-like prefix ending in '/'), in no particular order. */
   list(prefix: string): AsyncIterable<ObjectInfo>
+  /**
+   * Optional: the path of a file on this machine that holds the object, for
+   * readers on other threads that read ranges themselves (extract's
+   * writers). Backends without local files leave it out.
+   */
+  localPath?(key: string): string
 }

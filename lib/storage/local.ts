@@ -31,6 +31,10 @@ export class LocalBackend implements Backend {
     return path.join(this.root, key)
   }
 
+  localPath(key: string): string {
+    return this.pathOf(key)
+  }
+
   async get(key: string): Promise<Buffer> {
     try {
       return await fs.readFile(this.pathOf(key))
