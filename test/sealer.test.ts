@@ -95,6 +95,13 @@ t.test('two seals of the same plaintext differ (encrypted modes)', async (t) => 
   t.equal(a.indexOf(plain), -1, 'no plaintext in the output')
 })
 
+t.test('salts stay distinct across the bulk draws they come from', async (t) => {
+  const sealer = makeSealer('repokey', km)
+  const seen = new Set<string>()
+  for (let i = 0; i < 3000; i++) seen.add(sealer.seal(AAD, Buffer.from('x')).subarray(1, 25).toString('hex'))
+  t.equal(seen.size, 3000, 'no salt repeats over about three draws of 1,024')
+})
+
 t.test('subkey derivation: HMAC-SHA256(encKey, "cairn-obj" || salt)', async (t) => {
   // python3 -c "import sys; sys.stdout.buffer.write(b'cairn-obj'+bytes(range(32,56)))" |
   //   openssl dgst -sha256 -mac HMAC -macopt hexkey:000102…1f

@@ -81,6 +81,25 @@ export function deriveObjectKey(encKey: Uint8Array, salt: Uint8Array): Buffer {
   return createHmac('sha256', encKey).update(OBJ_DOMAIN).update(salt).digest()
 }
 
+/**
+ * Salts come from the CSPRNG in bulk, a thousand at a time: a call to
+ * randomBytes costs about 5 µs whatever its size, which was 0.5 s per worker
+ * thread in a backup of 100,000 small files. The bytes are the same
+ * CSPRNG output either way.
+ */
+const SALTS_PER_DRAW = 1024
+let salts = Buffer.alloc(0)
+let saltAt = 0
+
+function takeSalt(): Buffer {
+  if (saltAt + SALT_LENGTH > salts.length) {
+    salts = randomBytes(SALT_LENGTH * SALTS_PER_DRAW)
+    saltAt = 0
+  }
+  saltAt += SALT_LENGTH
+  return salts.subarray(saltAt - SALT_LENGTH, saltAt)
+}
+
 function failed(): CairnError {
   return new CairnError('integrity', 'an object failed authentication: the repository is damaged or was tampered with', {
     hint: 'run cairn check to find the damaged objects',
@@ -101,8 +120,9 @@ class GcmSealer implements Sealer {
 
   /** [scheme | salt, ciphertext, tag]: the ciphertext is OpenSSL's output buffer, never copied. */
   sealParts(aad: Uint8Array, plain: Uint8Array): Buffer[] {
-    const head = randomBytes(1 + SALT_LENGTH)
+    const head = Buffer.allocUnsafe(1 + SALT_LENGTH)
     head[0] = GCM
+    takeSalt().copy(head, 1)
     const cipher = createCipheriv('aes-256-gcm', deriveObjectKey(this.encKey, head.subarray(1)), ZERO_IV, { authTagLength: TAG_LENGTH })
     cipher.setAAD(head.subarray(0, 1))
     cipher.setAAD(aad)
