@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import * as path from 'node:path'
 import { scratch } from './helpers/cli.js'
+import { damageBlob } from './helpers/damage.js'
 import { ArchiveReader, LocalBackend, PathResolver, Repository, RepositoryView, coalescedBlobLoader, createArchiveFromEntries, type DirNode, type EntrySpec, type FileNode, type VfsNode } from '../dist/lib/index.js'
 import { CoalescingLoader } from '../dist/lib/cache/coalescing-loader.js'
 import { extendKey, inodeOf, keyHash } from '../dist/lib/vfs/inode.js'
@@ -40,25 +41,6 @@ async function smallFiles(count: number): Promise<{ repo: Repository; backend: C
   const entries: EntrySpec[] = [...files].map(([name, content]) => ({ path: `dir/${name}`, kind: 'file', content }))
   await createArchiveFromEntries(repo, entries, { name: 'a' })
   return { repo, backend, files }
-}
-
-/** Flips one byte of the stored blob `id`; returns the pack file. */
-async function damageBlob(repo: Repository, root: string, id: Buffer): Promise<string> {
-  const state = await repo.index()
-  const loc = state.index.get(id)!
-  const packId = state.packs.idOf(loc.pack)
-  const file = path.join(root, 'data', packId.slice(0, 2), packId)
-  const handle = await fs.open(file, 'r+')
-  try {
-    const at = loc.offset + Math.floor(loc.length / 2)
-    const byte = Buffer.alloc(1)
-    await handle.read(byte, 0, 1, at)
-    byte[0]! ^= 0x55
-    await handle.write(byte, 0, 1, at)
-  } finally {
-    await handle.close()
-  }
-  return file
 }
 
 function shuffled<T>(items: T[]): T[] {

@@ -9,18 +9,21 @@ export interface RestoreWorkerSetup {
   sparse: boolean
 }
 
-/**
- * Where a chunk's bytes come from. `id` is the chunk's index in the batch's
- * `ids` (32 bytes each): Buffer views must not be cloned one by one, each
- * would carry its whole pooled ArrayBuffer.
- */
-export type ChunkSource =
+/** Where a chunk's bytes come from; `Id` identifies its blob. */
+export type ChunkOrigin<Id> =
   /** All zeros: no stored blob. */
   | { size: number; zero: true }
   /** A sealed blob the worker reads itself from a local pack file. */
-  | { size: number; id: number; file: string; offset: number; length: number; rawLength: number }
+  | { size: number; id: Id; file: string; offset: number; length: number; rawLength: number }
   /** A sealed blob the main thread fetched (backends without local files). */
-  | { size: number; id: number; sealed: Uint8Array; rawLength: number }
+  | { size: number; id: Id; sealed: Uint8Array; rawLength: number }
+
+/**
+ * A chunk as sent to a writer: `id` is its index in the batch's `ids` (32
+ * bytes each): Buffer views must not be cloned one by one, each would carry
+ * its whole pooled ArrayBuffer.
+ */
+export type ChunkSource = ChunkOrigin<number>
 
 /** What a restored file gets once its content is written. */
 export interface FileAttributes {

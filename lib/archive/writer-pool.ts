@@ -22,7 +22,7 @@
  */
 import { Worker } from 'node:worker_threads'
 import { setImmediate as turn } from 'node:timers/promises'
-import type { ChunkSource, FileAttributes, BatchReply, RestoreWorkerSetup, TaskResult, WriteTask } from './restore-messages.js'
+import type { ChunkOrigin, ChunkSource, FileAttributes, BatchReply, RestoreWorkerSetup, TaskResult, WriteTask } from './restore-messages.js'
 import { TaskWriter } from './task-writer.js'
 
 const BATCH_TASKS = 64
@@ -33,10 +33,7 @@ const SLICE_TASKS = 8
 const SLICE_BYTES = 1024 * 1024
 
 /** Where one chunk comes from, with its id as a Buffer (packed into the batch when added). */
-export type ChunkPlan =
-  | { size: number; zero: true }
-  | { size: number; id: Buffer; file: string; offset: number; length: number; rawLength: number }
-  | { size: number; id: Buffer; sealed: Uint8Array; rawLength: number }
+export type ChunkPlan = ChunkOrigin<Buffer>
 
 export interface TaskPlan {
   path: Buffer

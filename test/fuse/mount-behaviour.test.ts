@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import * as path from 'node:path'
 import { cairn, scratch, testEnv } from '../helpers/cli.js'
+import { damageBlob } from '../helpers/damage.js'
 import { ArchiveReader, Repository } from '../../dist/lib/index.js'
 import { versionName } from '../../dist/lib/vfs/versions-view.js'
 import { findMount } from '../../mount/fuse-binding.js'
@@ -25,20 +26,7 @@ async function damageFirstChunk(archive: string, file: string): Promise<{ start:
   const repository = await Repository.open({ location: repo, passphrase: env.CAIRN_PASSPHRASE!, configDir: env.CAIRN_CONFIG_DIR!, cacheDir: null })
   const item = await (await ArchiveReader.open(repository, archive)).resolve(Buffer.from(file))
   const chunk = item!.chunks![0]!
-  const state = await repository.index()
-  const loc = state.index.get(chunk.id)!
-  const packId = state.packs.idOf(loc.pack)
-  const packFile = path.join(repo, 'data', packId.slice(0, 2), packId)
-  const handle = await fs.open(packFile, 'r+')
-  try {
-    const at = loc.offset + Math.floor(loc.length / 2)
-    const byte = Buffer.alloc(1)
-    await handle.read(byte, 0, 1, at)
-    byte[0]! ^= 0x55
-    await handle.write(byte, 0, 1, at)
-  } finally {
-    await handle.close()
-  }
+  await damageBlob(repository, repo, chunk.id)
   return { start: 0, end: chunk.size }
 }
 
