@@ -301,7 +301,7 @@ class CreateRun {
     }
     const tree = builder.finish().then(async (stored) => {
       if (cacheable && !this.dirtyDirs.has(absPath.toString('latin1')) && !changedSince(scan.entries, this.startNs)) {
-        this.treeCache!.remember(absPath, await digestOf(), { ...stored, ...tally })
+        this.treeCache!.remember(absPath, await digestOf(), { tree: stored.tree, entries: stored.entries, ...tally.share() })
       }
       return stored
     })
