@@ -43,7 +43,7 @@
  * the right length. Anything else is CairnError('integrity').
  *
  * One zstd compression and one decompression context per thread (module
- * level) and reused output buffers: encodePayloadTransient allocates nothing.
+ * level); encodePayloadInto writes into the caller's memory and allocates nothing.
  */
 import zstd from 'zstd-napi/binding.js'
 import { CairnError } from '../errors.js'
@@ -105,36 +105,42 @@ function worthCompressing(plain: Uint8Array, level: number): boolean {
   return saves(cctx.compress(trialOutput, sample, 1), sample.length)
 }
 
+/** Room encodePayloadInto may need for `plainLength` bytes. */
+export function payloadCapacity(plainLength: number, spec: CompressionSpec, padding: boolean): number {
+  const capacity = HEADER_LENGTH + Math.max(plainLength, spec.kind === 'none' ? 0 : zstd.compressBound(plainLength))
+  return padding ? paddedSize(capacity) : capacity
+}
+
 /**
- * The payload of `plain`, in a buffer that the next call on this thread
- * reuses: for callers that consume it at once (a pipeline worker seals it
- * immediately), so that no chunk-sized buffer is allocated per call. The
- * body is compressed straight into place.
+ * Writes the payload of `plain` into `out` (at least payloadCapacity bytes),
+ * compressing the body straight into place; returns its length. A pipeline
+ * worker encodes into the shared memory it then seals in place, so no
+ * chunk-sized buffer is allocated per call.
  */
-export function encodePayloadTransient(plain: Uint8Array, spec: CompressionSpec, padding: boolean): Buffer {
-  const capacity = HEADER_LENGTH + Math.max(plain.length, spec.kind === 'none' ? 0 : zstd.compressBound(plain.length))
-  if (payloadScratch.length < paddedSize(capacity)) payloadScratch = Buffer.allocUnsafe(paddedSize(capacity))
+export function encodePayloadInto(plain: Uint8Array, spec: CompressionSpec, padding: boolean, out: Buffer): number {
   let type = STORED
   let bodyLength = plain.length
   if (spec.kind !== 'none' && plain.length > 0 && (spec.kind === 'zstd' || worthCompressing(plain, spec.level))) {
-    const compressedLength = cctx.compress(payloadScratch.subarray(HEADER_LENGTH), plain, spec.level)
+    const compressedLength = cctx.compress(out.subarray(HEADER_LENGTH), plain, spec.level)
     if (saves(compressedLength, plain.length)) {
       type = ZSTD
       bodyLength = compressedLength
     }
   }
-  if (type === STORED) payloadScratch.set(plain, HEADER_LENGTH)
+  if (type === STORED) out.set(plain, HEADER_LENGTH)
   const size = HEADER_LENGTH + bodyLength
-  payloadScratch[0] = type
-  payloadScratch.writeUInt32LE(bodyLength, 1)
+  out[0] = type
+  out.writeUInt32LE(bodyLength, 1)
   const total = padding ? paddedSize(size) : size
-  payloadScratch.fill(0, size, total)
-  return payloadScratch.subarray(0, total)
+  out.fill(0, size, total)
+  return total
 }
 
 /** The payload of `plain` in a buffer of its own. */
 export function encodePayload(plain: Uint8Array, spec: CompressionSpec, padding: boolean): Buffer {
-  return Buffer.from(encodePayloadTransient(plain, spec, padding))
+  const capacity = payloadCapacity(plain.length, spec, padding)
+  if (payloadScratch.length < capacity) payloadScratch = Buffer.allocUnsafe(capacity)
+  return Buffer.from(payloadScratch.subarray(0, encodePayloadInto(plain, spec, padding, payloadScratch)))
 }
 
 function malformed(why: string): CairnError {

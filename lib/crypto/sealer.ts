@@ -44,16 +44,22 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, 
 import { CairnError } from '../errors.js'
 import type { EncryptionMode } from './modes.js'
 import type { KeyMaterial } from './key-material.js'
+import { sealAesGcmInPlace } from '../native/posix.js'
 
 export interface Sealer {
   readonly overhead: number
+  /** Bytes before the payload in a sealed object (the rest of the overhead is a 16-byte tag after it). */
+  readonly headLength: number
   seal(aad: Uint8Array, plain: Uint8Array): Buffer
   /**
-   * The sealed object in parts that concatenate to what seal() gives, none
-   * of them sharing memory with `plain` (which may be a reused buffer): the
-   * pipeline workers hand these to the pack writer without joining them.
+   * Seals in place: `buf` holds the payload at [headLength, headLength +
+   * payloadLength) and room for the tag after it; the head and tag are
+   * written around it (and, when encrypting, the payload becomes
+   * ciphertext). Returns the sealed length, which starts at buf[0]. The
+   * pipeline workers seal this way into shared memory the pack writer reads
+   * from, so that no buffer is allocated per blob.
    */
-  sealParts(aad: Uint8Array, plain: Uint8Array): Buffer[]
+  sealInPlace(aad: Uint8Array, buf: Buffer, payloadLength: number): number
   /** The plaintext (possibly a view of `sealed`), or CairnError('integrity'). */
   open(aad: Uint8Array, sealed: Uint8Array): Buffer
 }
@@ -112,15 +118,12 @@ function checkScheme(sealed: Uint8Array, scheme: number, overhead: number): void
 
 class GcmSealer implements Sealer {
   readonly overhead = 1 + SALT_LENGTH + TAG_LENGTH
+  readonly headLength = 1 + SALT_LENGTH
   constructor(private readonly encKey: Buffer) {}
 
+  /** node:crypto; sealInPlace gives the same layout through the native addon (seal.c). */
   seal(aad: Uint8Array, plain: Uint8Array): Buffer {
-    return Buffer.concat(this.sealParts(aad, plain))
-  }
-
-  /** [scheme | salt, ciphertext, tag]: the ciphertext is OpenSSL's output buffer, never copied. */
-  sealParts(aad: Uint8Array, plain: Uint8Array): Buffer[] {
-    const head = Buffer.allocUnsafe(1 + SALT_LENGTH)
+    const head = Buffer.allocUnsafe(this.headLength)
     head[0] = GCM
     takeSalt().copy(head, 1)
     const cipher = createCipheriv('aes-256-gcm', deriveObjectKey(this.encKey, head.subarray(1)), ZERO_IV, { authTagLength: TAG_LENGTH })
@@ -128,7 +131,14 @@ class GcmSealer implements Sealer {
     cipher.setAAD(aad)
     const body = cipher.update(plain)
     cipher.final() // GCM is a stream mode: nothing left to output
-    return [head, body, cipher.getAuthTag()]
+    return Buffer.concat([head, body, cipher.getAuthTag()])
+  }
+
+  sealInPlace(aad: Uint8Array, buf: Buffer, payloadLength: number): number {
+    buf[0] = GCM
+    takeSalt().copy(buf, 1)
+    sealAesGcmInPlace(this.encKey, buf, payloadLength, aad)
+    return this.headLength + payloadLength + TAG_LENGTH
   }
 
   open(aad: Uint8Array, sealed: Uint8Array): Buffer {
@@ -152,15 +162,19 @@ class GcmSealer implements Sealer {
 /** Shared by the two cleartext schemes: 0x0N | plain | tag[16], tag computed by `tag()`. */
 abstract class ClearSealer implements Sealer {
   readonly overhead = 1 + TAG_LENGTH
+  readonly headLength = 1
   protected abstract readonly scheme: number
   protected abstract tag(aad: Uint8Array, plain: Uint8Array): Buffer
 
   seal(aad: Uint8Array, plain: Uint8Array): Buffer {
-    return Buffer.concat(this.sealParts(aad, plain))
+    return Buffer.concat([Buffer.of(this.scheme), plain, this.tag(aad, plain).subarray(0, TAG_LENGTH)])
   }
 
-  sealParts(aad: Uint8Array, plain: Uint8Array): Buffer[] {
-    return [Buffer.of(this.scheme), Buffer.from(plain), this.tag(aad, plain).subarray(0, TAG_LENGTH)]
+  sealInPlace(aad: Uint8Array, buf: Buffer, payloadLength: number): number {
+    buf[0] = this.scheme
+    const end = this.headLength + payloadLength
+    this.tag(aad, buf.subarray(this.headLength, end)).copy(buf, end, 0, TAG_LENGTH)
+    return end + TAG_LENGTH
   }
 
   open(aad: Uint8Array, sealed: Uint8Array): Buffer {

@@ -9,6 +9,8 @@
  *   makedev(major, minor) -> bigint, major(dev), minor(dev)
  *   scanDirectory(dir, names?) -> Promise<Buffer>      see scan.c
  *   adviseWillNeed(fd) -> boolean                      posix_fadvise(WILLNEED)
+ *   sealAesGcmInPlace(encKey, buf, length, aad)        see seal.c (not a syscall:
+ *                                                      OpenSSL into caller memory)
  *
  * Each syscall comes twice: `fooSync` runs it on the calling thread and
  * returns or throws; `foo` runs it on libuv's thread pool and returns a
@@ -40,6 +42,7 @@
 #include <node_api.h>
 
 #include "scan.h"
+#include "seal.h"
 
 #ifndef __linux__
 #error "cairn's posix helper supports Linux only"
@@ -525,7 +528,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mknod", mknod__async},           {"mknodSync", mknod__sync},
       {"makedev", js_makedev},           {"major", js_major},
       {"minor", js_minor},               {"scanDirectory", scan_directory},
-      {"adviseWillNeed", js_advise_will_need},
+      {"adviseWillNeed", js_advise_will_need}, {"sealAesGcmInPlace", seal_aes_gcm_in_place},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     napi_value fn;

@@ -58,6 +58,7 @@ interface Binding {
   minor(dev: Dev): number
   scanDirectory(dir: Buffer, names?: Buffer[]): Promise<Buffer>
   adviseWillNeed(fd: number): boolean
+  sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void
 }
 
 const ADDON = join('lib', 'native', 'build', 'Release', 'cairn_posix.node')
@@ -235,4 +236,13 @@ export function scanDirectoryRaw(dir: Buffer, names?: Buffer[]): Promise<Buffer>
  */
 export function adviseWillNeed(fd: number): boolean {
   return native().adviseWillNeed(fd)
+}
+
+/**
+ * Seals an object in place in the AES-256-GCM layout of lib/crypto/sealer.ts:
+ * `buf` holds the scheme byte, the salt and the payload; the payload becomes
+ * ciphertext and the tag is written after it. On the calling thread (see seal.c).
+ */
+export function sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void {
+  native().sealAesGcmInPlace(encKey, buf, payloadLength, aad)
 }

@@ -3,7 +3,8 @@
  * (worker threads) → pack (main thread).
  *
  * Data is read into shared windows (windows.ts) and never copied until a
- * worker produces the sealed blob. A large chunk makes at most two trips to
+ * worker compresses and seals it into its shared ring (sealed-ring.ts),
+ * which the pack writer writes from. A large chunk makes at most two trips to
  * a worker: one to learn its id and, only if the repository does not have
  * it, one to compress and seal it, so known data is never compressed. A
  * small chunk makes one trip (id and sealed blob at once), which costs less
@@ -24,7 +25,9 @@ import { BlobType } from '../repo/blob.js'
 import type { RepositoryWriter } from '../repo/writer.js'
 import { ZERO_CHUNK_ID, type ChunkRef } from '../archive/item.js'
 import { WindowPool, type ReadWindow } from './windows.js'
-import type { SealedParts, SmallFileResult, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
+import type { SmallFileResult, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
+import { createRing, RingReader, type RingBlob } from './sealed-ring.js'
+import { payloadCapacity } from '../compress/codec.js'
 import { Limiter } from './limiter.js'
 
 /** Reads at most `length` bytes into buf at offset; 0 means end of data. */
@@ -34,13 +37,20 @@ const READ_SIZE = 1024 * 1024
 const WINDOW_COUNT = 4
 /** Chunks up to this size make a single trip to a worker. */
 const ONE_TRIP_LIMIT = 256 * 1024
-/** Small files per worker message, and how many may wait at once. */
+/** Small files per worker message, their bytes at most (a batch's sealed output must fit a ring with room to spare), and how many may wait at once. */
 const BATCH_SIZE = 64
+const BATCH_BYTES = 4 * 1024 * 1024
 const MAX_SMALL_PENDING = 1024
 
 interface Job {
   resolve: (reply: WorkerReply) => void
   reject: (err: unknown) => void
+}
+
+/** A sealed blob in a worker's ring, and the call that frees its room once written or not needed. */
+interface SealedBlob {
+  data: Buffer
+  release: () => void
 }
 
 export interface PipelineOptions {
@@ -60,13 +70,16 @@ export class ChunkPipeline {
   private readonly chunker: Chunker
   private readonly pool: WindowPool
   private readonly workers: Worker[]
+  private readonly rings: RingReader[]
   private readonly jobs = new Map<number, Job>()
+  /** Sealed blobs of replies, by job, taken from the rings in the order the replies came. */
+  private readonly blobs = new Map<number, (SealedBlob | null)[]>()
   private readonly inFlight = new Map<string, Promise<void>>()
   private nextJob = 0
   private nextWorker = 0
   private streamWindow: ReadWindow | null = null
   private streamQueue: Promise<unknown> = Promise.resolve()
-  private batch: { paths: string[]; sizes: number[]; waiters: { resolve: (r: SmallFileResult) => void; reject: (err: unknown) => void }[] } | null = null
+  private batch: { paths: string[]; sizes: number[]; bytes: number; waiters: { resolve: (r: { result: SmallFileResult; blob: SealedBlob | null }) => void; reject: (err: unknown) => void }[] } | null = null
   private readonly smallSlots = new Limiter(MAX_SMALL_PENDING)
   private broken: unknown = null
 
@@ -79,19 +92,25 @@ export class ChunkPipeline {
     // A window must hold a whole maximal chunk plus reads, so a cut can always be found.
     this.pool = new WindowPool(WINDOW_COUNT, params.maxSize + READ_SIZE * 4)
     const km = repo.keyMaterial
-    const setup: WorkerSetup = {
-      mode: repo.encryption,
-      keys: km && { encKey: km.encKey, macKey: km.macKey, chunkerSeed: km.chunkerSeed },
-      compression: options.compression,
-      windows: this.pool.windows.map((w) => w.shared),
-      smallFileLimit: this.smallFileLimit,
-    }
+    // One request's output plus twice the largest blob must fit (sealed-ring.ts): a maximal chunk, or a batch of small files.
+    const sealedRoom = (size: number): number => payloadCapacity(size, options.compression, true) + repo.sealer.overhead
+    const ringSize = 2 * sealedRoom(params.maxSize) + sealedRoom(BATCH_BYTES) + BATCH_SIZE * sealedRoom(0)
     // One per core: measured with four on two cores, a cold first backup was
     // no faster (38.0 s both) and peaked 100 MiB higher.
     const count = options.workers ?? Math.min(4, Math.max(1, availableParallelism()))
-    this.workers = Array.from({ length: count }, () => {
+    const rings = Array.from({ length: count }, () => createRing(ringSize))
+    this.rings = rings.map((r) => new RingReader(r))
+    this.workers = rings.map((ring, index) => {
+      const setup: WorkerSetup = {
+        mode: repo.encryption,
+        keys: km && { encKey: km.encKey, macKey: km.macKey, chunkerSeed: km.chunkerSeed },
+        compression: options.compression,
+        windows: this.pool.windows.map((w) => w.shared),
+        ring,
+        smallFileLimit: this.smallFileLimit,
+      }
       const worker = new Worker(new URL('./worker.js', import.meta.url), { workerData: setup })
-      worker.on('message', (reply: WorkerReply) => this.settle(reply))
+      worker.on('message', (reply: WorkerReply) => this.settle(reply, this.rings[index]!))
       worker.on('error', (err) => this.fail(err))
       return worker
     })
@@ -119,20 +138,22 @@ export class ChunkPipeline {
   async storeSmallFile(path: Buffer, size: number): Promise<{ result: Promise<SmallFileStored> }> {
     if (this.broken) throw this.broken
     await this.smallSlots.acquire()
-    const read = new Promise<SmallFileResult>((resolve, reject) => {
-      const batch = (this.batch ??= { paths: [], sizes: [], waiters: [] })
+    const read = new Promise<{ result: SmallFileResult; blob: SealedBlob | null }>((resolve, reject) => {
+      if (this.batch && this.batch.bytes + size > BATCH_BYTES) this.flushBatch()
+      const batch = (this.batch ??= { paths: [], sizes: [], bytes: 0, waiters: [] })
       batch.paths.push(path.toString('latin1'))
       batch.sizes.push(size)
+      batch.bytes += size
       batch.waiters.push({ resolve, reject })
       if (batch.paths.length >= BATCH_SIZE) this.flushBatch()
       else if (batch.paths.length === 1) setImmediate(() => this.flushBatch())
     })
     const result = read
-      .then(async (r): Promise<SmallFileStored> => {
+      .then(async ({ result: r, blob }): Promise<SmallFileStored> => {
         if (r.kind !== 'read') return r
         if (r.id === null) return { kind: 'stored', bytesRead: r.bytesRead, chunks: r.bytesRead ? [{ id: ZERO_CHUNK_ID, size: r.bytesRead }] : [] }
         const id = Buffer.from(r.id)
-        await this.keep(id, r.bytesRead, async () => r.sealed!)
+        await this.keep(id, r.bytesRead, blob!)
         return { kind: 'stored', bytesRead: r.bytesRead, chunks: [{ id, size: r.bytesRead }] }
       })
       .finally(() => this.smallSlots.release())
@@ -147,7 +168,8 @@ export class ChunkPipeline {
     this.request({ op: 'files', job: 0, paths: batch.paths, sizes: batch.sizes }).then(
       (reply) => {
         if (reply.op !== 'files') throw new Error('unexpected worker reply')
-        reply.results.forEach((r, i) => batch.waiters[i]!.resolve(r))
+        const blobs = this.takeBlobs(reply.job)
+        reply.results.forEach((result, i) => batch.waiters[i]!.resolve({ result, blob: blobs[i]! }))
       },
       (err: unknown) => batch.waiters.forEach((w) => w.reject(err)),
     )
@@ -203,9 +225,10 @@ export class ChunkPipeline {
       if (length <= ONE_TRIP_LIMIT) {
         const reply = await this.request({ op: 'store', job: 0, ...at })
         if (reply.op !== 'store') throw new Error('unexpected worker reply')
+        const blob = this.takeBlobs(reply.job)[0]!
         if (reply.id === null) return { id: ZERO_CHUNK_ID, size: length }
         const id = Buffer.from(reply.id)
-        await this.keep(id, length, async () => reply.sealed!)
+        await this.keep(id, length, blob!)
         return { id, size: length }
       }
       const hashed = await this.request({ op: 'hash', job: 0, ...at })
@@ -215,7 +238,7 @@ export class ChunkPipeline {
       await this.keep(id, length, async () => {
         const reply = await this.request({ op: 'seal', job: 0, ...at, id: new Uint8Array(id) }) // own buffer: a pooled view would clone 8 KiB
         if (reply.op !== 'seal') throw new Error('unexpected worker reply')
-        return reply.sealed
+        return this.takeBlobs(reply.job)[0]!
       })
       return { id, size: length }
     } finally {
@@ -223,17 +246,22 @@ export class ChunkPipeline {
     }
   }
 
-  /** Adds the chunk to the repository unless it or a chunk in flight already has its id. */
-  private async keep(id: Buffer, length: number, sealed: () => Promise<SealedParts>): Promise<void> {
-    if (this.writer.has(id)) return
+  /**
+   * Adds the chunk to the repository unless it or a chunk in flight already
+   * has its id. `sealed` is the sealed blob, or how to get it when needed; a
+   * sealed blob not needed is released at once.
+   */
+  private async keep(id: Buffer, length: number, sealed: SealedBlob | (() => Promise<SealedBlob>)): Promise<void> {
     const key = id.toString('latin1')
-    let stored = this.inFlight.get(key)
-    if (!stored) {
-      stored = sealed()
-        .then((parts) => this.writer.addSealed(BlobType.Data, id, parts, length))
-        .finally(() => this.inFlight.delete(key))
-      this.inFlight.set(key, stored)
+    const known = this.writer.has(id) ? Promise.resolve() : this.inFlight.get(key)
+    if (known) {
+      if (typeof sealed !== 'function') sealed.release()
+      return known
     }
+    const stored = (typeof sealed === 'function' ? sealed() : Promise.resolve(sealed))
+      .then((blob) => this.writer.addSealed(BlobType.Data, id, blob.data, length, blob.release))
+      .finally(() => this.inFlight.delete(key))
+    this.inFlight.set(key, stored)
     await stored
   }
 
@@ -248,15 +276,32 @@ export class ChunkPipeline {
     })
   }
 
-  private settle(reply: WorkerReply): void {
+  /**
+   * Takes the reply's sealed blobs out of the worker's ring first, whatever
+   * becomes of the job: the ring must be told of every blob, in order, or
+   * its tail would never pass them.
+   */
+  private settle(reply: WorkerReply, ring: RingReader): void {
+    const take = (blob: RingBlob | null): SealedBlob | null => blob && ring.receive(blob)
+    if (reply.op === 'seal' || reply.op === 'store') this.blobs.set(reply.job, [take(reply.sealed)])
+    else if (reply.op === 'files') this.blobs.set(reply.job, reply.results.map((r) => (r.kind === 'read' ? take(r.sealed) : null)))
     const job = this.jobs.get(reply.job)
-    if (!job) return
+    if (!job) {
+      for (const blob of this.takeBlobs(reply.job)) blob?.release()
+      return
+    }
     this.jobs.delete(reply.job)
     if (reply.op === 'error') {
       job.reject(new CairnError((reply.code as CairnError['code']) ?? 'io', reply.message))
     } else {
       job.resolve(reply)
     }
+  }
+
+  private takeBlobs(job: number): (SealedBlob | null)[] {
+    const blobs = this.blobs.get(job) ?? []
+    this.blobs.delete(job)
+    return blobs
   }
 
   private fail(err: unknown): void {

@@ -1,6 +1,7 @@
 /** Messages between the chunk pipeline (main thread) and its workers. */
 import type { EncryptionMode } from '../crypto/modes.js'
 import type { CompressionSpec } from '../compress/codec.js'
+import type { RingBlob, RingShared } from './sealed-ring.js'
 
 export interface WorkerSetup {
   mode: EncryptionMode
@@ -8,6 +9,8 @@ export interface WorkerSetup {
   keys: { encKey: Uint8Array; macKey: Uint8Array; chunkerSeed: Uint8Array } | null
   compression: CompressionSpec
   windows: SharedArrayBuffer[]
+  /** This worker's ring, which it seals blobs into (sealed-ring.ts). */
+  ring: RingShared
   /** Largest file a 'files' request reads. */
   smallFileLimit: number
 }
@@ -55,18 +58,16 @@ export interface FilesRequest {
 
 /** What reading one small file gave: its chunk (id null for all zeros), or that it grew, or an error. */
 export type SmallFileResult =
-  | { kind: 'read'; bytesRead: number; id: Uint8Array | null; sealed: SealedParts | null }
+  | { kind: 'read'; bytesRead: number; id: Uint8Array | null; sealed: RingBlob | null }
   | { kind: 'grew' }
   | { kind: 'error'; message: string }
 
-/** A sealed blob as the parts Sealer.sealParts gives, each owning its memory (so it can be transferred). */
-export type SealedParts = Uint8Array[]
 
 export type WorkerRequest = HashRequest | SealRequest | StoreRequest | FilesRequest
 
 export type WorkerReply =
   | { job: number; op: 'hash'; id: Uint8Array | null }
-  | { job: number; op: 'seal'; sealed: SealedParts }
-  | { job: number; op: 'store'; id: Uint8Array | null; sealed: SealedParts | null }
+  | { job: number; op: 'seal'; sealed: RingBlob }
+  | { job: number; op: 'store'; id: Uint8Array | null; sealed: RingBlob | null }
   | { job: number; op: 'files'; results: SmallFileResult[] }
   | { job: number; op: 'error'; message: string; code?: string }

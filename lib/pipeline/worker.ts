@@ -1,16 +1,19 @@
 /**
  * A chunk pipeline worker: hashes chunks to ids, and compresses and seals
- * the new ones, reading them straight from the shared read windows.
+ * the new ones, reading them straight from the shared read windows and
+ * sealing them into its shared ring (sealed-ring.ts), which the main thread
+ * writes packs from.
  */
 import { closeSync, constants, openSync, readSync } from 'node:fs'
 import { parentPort, workerData } from 'node:worker_threads'
 import { makeIdHasher } from '../crypto/chunk-id.js'
 import { makeSealer } from '../crypto/sealer.js'
-import { encodePayloadTransient } from '../compress/codec.js'
+import { encodePayloadInto, payloadCapacity } from '../compress/codec.js'
 import { blobAad, BlobType } from '../repo/blob.js'
 import { CairnError } from '../errors.js'
 import { adviseWillNeed } from '../native/posix.js'
 import type { SmallFileResult, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
+import { RingWriter, type RingBlob } from './sealed-ring.js'
 
 const setup = workerData as WorkerSetup
 const keys = setup.keys && {
@@ -22,6 +25,8 @@ const idOf = makeIdHasher(setup.mode, keys)
 const sealer = makeSealer(setup.mode, keys)
 const windows = setup.windows.map((sab) => Buffer.from(sab))
 const padding = setup.mode !== 'none'
+const ring = new RingWriter(setup.ring)
+const tagLength = sealer.overhead - sealer.headLength
 const port = parentPort!
 
 const ZEROS = Buffer.alloc(64 * 1024)
@@ -98,38 +103,13 @@ function handle(req: WorkerRequest): WorkerReply {
   return { job: req.job, op: 'seal', sealed: seal(Buffer.from(req.id), data) }
 }
 
-/**
- * The sealed blob in parts. The payload goes through a reused buffer, so
- * the ciphertext is the only chunk-sized allocation; it is transferred to
- * the main thread, not left behind as garbage (a worker allocates few
- * objects, so V8 would collect such buffers rarely and memory would pile up).
- */
-function seal(id: Buffer, data: Buffer): Uint8Array[] {
-  return transferableParts(sealer.sealParts(blobAad(BlobType.Data, id), encodePayloadTransient(data, setup.compression, padding)))
-}
-
-/**
- * The parts with their memory in as few ArrayBuffers as possible (each
- * one transferred costs an object and a GC entry on the main thread): the
- * small ones (scheme, salt, tag) share one; a big one that owns its buffer
- * (the ciphertext) goes as it is.
- */
-function transferableParts(parts: Buffer[]): Uint8Array[] {
-  const isSmall = (p: Buffer): boolean => p.length <= 64
-  const small = new Uint8Array(parts.reduce((n, p) => n + (isSmall(p) ? p.length : 0), 0))
-  let at = 0
-  return parts.map((p) => {
-    if (!isSmall(p)) return p.byteLength === p.buffer.byteLength ? p : new Uint8Array(p)
-    small.set(p, at)
-    at += p.length
-    return small.subarray(at - p.length, at)
-  })
-}
-
-/** The sealed blobs' memory moves to the main thread instead of being copied. */
-function transferable(reply: WorkerReply): ArrayBuffer[] {
-  const blobs = reply.op === 'seal' || reply.op === 'store' ? [reply.sealed] : reply.op === 'files' ? reply.results.map((r) => (r.kind === 'read' ? r.sealed : null)) : []
-  return [...new Set(blobs.flatMap((parts) => (parts ? parts.map((p) => p.buffer as ArrayBuffer) : [])))]
+/** Compresses and seals the chunk straight into the ring: nothing is allocated per blob. */
+function seal(id: Buffer, data: Buffer): RingBlob {
+  const room = sealer.headLength + payloadCapacity(data.length, setup.compression, padding) + tagLength
+  const start = ring.reserve(room)
+  const out = ring.view(start, room)
+  const payloadLength = encodePayloadInto(data, setup.compression, padding, out.subarray(sealer.headLength))
+  return ring.commit(start, sealer.sealInPlace(blobAad(BlobType.Data, id), out, payloadLength))
 }
 
 port.on('message', (req: WorkerRequest) => {
@@ -139,5 +119,5 @@ port.on('message', (req: WorkerRequest) => {
   } catch (err) {
     reply = { job: req.job, op: 'error', message: (err as Error).message, code: err instanceof CairnError ? err.code : undefined }
   }
-  port.postMessage(reply, transferable(reply))
+  port.postMessage(reply)
 })

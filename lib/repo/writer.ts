@@ -30,7 +30,10 @@ export interface WriteStats {
 
 /**
  * A pack being written: its blobs go to the backend as they come, in writes
- * of about APPEND_BYTES, so a pack is never held in memory whole.
+ * of about APPEND_BYTES, so a pack is never held in memory whole. What is
+ * gathered is written by the end of the event-loop turn even when smaller:
+ * the pipeline's workers wait for their blobs' room (sealed-ring.ts), so a
+ * blob must not sit here waiting for more to come.
  */
 class OpenPack {
   readonly id = randomBytes(32).toString('hex')
@@ -39,6 +42,9 @@ class OpenPack {
   private readonly upload: ObjectUpload
   private gathered: Uint8Array[] = []
   private gatheredBytes = 0
+  /** Called once the gathered blobs are written (or their write failed). */
+  private gatheredWritten: (() => void)[] = []
+  private flushScheduled = false
   private queuedBytes = 0
   private writes: Promise<void> = Promise.resolve()
 
@@ -46,12 +52,20 @@ class OpenPack {
     this.upload = backend.upload(packKey(this.id))
   }
 
-  add(blob: PackedBlob, parts: readonly Uint8Array[]): void {
+  add(blob: PackedBlob, data: Uint8Array, written?: () => void): void {
     this.blobs.push(blob)
     this.size += blob.length
-    this.gathered.push(...parts)
+    this.gathered.push(data)
     this.gatheredBytes += blob.length
+    if (written) this.gatheredWritten.push(written)
     if (this.gatheredBytes >= APPEND_BYTES) this.writeGathered()
+    else if (!this.flushScheduled) {
+      this.flushScheduled = true
+      setImmediate(() => {
+        this.flushScheduled = false
+        if (this.gatheredBytes > 0) this.writeGathered()
+      })
+    }
   }
 
   /** Resolves once the bytes waiting for the disk are within MAX_QUEUED_BYTES; rejects if a write failed. */
@@ -77,13 +91,17 @@ class OpenPack {
   private writeGathered(): void {
     const parts = this.gathered
     const bytes = this.gatheredBytes
+    const written = this.gatheredWritten
     this.gathered = []
     this.gatheredBytes = 0
+    this.gatheredWritten = []
     this.queuedBytes += bytes
-    this.writes = this.writes.then(async () => {
-      await this.upload.append(parts)
-      this.queuedBytes -= bytes
-    })
+    this.writes = this.writes
+      .then(async () => {
+        await this.upload.append(parts)
+        this.queuedBytes -= bytes
+      })
+      .finally(() => written.forEach((w) => w()))
     this.writes.catch(() => undefined) // a failed write surfaces through drained() or finish()
   }
 }
@@ -142,18 +160,22 @@ export class RepositoryWriter {
     return this.state.index.get(id)?.length ?? 0
   }
 
-  /** Adds a blob that is already compressed and sealed (by a pipeline worker), possibly in parts (Sealer.sealParts). */
-  async addSealed(type: BlobType, id: Buffer, sealed: Uint8Array | readonly Uint8Array[], rawLength: number): Promise<void> {
+  /**
+   * Adds a blob that is already compressed and sealed (by a pipeline worker).
+   * `written` is called once `sealed` is no longer needed: written, or not
+   * needed because the repository has the blob (its memory may then be reused).
+   */
+  async addSealed(type: BlobType, id: Buffer, sealed: Uint8Array, rawLength: number, written?: () => void): Promise<void> {
+    if (this.failure || this.state.index.has(id)) written?.()
     if (this.failure) throw this.failure
     if (this.state.index.has(id)) return
-    const parts = sealed instanceof Uint8Array ? [sealed] : sealed
-    const length = parts.reduce((sum, p) => sum + p.length, 0)
+    const length = sealed.length
     const pack = (this.current ??= new OpenPack(this.repo.backend))
     const entry: PackedBlob = { type, id, offset: pack.size, length, rawLength }
     this.state.index.set(id, { pack: this.state.packs.numberOf(pack.id), offset: entry.offset, length, rawLength })
     this.stats.newBlobs++
     this.stats.newBytes += length
-    pack.add(entry, parts)
+    pack.add(entry, sealed, written)
     if (pack.size >= this.repo.config.packSize) await this.closePack()
     else await pack.drained()
   }
