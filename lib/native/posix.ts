@@ -1,6 +1,7 @@
 /**
  * What Node's fs cannot do, through cairn's own small addon (posix.c):
- * timestamps to the exact nanosecond, extended attributes, and mknod.
+ * timestamps to the exact nanosecond, extended attributes, and mknod; and
+ * the one thing node:crypto cannot: AES-GCM into the caller's memory (seal.c).
  *
  * Paths, xattr names and values are Buffers: raw bytes, never decoded.
  * Symlinks are never followed by the xattr calls, nor by setTimes unless
