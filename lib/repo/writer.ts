@@ -137,9 +137,22 @@ class WrittenPack {
   }
 }
 
+type PackKind = 'data' | 'metadata'
+
+function packKindOf(type: BlobType): PackKind {
+  return type === BlobType.Data ? 'data' : 'metadata'
+}
+
 export class RepositoryWriter {
   readonly stats: WriteStats = { newBlobs: 0, newBytes: 0 }
-  private current: OpenPack | null = null
+  /**
+   * Packs being filled: file data in one, metadata (trees, archives) in
+   * another, as restic does. Trees then lie together in a few small packs,
+   * so a reader walking an archive (the mount, list) reads them from a small
+   * part of the repository instead of scattered between gigabytes of data,
+   * and the page cache and read-ahead serve neighbours.
+   */
+  private readonly current = new Map<PackKind, OpenPack>()
   private readonly written: WrittenPack[] = []
   private readonly finishing = new Set<Promise<void>>()
   private failure: unknown = null
@@ -170,13 +183,15 @@ export class RepositoryWriter {
     if (this.failure) throw this.failure
     if (this.state.index.has(id)) return
     const length = sealed.length
-    const pack = (this.current ??= new OpenPack(this.repo.backend))
+    const kind = packKindOf(type)
+    let pack = this.current.get(kind)
+    if (!pack) this.current.set(kind, (pack = new OpenPack(this.repo.backend)))
     const entry: PackedBlob = { type, id, offset: pack.size, length, rawLength }
     this.state.index.set(id, { pack: this.state.packs.numberOf(pack.id), offset: entry.offset, length, rawLength })
     this.stats.newBlobs++
     this.stats.newBytes += length
     pack.add(entry, sealed, written)
-    if (pack.size >= this.repo.config.packSize) await this.closePack()
+    if (pack.size >= this.repo.config.packSize) await this.closePack(kind)
     else await pack.drained()
   }
 
@@ -190,10 +205,10 @@ export class RepositoryWriter {
     return id
   }
 
-  private async closePack(): Promise<void> {
-    const pack = this.current
+  private async closePack(kind: PackKind): Promise<void> {
+    const pack = this.current.get(kind)
     if (!pack) return
-    this.current = null
+    this.current.delete(kind)
     const header = encodePackHeader(pack.blobs, this.repo.sealer)
     while (this.finishing.size >= MAX_FINISHING) await Promise.race(this.finishing)
     const finished = pack.finish(header).then(
@@ -211,7 +226,7 @@ export class RepositoryWriter {
 
   /** Writes everything still buffered and waits for the packs to be durable. */
   async flush(): Promise<void> {
-    await this.closePack()
+    for (const kind of [...this.current.keys()]) await this.closePack(kind)
     await Promise.all(this.finishing)
     if (this.failure) throw this.failure
   }
@@ -229,11 +244,11 @@ export class RepositoryWriter {
     if (cacheFile) await writeCache(cacheFile, this.repo.id, this.state)
   }
 
-  /** Gives up: drops the open pack, waits for packs finishing and forgets what this writer added to the in-memory index. */
+  /** Gives up: drops the open packs, waits for packs finishing and forgets what this writer added to the in-memory index. */
   async abort(): Promise<void> {
-    const open = this.current
-    this.current = null
-    await open?.abort()
+    const open = [...this.current.values()]
+    this.current.clear()
+    await Promise.all(open.map((pack) => pack.abort()))
     await Promise.allSettled(this.finishing)
     await this.repo.refreshIndex().catch(() => undefined)
   }
