@@ -43,6 +43,23 @@ t.test('sealInPlace seals around a payload in place, and the result opens like s
   }
 })
 
+t.test('openInPlace gives the plaintext as a view of the sealed bytes, and refuses what open() refuses', async (t) => {
+  for (const mode of MODES) {
+    const sealer = makeSealer(mode, km)
+    const plain = randomBytes(70 * 1024 + 5)
+    const sealed = sealer.seal(AAD, plain)
+    const opened = sealer.openInPlace(AAD, Buffer.from(sealed))
+    t.same(opened, plain, `${mode}: opens`)
+    const own = Buffer.from(sealed)
+    t.equal(sealer.openInPlace(AAD, own).buffer, own.buffer, `${mode}: a view of the buffer it was given`)
+    const flipped = Buffer.from(sealed)
+    flipped[flipped.length >> 1] ^= 0x10
+    t.throws(() => sealer.openInPlace(AAD, flipped), { code: 'integrity' }, `${mode}: a flipped bit is refused`)
+    t.throws(() => sealer.openInPlace(Buffer.from('other'), Buffer.from(sealed)), { code: 'integrity' }, `${mode}: another aad is refused`)
+    t.throws(() => sealer.openInPlace(AAD, Buffer.from(sealed.subarray(0, 20))), { code: 'integrity' }, `${mode}: a truncated object is refused`)
+  }
+})
+
 t.test('a flipped bit anywhere fails to open with code integrity', async (t) => {
   const plain = Buffer.from('a small tree object, fifty bytes long or about so.')
   for (const mode of MODES) {

@@ -23,8 +23,8 @@ import { setTimesSync, setXattrSync } from '../native/posix.js'
 import { PackFiles } from './pack-files.js'
 import type { ChunkSource, FileAttributes, RestoreWorkerSetup, TaskResult, WriteTask } from './restore-messages.js'
 
-/** Opens a sealed data blob: its plaintext (possibly a view of `sealed`). */
-export type ChunkOpener = (id: Uint8Array, sealed: Uint8Array, rawLength: number) => Buffer
+/** Opens a sealed data blob: its plaintext (possibly a view of `sealed`, which it may overwrite when `inPlace`). */
+export type ChunkOpener = (id: Uint8Array, sealed: Uint8Array, rawLength: number, inPlace: boolean) => Buffer
 /** Reads `length` sealed bytes at `offset` of a local pack file (valid until the next read). */
 export type PackReader = (file: string, offset: number, length: number) => Buffer
 
@@ -52,9 +52,11 @@ export class TaskWriter {
     const packs = new PackFiles()
     let plaintext = Buffer.alloc(0)
     return new TaskWriter(
-      (id, sealed, rawLength) => {
+      (id, sealed, rawLength, inPlace) => {
         if (plaintext.length < rawLength && rawLength <= REUSED_PLAINTEXT_LIMIT) plaintext = Buffer.allocUnsafeSlow(rawLength)
-        return decodePayload(sealer.open(blobAad(BlobType.Data, id), sealed), rawLength, plaintext)
+        const aad = blobAad(BlobType.Data, id)
+        const payload = inPlace ? sealer.openInPlace(aad, Buffer.from(sealed.buffer, sealed.byteOffset, sealed.length)) : sealer.open(aad, sealed)
+        return decodePayload(payload, rawLength, plaintext)
       },
       (file, offset, length) => packs.read(file, offset, length),
       sparse,
@@ -97,8 +99,10 @@ export class TaskWriter {
       if (!this.sparse) writeZeros(fd, chunk.size, position)
       return
     }
-    const sealed = 'sealed' in chunk ? chunk.sealed : this.readPack(chunk.file, chunk.offset, chunk.length)
-    const data = this.openChunk(ids.subarray(chunk.id * 32, chunk.id * 32 + 32), sealed, chunk.rawLength)
+    // Bytes read from a pack here are this chunk's own copy, decrypted in place; a blob the main thread sent may serve several chunks.
+    const fromPack = !('sealed' in chunk)
+    const sealed = fromPack ? this.readPack(chunk.file, chunk.offset, chunk.length) : chunk.sealed
+    const data = this.openChunk(ids.subarray(chunk.id * 32, chunk.id * 32 + 32), sealed, chunk.rawLength, fromPack)
     if (data.length !== chunk.size) {
       throw new CairnError('integrity', `a chunk has ${data.length} bytes, the archive says ${chunk.size}`, { hint: 'run cairn check' })
     }

@@ -44,7 +44,7 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, 
 import { CairnError } from '../errors.js'
 import type { EncryptionMode } from './modes.js'
 import type { KeyMaterial } from './key-material.js'
-import { sealAesGcmInPlace } from '../native/posix.js'
+import { openAesGcmInPlace, sealAesGcmInPlace } from '../native/posix.js'
 
 export interface Sealer {
   readonly overhead: number
@@ -62,6 +62,13 @@ export interface Sealer {
   sealInPlace(aad: Uint8Array, buf: Buffer, payloadLength: number): number
   /** The plaintext (possibly a view of `sealed`), or CairnError('integrity'). */
   open(aad: Uint8Array, sealed: Uint8Array): Buffer
+  /**
+   * As open(), but may decrypt in place: the plaintext is a view of
+   * `sealed`, whose bytes are overwritten (garbage if it fails). For
+   * callers that read the sealed bytes into a buffer of their own and use
+   * them once (restore's writer threads), so nothing is allocated per blob.
+   */
+  openInPlace(aad: Uint8Array, sealed: Buffer): Buffer
 }
 
 const SALT_LENGTH = 24
@@ -141,6 +148,11 @@ class GcmSealer implements Sealer {
     return this.headLength + payloadLength + TAG_LENGTH
   }
 
+  openInPlace(aad: Uint8Array, sealed: Buffer): Buffer {
+    if (!openAesGcmInPlace(this.encKey, sealed, aad)) throw failed()
+    return sealed.subarray(1 + SALT_LENGTH, sealed.length - TAG_LENGTH)
+  }
+
   open(aad: Uint8Array, sealed: Uint8Array): Buffer {
     checkScheme(sealed, GCM, this.overhead)
     const salt = sealed.subarray(1, 1 + SALT_LENGTH)
@@ -175,6 +187,10 @@ abstract class ClearSealer implements Sealer {
     const end = this.headLength + payloadLength
     this.tag(aad, buf.subarray(this.headLength, end)).copy(buf, end, 0, TAG_LENGTH)
     return end + TAG_LENGTH
+  }
+
+  openInPlace(aad: Uint8Array, sealed: Buffer): Buffer {
+    return this.open(aad, sealed)
   }
 
   open(aad: Uint8Array, sealed: Uint8Array): Buffer {

@@ -9,8 +9,8 @@
  *   makedev(major, minor) -> bigint, major(dev), minor(dev)
  *   scanDirectory(dir, names?) -> Promise<Buffer>      see scan.c
  *   adviseWillNeed(fd) -> boolean                      posix_fadvise(WILLNEED)
- *   sealAesGcmInPlace(encKey, buf, length, aad)        see seal.c (not a syscall:
- *                                                      OpenSSL into caller memory)
+ *   sealAesGcmInPlace(encKey, buf, length, aad)        see seal.c (not syscalls:
+ *   openAesGcmInPlace(encKey, buf, aad) -> boolean      OpenSSL in caller memory)
  *
  * Each syscall comes twice: `fooSync` runs it on the calling thread and
  * returns or throws; `foo` runs it on libuv's thread pool and returns a
@@ -529,6 +529,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"makedev", js_makedev},           {"major", js_major},
       {"minor", js_minor},               {"scanDirectory", scan_directory},
       {"adviseWillNeed", js_advise_will_need}, {"sealAesGcmInPlace", seal_aes_gcm_in_place},
+      {"openAesGcmInPlace", open_aes_gcm_in_place},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     napi_value fn;

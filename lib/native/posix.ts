@@ -60,6 +60,7 @@ interface Binding {
   scanDirectory(dir: Buffer, names?: Buffer[]): Promise<Buffer>
   adviseWillNeed(fd: number): boolean
   sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void
+  openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean
 }
 
 const ADDON = join('lib', 'native', 'build', 'Release', 'cairn_posix.node')
@@ -246,4 +247,9 @@ export function adviseWillNeed(fd: number): boolean {
  */
 export function sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void {
   native().sealAesGcmInPlace(encKey, buf, payloadLength, aad)
+}
+
+/** Decrypts a sealed object (that layout) in place; whether its tag matched (if not, `buf` holds garbage). */
+export function openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean {
+  return native().openAesGcmInPlace(encKey, buf, aad)
 }

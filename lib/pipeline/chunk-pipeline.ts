@@ -93,9 +93,10 @@ export class ChunkPipeline {
     // A window must hold a whole maximal chunk plus reads, so a cut can always be found.
     this.pool = new WindowPool(WINDOW_COUNT, params.maxSize + READ_SIZE * 4)
     const km = repo.keyMaterial
-    // One request's output plus twice the largest blob must fit (sealed-ring.ts): a maximal chunk, or a batch of small files.
+    // One request's output plus twice its largest blob must fit (sealed-ring.ts): a maximal chunk, or a batch of small files.
     const sealedRoom = (size: number): number => payloadCapacity(size, options.compression, true) + repo.sealer.overhead
-    const ringSize = 2 * sealedRoom(params.maxSize) + sealedRoom(BATCH_BYTES) + BATCH_SIZE * sealedRoom(0)
+    const batchRoom = sealedRoom(BATCH_BYTES) + BATCH_SIZE * sealedRoom(0) + 2 * sealedRoom(this.smallFileLimit)
+    const ringSize = Math.max(2 * sealedRoom(params.maxSize), batchRoom)
     // One per core: measured with four on two cores, a cold first backup was
     // no faster (38.0 s both) and peaked 100 MiB higher.
     const count = options.workers ?? Math.min(4, Math.max(1, availableParallelism()))
