@@ -1,9 +1,11 @@
 /** The files cache: what makes an unchanged re-backup skip reading, and when it must not. */
 import t from 'tap'
 import * as path from 'node:path'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, promises as fs } from 'node:fs'
 import { tmpdir } from 'node:os'
+import { createHash, randomBytes } from 'node:crypto'
 import { FilesCache } from '../lib/archive/files-cache.js'
+import { readCacheFile, writeCacheFile } from '../lib/cache/cache-file.js'
 
 const file = Buffer.from('/data/report.txt')
 const identity = { ino: 42n, size: 100, mtimeNs: 1_000n, ctimeNs: 2_000n }
@@ -82,4 +84,151 @@ t.test('a deferred cache: touches before loading count, and an unloaded cache is
   }
   const last = await FilesCache.load(where, 2)
   t.ok(last.lookup(file, identity, exists), 'touched before loading: still cached after more backups than the ttl')
+})
+
+/** Chunk ids and sizes, comparable with t.same. */
+function plain(chunks: readonly { id: Buffer; size: number }[] | null): [string, number][] | null {
+  return chunks && chunks.map((c) => [c.id.toString('hex'), c.size])
+}
+
+function chunksOf(n: number, count: number): { id: Buffer; size: number }[] {
+  return Array.from({ length: count }, (_, c) => ({ id: createHash('sha256').update(`chunk ${n}.${c}`).digest(), size: n + c }))
+}
+
+function identityOf(n: number): { ino: bigint; size: number; mtimeNs: bigint; ctimeNs: bigint } {
+  return { ino: BigInt(n) * 7n + 2n ** 40n, size: n * 3, mtimeNs: -1_000n - BigInt(n), ctimeNs: 2_000n + BigInt(n) } // mtimes before 1970, all before START
+}
+
+/** Saves a cache of `count` files /data/file-N of one chunk each; returns their paths. */
+async function savedFiles(where: string, count: number, ttl: number): Promise<Buffer[]> {
+  const paths = Array.from({ length: count }, (_, n) => Buffer.from(`/data/file-${n}`))
+  const cache = await FilesCache.load(where, ttl)
+  paths.forEach((p, n) => cache.remember(p, identityOf(n), chunksOf(n, 1), START))
+  await cache.save()
+  return paths
+}
+
+t.test('50,000 files: each found with its own chunks after a save and load, and after deleting a third', async (t) => {
+  const where = cacheFile()
+  const paths = Array.from({ length: 50_000 }, (_, n) => Buffer.from(`/data/dir-${n % 317}/file-${n}-${randomBytes(4).toString('hex')}`))
+  const cache = await FilesCache.load(where)
+  paths.forEach((p, n) => cache.remember(p, identityOf(n), chunksOf(n, n % 3), START))
+  await cache.save()
+
+  const loaded = await FilesCache.load(where)
+  const wrong = (c: FilesCache, n: number): boolean => JSON.stringify(plain(c.lookup(paths[n], identityOf(n), exists))) !== JSON.stringify(plain(chunksOf(n, n % 3)))
+  t.same(paths.filter((_, n) => wrong(loaded, n)).length, 0, 'every file found with its chunks')
+
+  for (let n = 0; n < paths.length; n += 3) loaded.remember(paths[n], { ...identityOf(n), mtimeNs: START }, [], START)
+  const deletedFound = paths.filter((p, n) => n % 3 === 0 && loaded.lookup(p, identityOf(n), exists) !== null).length
+  const othersLost = paths.filter((_, n) => n % 3 !== 0 && wrong(loaded, n)).length
+  t.same([deletedFound, othersLost], [0, 0], 'deleted entries gone, every other one still found')
+  await loaded.save()
+  const again = await FilesCache.load(where)
+  t.same(paths.filter((_, n) => (n % 3 === 0 ? again.lookup(paths[n], identityOf(n), exists) !== null : wrong(again, n))).length, 0, 'the same after another save and load')
+})
+
+t.test('a changed file replaces its entry and chunk list; only the new chunks are saved', async (t) => {
+  const where = cacheFile()
+  const cache = await FilesCache.load(where)
+  cache.remember(file, identityOf(1), chunksOf(1, 3), START)
+  cache.remember(Buffer.from('/data/neighbour'), identityOf(2), chunksOf(2, 2), START)
+  cache.remember(file, identityOf(3), chunksOf(3, 1), START)
+  t.equal(cache.lookup(file, identityOf(1), exists), null, 'the old identity no longer matches')
+  t.same(plain(cache.lookup(file, identityOf(3), exists)), plain(chunksOf(3, 1)))
+  await cache.save()
+  const written = (await readCacheFile(where)) as unknown[]
+  t.equal((written[9] as Uint8Array).length, 3 * 32, 'chunk ids saved: the neighbour’s two and the new one')
+  const loaded = await FilesCache.load(where)
+  t.same(plain(loaded.lookup(file, identityOf(3), exists)), plain(chunksOf(3, 1)))
+  t.same(plain(loaded.lookup(Buffer.from('/data/neighbour'), identityOf(2), exists)), plain(chunksOf(2, 2)))
+})
+
+t.test('remembering a file modified at or after the backup started deletes its entry', async (t) => {
+  const where = cacheFile()
+  const cache = await FilesCache.load(where)
+  cache.remember(file, identity, chunks, START)
+  cache.remember(Buffer.from('/data/neighbour'), identity, chunks, START)
+  await cache.save()
+  const next = await FilesCache.load(where)
+  next.remember(file, { ...identity, mtimeNs: START + 5n }, chunks, START)
+  t.equal(next.lookup(file, identity, exists), null, 'the old identity is no longer trusted')
+  t.equal(next.lookup(file, { ...identity, mtimeNs: START + 5n }, exists), null)
+  await next.save()
+  const last = await FilesCache.load(where)
+  t.equal(last.lookup(file, identity, exists), null, 'nor after a save and load')
+  t.ok(last.lookup(Buffer.from('/data/neighbour'), identity, exists), 'the neighbour stays')
+})
+
+t.test('of many files, those seen in each backup stay and the others age out after ttl backups', async (t) => {
+  const where = cacheFile()
+  const paths = await savedFiles(where, 1000, 3)
+  const found = (c: FilesCache, parity: number): number => paths.filter((p, n) => n % 2 === parity && c.lookup(p, identityOf(n), exists)).length
+  for (let backup = 1; backup <= 3; backup++) {
+    if (backup === 3) {
+      // Looking the others up would mark them seen: look in a copy.
+      await fs.copyFile(where, `${where}-copy`)
+      t.equal(found(await FilesCache.load(`${where}-copy`, 3), 1), 500, 'unseen in 2 backups: still there')
+    }
+    const cache = await FilesCache.load(where, 3)
+    t.equal(found(cache, 0), 500, `backup ${backup}: the seen half is there`)
+    await cache.save()
+  }
+  const last = await FilesCache.load(where, 3)
+  t.equal(found(last, 1), 0, 'unseen in 3 backups: gone')
+  t.equal(found(last, 0), 500)
+})
+
+t.test('a version 1, damaged or inconsistent file reads as an empty cache, and the next save replaces it', async (t) => {
+  const where = cacheFile()
+  const key = createHash('sha256').update(file).digest().subarray(0, 16)
+  await writeCacheFile(where, [1, [[key, 42, 100, [0, 1000], [0, 2000], Buffer.alloc(32, 7), [100], 0]]])
+  const fromV1 = await FilesCache.load(where)
+  t.equal(fromV1.lookup(file, identity, exists), null, 'version 1 is ignored')
+  fromV1.remember(file, identity, chunks, START)
+  await fromV1.save()
+  const v2 = (await readCacheFile(where)) as unknown[]
+  t.equal(v2[0], 2, 'rewritten as version 2')
+  t.ok((await FilesCache.load(where)).lookup(file, identity, exists))
+
+  await writeCacheFile(where, [2, (v2[1] as number) + 1, ...v2.slice(2)])
+  t.equal((await FilesCache.load(where)).lookup(file, identity, exists), null, 'a count that disagrees with the columns')
+  await writeCacheFile(where, [2, v2[1], ...v2.slice(2, 10)])
+  t.equal((await FilesCache.load(where)).lookup(file, identity, exists), null, 'a column missing')
+
+  await writeCacheFile(where, v2)
+  const bytes = await fs.readFile(where)
+  bytes[20] ^= 1
+  await fs.writeFile(where, bytes)
+  t.equal((await FilesCache.load(where)).lookup(file, identity, exists), null, 'a flipped bit')
+})
+
+t.test('a backup that saw every file and remembered nothing leaves the file as it was', async (t) => {
+  const where = cacheFile()
+  const first = await FilesCache.load(where)
+  first.remember(file, identity, chunks, START)
+  await first.save()
+  const written = (await fs.stat(where)).ino
+
+  const seeingAll = await FilesCache.load(where)
+  seeingAll.lookup(file, identity, exists)
+  await seeingAll.save()
+  t.equal((await fs.stat(where)).ino, written, 'not rewritten')
+
+  await (await FilesCache.load(where)).save()
+  t.not((await fs.stat(where)).ino, written, 'a backup that did not see it rewrites the file (the entry aged)')
+})
+
+t.test('thousands of files touched before the cache is loaded all stay', async (t) => {
+  const where = cacheFile()
+  const paths = await savedFiles(where, 3000, 2)
+  for (let backup = 1; backup <= 3; backup++) {
+    const cache = FilesCache.deferred(where, 2)
+    for (const p of paths) cache.touch(p)
+    await cache.ready()
+    cache.remember(Buffer.from(`/data/new-${backup}`), identity, chunks, START)
+    await cache.save()
+  }
+  const last = await FilesCache.load(where, 2)
+  t.equal(paths.filter((p, n) => last.lookup(p, identityOf(n), exists)).length, paths.length)
 })

@@ -8,53 +8,54 @@
  * is not remembered: it may change again within the timestamp granularity
  * without its mtime changing (borg's reasoning, see its FAQ).
  *
- * File layout: msgpack [version, [[pathKey, ino, size, mtime pair, ctime
- * pair, chunk ids, chunk sizes, age], ...]] with pathKey the first 16 bytes
- * of SHA-256 of the absolute path bytes (cache-file.ts adds a checksum).
+ * The entries live in a FileTable (files-table.ts), typed arrays with no JS
+ * object per file. Measured on the project VM (Node 20, 100,000 files of one
+ * chunk each, heap plus array buffers after a forced GC; version 1 was a Map
+ * of entry objects): 154 bytes per file after remembering them (460 in
+ * version 1), 111 after a load (470; msgpackr holds the file's 92 bytes per
+ * file more until its next decode); save 0.1 s (0.4 s), load 0.07 s (0.5 s)
+ * on a busy machine.
+ *
+ * File layout, version 2: one msgpack array
+ *   [2, count, keys, inos, sizes, mtimes, ctimes, ages, chunkCounts, chunkIds, chunkSizes]
+ * where every item after count is a binary column of little-endian values,
+ * entry i being the i-th value of each:
+ *   keys         16 bytes: the first 16 bytes of SHA-256 of the absolute path bytes
+ *   inos         uint64
+ *   sizes        float64, bytes
+ *   mtimes       int64, nanoseconds since the epoch
+ *   ctimes       int64, nanoseconds since the epoch
+ *   ages         uint32, backups since the file was last seen
+ *   chunkCounts  uint32
+ *   chunkIds     32 bytes per chunk: the first entry's chunks, then the next entry's, …
+ *   chunkSizes   uint32 per chunk, in the same order
+ * cache-file.ts adds a checksum. Version 1 (a row array per file), a damaged
+ * file, or columns that do not fit together read as an empty cache: the next
+ * backup reads every file, as with no cache at all.
  */
 import { hash } from 'node:crypto'
 import { readCacheFile, writeCacheFile } from '../cache/cache-file.js'
-import { fromPair, toPair } from '../time.js'
 import type { ChunkRef } from './item.js'
+import { FileTable, KEY_LENGTH, type FileColumns, type FileIdentity } from './files-table.js'
 
-const VERSION = 1
+export type { FileIdentity } from './files-table.js'
+
+const VERSION = 2
+/** The file's columns, in order after version and count. */
+const COLUMNS = ['keys', 'inos', 'sizes', 'mtimes', 'ctimes', 'ages', 'chunkCounts', 'chunkIds', 'chunkSizes'] as const
 export const DEFAULT_FILES_CACHE_TTL = 20
 
-/**
- * One remembered file. A class, so that every entry shares one hidden class:
- * object literals built by spreading gave each entry its own (measured: 70,000
- * entries held 19 MiB of V8 maps), and the cache is as large as the tree.
- */
-class Entry {
-  /** Looked up or remembered during this backup (so it does not age). */
-  seen = false
-
-  constructor(
-    readonly ino: bigint,
-    readonly size: number,
-    readonly mtimeNs: bigint,
-    readonly ctimeNs: bigint,
-    /** The chunk ids, concatenated. */
-    readonly ids: Buffer,
-    readonly sizes: readonly number[],
-    readonly age: number,
-  ) {}
-}
-
-export interface FileIdentity {
-  ino: bigint
-  size: number
-  mtimeNs: bigint
-  ctimeNs: bigint
-}
-
 export class FilesCache {
-  private readonly entries = new Map<string, Entry>()
+  private table = new FileTable()
   /** Something was remembered or forgotten since the load. */
   private changed = false
   private loading: Promise<void> | null = null
-  /** Keys touched before the cache was loaded. */
-  private touchedEarly: string[] | null = []
+  /** Keys touched before the cache was loaded, KEY_LENGTH bytes each; null once loaded. */
+  private touchedEarly: Buffer | null = Buffer.alloc(0)
+  private touchedEarlyLength = 0
+  /** The key being looked up, as the table's words, and the same memory as bytes. */
+  private readonly key = new Uint32Array(KEY_LENGTH / 4)
+  private readonly keyBytes = Buffer.from(this.key.buffer)
 
   private constructor(private readonly file: string | null, private readonly ttl: number) {}
 
@@ -82,9 +83,12 @@ export class FilesCache {
   /** Loads the cache (once); lookup() and remember() need it. */
   ready(): Promise<void> {
     this.loading ??= (this.file ? this.read(this.file) : Promise.resolve()).then(() => {
-      const early = this.touchedEarly ?? []
+      const early = this.touchedEarly!
       this.touchedEarly = null
-      for (const key of early) this.touchKey(key)
+      for (let at = 0; at < this.touchedEarlyLength; at += KEY_LENGTH) {
+        early.copy(this.keyBytes, 0, at, at + KEY_LENGTH)
+        this.touchKey()
+      }
     })
     return this.loading
   }
@@ -92,77 +96,84 @@ export class FilesCache {
   /** The chunks the file had, if nothing about it changed and `exists` confirms every chunk. */
   lookup(absPath: Buffer, now: FileIdentity, exists: (id: Buffer) => boolean): ChunkRef[] | null {
     if (!this.loaded) throw new Error('FilesCache.lookup before ready()')
-    const key = pathKey(absPath)
-    const e = this.entries.get(key)
-    if (!e || e.ino !== now.ino || e.size !== now.size || e.mtimeNs !== now.mtimeNs || e.ctimeNs !== now.ctimeNs) return null
-    const refs = e.sizes.map((size, i) => ({ id: e.ids.subarray(i * 32, i * 32 + 32), size }))
+    const row = this.table.find(this.keyOf(absPath))
+    if (row < 0 || !this.table.sameFile(row, now)) return null
+    const refs = this.table.chunks(row)
     if (!refs.every((r) => exists(r.id))) return null
-    e.seen = true
+    this.table.markSeen(row)
     return refs
   }
 
   /** Keeps the file's entry from ageing: its directory's tree was taken whole from the tree cache. */
   touch(absPath: Buffer): void {
-    const key = pathKey(absPath)
-    if (this.touchedEarly) this.touchedEarly.push(key)
-    else this.touchKey(key)
+    this.keyOf(absPath)
+    let early = this.touchedEarly
+    if (early === null) {
+      this.touchKey()
+      return
+    }
+    if (this.touchedEarlyLength === early.length) {
+      const grown = Buffer.alloc(Math.max(64 * KEY_LENGTH, early.length * 2))
+      early.copy(grown)
+      this.touchedEarly = early = grown
+    }
+    this.keyBytes.copy(early, this.touchedEarlyLength)
+    this.touchedEarlyLength += KEY_LENGTH
   }
 
-  private touchKey(key: string): void {
-    const e = this.entries.get(key)
-    if (e) e.seen = true
+  /** Marks the entry of the key in this.key seen. */
+  private touchKey(): void {
+    const row = this.table.find(this.key)
+    if (row >= 0) this.table.markSeen(row)
   }
 
   /** Records what a file was stored as; skipped for files modified since `backupStartNs`. */
   remember(absPath: Buffer, now: FileIdentity, chunks: readonly ChunkRef[], backupStartNs: bigint): void {
-    const key = pathKey(absPath)
+    const key = this.keyOf(absPath)
     this.changed = true
-    if (now.mtimeNs >= backupStartNs) {
-      this.entries.delete(key)
-      return
-    }
-    const entry = new Entry(now.ino, now.size, now.mtimeNs, now.ctimeNs, Buffer.concat(chunks.map((c) => c.id)), chunks.map((c) => c.size), 0)
-    entry.seen = true
-    this.entries.set(key, entry)
+    if (now.mtimeNs >= backupStartNs) this.table.delete(key)
+    else this.table.set(key, now, chunks)
   }
 
   /** Ages unseen entries, drops the old ones, and writes the cache (unless it would write what it read). */
   async save(): Promise<void> {
     if (!this.file || !this.loaded) return
-    if (!this.changed && [...this.entries.values()].every((e) => e.seen && e.age === 0)) return
-    const rows: unknown[] = []
-    for (const [key, e] of this.entries) {
-      const age = e.seen ? 0 : e.age + 1
-      if (age >= this.ttl) continue
-      rows.push([Buffer.from(key, 'latin1'), e.ino, e.size, toPair(e.mtimeNs), toPair(e.ctimeNs), e.ids, e.sizes, age])
-    }
-    await writeCacheFile(this.file, [VERSION, rows])
+    if (!this.changed && this.table.allSeenAtAgeZero()) return
+    const columns = this.table.toColumns(this.ttl)
+    await writeCacheFile(this.file, [VERSION, columns.count, ...COLUMNS.map((name) => columns[name])])
   }
 
   /** A damaged or missing cache only costs a full read of the files. */
   private async read(file: string): Promise<void> {
-    const value = await readCacheFile(file)
-    if (!Array.isArray(value)) return
-    try {
-      const [version, rows] = value as [number, unknown[][]]
-      if (version !== VERSION) return
-      for (const [key, ino, size, mt, ct, rawIds, sizes, age] of rows) {
-        const ids = rawIds as Uint8Array // a view into the file's bytes, kept rather than copied per entry
-        this.entries.set(
-          Buffer.from(key as Uint8Array).toString('latin1'),
-          new Entry(BigInt(ino as number | bigint), Number(size), fromPair(mt), fromPair(ct), Buffer.from(ids.buffer, ids.byteOffset, ids.byteLength), sizes as number[], age as number),
-        )
-      }
-    } catch {
-      this.entries.clear()
-    }
+    const columns = parseColumns(await readCacheFile(file))
+    this.table = (columns && FileTable.fromColumns(columns)) ?? new FileTable()
+  }
+
+  /**
+   * Sets this.key to the cache key of `absPath`. Through pathKey's string:
+   * a digest as a Buffer costs 0.8 µs here against 0.33 µs for the string
+   * and a copy, for every file of every backup.
+   */
+  private keyOf(absPath: Buffer): Uint32Array {
+    this.keyBytes.write(pathKey(absPath), 0, KEY_LENGTH, 'latin1')
+    return this.key
   }
 }
 
+/** The columns of a version 2 file, or null for anything else. */
+function parseColumns(value: unknown): FileColumns | null {
+  if (!Array.isArray(value) || value.length !== COLUMNS.length + 2 || value[0] !== VERSION || typeof value[1] !== 'number') return null
+  const binaries = value.slice(2)
+  if (!binaries.every((column) => column instanceof Uint8Array)) return null
+  const columns = Object.fromEntries(COLUMNS.map((name, i) => [name, binaries[i]])) as Omit<FileColumns, 'count'>
+  return { count: value[1], ...columns }
+}
+
 /**
- * The cache key of an absolute path (also the tree cache's). crypto.hash, not
- * createHash: a one-shot call costs 0.85 µs here against 5 µs, for every file
- * of every backup.
+ * The cache key of an absolute path (also the tree cache's): the first 16
+ * bytes of SHA-256, as a latin1 string. crypto.hash, not createHash: a
+ * one-shot call costs 0.85 µs here against 5 µs, for every file of every
+ * backup.
  */
 export function pathKey(absPath: Buffer): string {
   return hash('sha256', absPath, 'binary').slice(0, 16) // 'binary' is latin1

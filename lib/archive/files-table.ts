@@ -1,0 +1,421 @@
+/**
+ * The files cache's entries in memory, with no JS object per entry (the
+ * cache is as large as the tree: a Map of entry objects cost 400–500 bytes
+ * per file). Three kinds of typed array:
+ *
+ * - Rows: one 64-byte row per file, without gaps (a deletion moves the last
+ *   row into the hole), as uint32 words:
+ *     0–3   key: the first 16 bytes of SHA-256 of the path (word 0 is the hash)
+ *     4–5   ino (uint64)          6–7   size (float64)
+ *     8–9   mtime (int64 ns)      10–11 ctime (int64 ns)
+ *     12    first chunk in the arena, 13 chunk count
+ *     14    age (backups in which the file was not seen), 15 seen (0 or 1)
+ *   The 64-bit fields are read through BigInt64/BigUint64/Float64 views of
+ *   the same memory, so a bigint exists only while a lookup compares it.
+ * - Slots: the index, row + 1 per slot (0 = empty), open addressing with
+ *   linear probing as in repo/chunk-index.ts: it doubles past 3/4 full, and
+ *   a deletion shifts later entries of the probe run back (Knuth, TAOCP
+ *   vol. 3, 6.4 Algorithm R), so there are no tombstones. Keys are SHA-256
+ *   output, so their first word is the hash; all 16 bytes are compared.
+ * - The chunk arena: each chunk's 32-byte id and uint32 size; an entry's
+ *   chunks are consecutive. Replacing or deleting an entry leaves its chunks
+ *   dead; when the arena is full it is rebuilt from the live chunks alone,
+ *   so dead chunks never cost more than the live ones plus the slack. Arena
+ *   bytes are never rewritten in place: the id views that chunks() hands out
+ *   stay valid.
+ *
+ * Rows and arena grow by half (they need no power of two, and doubling
+ * would leave up to half of them unused).
+ *
+ * Memory: 64 bytes per row, 4 per slot (5–11 per entry), 36 per chunk;
+ * with growth slack, 105–160 bytes for a file of one chunk (measured at
+ * 100,000: 154 after inserting them one by one, 111 straight from a file).
+ * Limits: 2^27 slots (≈ 100M files); arena offsets are uint32.
+ */
+import type { ChunkRef } from './item.js'
+
+export interface FileIdentity {
+  ino: bigint
+  size: number
+  mtimeNs: bigint
+  ctimeNs: bigint
+}
+
+/** The table as little-endian columns; entry i is row i of each (the files cache's file layout). */
+export interface FileColumns {
+  count: number
+  /** 16 bytes per entry. */
+  keys: Uint8Array
+  /** uint64 per entry. */
+  inos: Uint8Array
+  /** float64 per entry. */
+  sizes: Uint8Array
+  /** int64 nanoseconds per entry. */
+  mtimes: Uint8Array
+  ctimes: Uint8Array
+  /** uint32 per entry. */
+  ages: Uint8Array
+  chunkCounts: Uint8Array
+  /** 32 bytes per chunk, entry after entry. */
+  chunkIds: Uint8Array
+  /** uint32 per chunk, in the same order. */
+  chunkSizes: Uint8Array
+}
+
+export const KEY_LENGTH = 16
+const ID_LENGTH = 32
+const ROW_WORDS = 16
+// Word offsets of a row's fields (the 64-bit ones at even words).
+const INO = 4
+const SIZE = 6
+const MTIME = 8
+const CTIME = 10
+const FIRST_CHUNK = 12
+const CHUNK_COUNT = 13
+const AGE = 14
+const SEEN = 15
+
+const MIN_ROWS = 64
+const MIN_CHUNKS = 64
+const MIN_SLOTS = 1024
+const MAX_SLOTS = 2 ** 27
+
+// Rows hold words in host order; the columns are little-endian.
+const BIG_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 0
+
+function slotsFor(entries: number): number {
+  let slots = MIN_SLOTS
+  while (entries > slots * 0.75) slots *= 2
+  if (slots > MAX_SLOTS) throw new RangeError(`the files cache holds at most ${MAX_SLOTS * 0.75} files`)
+  return slots
+}
+
+/** Room for `needed`, half as much again as `current` at least. */
+function grownLength(current: number, needed: number, minimum: number): number {
+  return Math.max(needed, Math.ceil(current * 1.5), minimum)
+}
+
+export class FileTable {
+  #rows!: Uint32Array
+  #int64!: BigInt64Array
+  #uint64!: BigUint64Array
+  #float64!: Float64Array
+  #count = 0
+  #slots: Uint32Array
+  #mask: number
+  #ids: Buffer
+  #chunkSizes: Uint32Array
+  /** Chunks appended to the arena, live or dead. */
+  #chunkEnd = 0
+  #liveChunks = 0
+
+  /** `rows` and `chunks`: how many to make room for up front. */
+  constructor(rows = 0, chunks = 0) {
+    this.#setRows(new Uint32Array(Math.max(rows, MIN_ROWS) * ROW_WORDS))
+    this.#slots = new Uint32Array(slotsFor(rows))
+    this.#mask = this.#slots.length - 1
+    this.#ids = Buffer.allocUnsafeSlow(Math.max(chunks, MIN_CHUNKS) * ID_LENGTH)
+    this.#chunkSizes = new Uint32Array(Math.max(chunks, MIN_CHUNKS))
+  }
+
+  get size(): number {
+    return this.#count
+  }
+
+  /** The row of `key` (4 words), or -1. A deletion may move rows. */
+  find(key: Uint32Array): number {
+    const slot = this.#slotOf(key, 0)
+    return slot < 0 ? -1 : this.#slots[slot] - 1
+  }
+
+  sameFile(row: number, now: FileIdentity): boolean {
+    const b = row * ROW_WORDS
+    return this.#float64[(b + SIZE) / 2] === now.size && this.#uint64[(b + INO) / 2] === now.ino &&
+      this.#int64[(b + MTIME) / 2] === now.mtimeNs && this.#int64[(b + CTIME) / 2] === now.ctimeNs
+  }
+
+  /** The row's chunks; the ids are views of the arena. */
+  chunks(row: number): ChunkRef[] {
+    const first = this.#rows[row * ROW_WORDS + FIRST_CHUNK]
+    const end = first + this.#rows[row * ROW_WORDS + CHUNK_COUNT]
+    const refs: ChunkRef[] = []
+    for (let c = first; c < end; c++) refs.push({ id: this.#ids.subarray(c * ID_LENGTH, (c + 1) * ID_LENGTH), size: this.#chunkSizes[c] })
+    return refs
+  }
+
+  markSeen(row: number): void {
+    this.#rows[row * ROW_WORDS + SEEN] = 1
+  }
+
+  /** Inserts or replaces the entry of `key` (4 words), seen and of age 0. */
+  set(key: Uint32Array, now: FileIdentity, chunks: readonly ChunkRef[]): void {
+    for (const c of chunks) {
+      if (c.id.length !== ID_LENGTH || c.size >>> 0 !== c.size) throw new RangeError(`the files cache takes 32-byte chunk ids and sizes below 2^32 (got ${c.id.length} bytes, size ${c.size})`)
+    }
+    let slot = this.#slotOf(key, 0)
+    let row: number
+    if (slot >= 0) {
+      row = this.#slots[slot] - 1
+      this.#liveChunks -= this.#rows[row * ROW_WORDS + CHUNK_COUNT]
+      this.#rows[row * ROW_WORDS + CHUNK_COUNT] = 0 // an arena rebuild must not keep its old chunks
+    } else {
+      if (this.#count + 1 > this.#slots.length * 0.75) {
+        this.#growSlots()
+        slot = this.#slotOf(key, 0)
+      }
+      row = this.#addRow(key)
+      this.#slots[~slot] = row + 1
+    }
+    const first = this.#appendChunks(chunks)
+    const b = row * ROW_WORDS
+    this.#uint64[(b + INO) / 2] = now.ino
+    this.#float64[(b + SIZE) / 2] = now.size
+    this.#int64[(b + MTIME) / 2] = now.mtimeNs
+    this.#int64[(b + CTIME) / 2] = now.ctimeNs
+    this.#rows[b + FIRST_CHUNK] = first
+    this.#rows[b + CHUNK_COUNT] = chunks.length
+    this.#rows[b + AGE] = 0
+    this.#rows[b + SEEN] = 1
+  }
+
+  delete(key: Uint32Array): boolean {
+    let hole = this.#slotOf(key, 0)
+    if (hole < 0) return false
+    const row = this.#slots[hole] - 1
+    const slots = this.#slots
+    const mask = this.#mask
+    // Move back every later entry of the run that may live in the hole:
+    // one whose home slot is not cyclically within (hole, j].
+    for (let j = (hole + 1) & mask; slots[j] !== 0; j = (j + 1) & mask) {
+      const home = this.#rows[(slots[j] - 1) * ROW_WORDS] & mask
+      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j
+      if (!stays) {
+        slots[hole] = slots[j]
+        hole = j
+      }
+    }
+    slots[hole] = 0
+    this.#liveChunks -= this.#rows[row * ROW_WORDS + CHUNK_COUNT]
+    this.#moveLastRowTo(row)
+    return true
+  }
+
+  /** Whether every entry was seen and had age 0 (then saving would write what was read). */
+  allSeenAtAgeZero(): boolean {
+    for (let b = 0; b < this.#count * ROW_WORDS; b += ROW_WORDS) {
+      if (this.#rows[b + SEEN] === 0 || this.#rows[b + AGE] !== 0) return false
+    }
+    return true
+  }
+
+  /**
+   * The entries as they are to be saved after this backup: age 0 if seen,
+   * else one more, and those reaching `ttl` left out.
+   */
+  toColumns(ttl: number): FileColumns {
+    const rows = this.#rows
+    const nextAge = (b: number): number => (rows[b + SEEN] === 1 ? 0 : rows[b + AGE] + 1)
+    let count = 0
+    let chunkCount = 0
+    for (let b = 0; b < this.#count * ROW_WORDS; b += ROW_WORDS) {
+      if (nextAge(b) >= ttl) continue
+      count++
+      chunkCount += rows[b + CHUNK_COUNT]
+    }
+    const keys = new Uint32Array(count * 4)
+    const inos = new Uint32Array(count * 2)
+    const sizes = new Uint32Array(count * 2)
+    const mtimes = new Uint32Array(count * 2)
+    const ctimes = new Uint32Array(count * 2)
+    const ages = new Uint32Array(count)
+    const chunkCounts = new Uint32Array(count)
+    const chunkIds = Buffer.allocUnsafeSlow(chunkCount * ID_LENGTH)
+    const chunkSizes = new Uint32Array(chunkCount)
+    let i = 0
+    let c = 0
+    for (let b = 0; b < this.#count * ROW_WORDS; b += ROW_WORDS) {
+      const age = nextAge(b)
+      if (age >= ttl) continue
+      for (let w = 0; w < 4; w++) keys[i * 4 + w] = rows[b + w]
+      for (let w = 0; w < 2; w++) {
+        inos[i * 2 + w] = rows[b + INO + w]
+        sizes[i * 2 + w] = rows[b + SIZE + w]
+        mtimes[i * 2 + w] = rows[b + MTIME + w]
+        ctimes[i * 2 + w] = rows[b + CTIME + w]
+      }
+      ages[i] = age
+      const first = rows[b + FIRST_CHUNK]
+      const n = rows[b + CHUNK_COUNT]
+      chunkCounts[i] = n
+      this.#ids.copy(chunkIds, c * ID_LENGTH, first * ID_LENGTH, (first + n) * ID_LENGTH)
+      for (let k = 0; k < n; k++) chunkSizes[c + k] = this.#chunkSizes[first + k]
+      c += n
+      i++
+    }
+    return {
+      count,
+      keys: Buffer.from(keys.buffer),
+      inos: littleEndian(inos, 8),
+      sizes: littleEndian(sizes, 8),
+      mtimes: littleEndian(mtimes, 8),
+      ctimes: littleEndian(ctimes, 8),
+      ages: littleEndian(ages, 4),
+      chunkCounts: littleEndian(chunkCounts, 4),
+      chunkIds,
+      chunkSizes: littleEndian(chunkSizes, 4),
+    }
+  }
+
+  /** The table of toColumns()' output, unseen; null if the columns do not fit together (a damaged file). */
+  static fromColumns(c: FileColumns): FileTable | null {
+    const count = c.count
+    const lengths: [Uint8Array, number][] = [[c.keys, KEY_LENGTH], [c.inos, 8], [c.sizes, 8], [c.mtimes, 8], [c.ctimes, 8], [c.ages, 4], [c.chunkCounts, 4]]
+    if (!Number.isSafeInteger(count) || count < 0 || lengths.some(([column, width]) => column.length !== count * width)) return null
+    const chunkCounts = hostWords(c.chunkCounts, 4)
+    let chunkCount = 0
+    for (const n of chunkCounts) chunkCount += n
+    if (c.chunkIds.length !== chunkCount * ID_LENGTH || c.chunkSizes.length !== chunkCount * 4) return null
+
+    const table = new FileTable(count, chunkCount)
+    const keys = hostWords(c.keys, 1)
+    const inos = hostWords(c.inos, 8)
+    const sizes = hostWords(c.sizes, 8)
+    const mtimes = hostWords(c.mtimes, 8)
+    const ctimes = hostWords(c.ctimes, 8)
+    const ages = hostWords(c.ages, 4)
+    const rows = table.#rows
+    let first = 0
+    for (let i = 0; i < count; i++) {
+      const b = i * ROW_WORDS
+      for (let w = 0; w < 4; w++) rows[b + w] = keys[i * 4 + w]
+      for (let w = 0; w < 2; w++) {
+        rows[b + INO + w] = inos[i * 2 + w]
+        rows[b + SIZE + w] = sizes[i * 2 + w]
+        rows[b + MTIME + w] = mtimes[i * 2 + w]
+        rows[b + CTIME + w] = ctimes[i * 2 + w]
+      }
+      rows[b + FIRST_CHUNK] = first
+      rows[b + CHUNK_COUNT] = chunkCounts[i]
+      rows[b + AGE] = ages[i]
+      first += chunkCounts[i]
+      const slot = table.#slotOf(rows, b)
+      if (slot >= 0) return null // the same key twice
+      table.#slots[~slot] = i + 1
+    }
+    table.#count = count
+    table.#ids.set(c.chunkIds)
+    table.#chunkSizes.set(hostWords(c.chunkSizes, 4))
+    table.#chunkEnd = table.#liveChunks = chunkCount
+    return table
+  }
+
+  /** Slot of the key at words[at..at+4], or ~(the empty slot where it would go). */
+  #slotOf(words: Uint32Array, at: number): number {
+    const rows = this.#rows
+    const slots = this.#slots
+    const mask = this.#mask
+    const k0 = words[at]
+    const k1 = words[at + 1]
+    const k2 = words[at + 2]
+    const k3 = words[at + 3]
+    for (let slot = k0 & mask; ; slot = (slot + 1) & mask) {
+      const row = slots[slot]
+      if (row === 0) return ~slot
+      const b = (row - 1) * ROW_WORDS
+      if (rows[b] === k0 && rows[b + 1] === k1 && rows[b + 2] === k2 && rows[b + 3] === k3) return slot
+    }
+  }
+
+  #growSlots(): void {
+    const slots = new Uint32Array(slotsFor(this.#count + 1))
+    const mask = slots.length - 1
+    for (let row = 0; row < this.#count; row++) {
+      let slot = this.#rows[row * ROW_WORDS] & mask
+      while (slots[slot] !== 0) slot = (slot + 1) & mask
+      slots[slot] = row + 1
+    }
+    this.#slots = slots
+    this.#mask = mask
+  }
+
+  /** A new row holding `key` and zeros. */
+  #addRow(key: Uint32Array): number {
+    const row = this.#count
+    if ((row + 1) * ROW_WORDS > this.#rows.length) {
+      const rows = new Uint32Array(grownLength(this.#rows.length / ROW_WORDS, row + 1, MIN_ROWS) * ROW_WORDS)
+      rows.set(this.#rows.subarray(0, row * ROW_WORDS))
+      this.#setRows(rows)
+    }
+    this.#rows.fill(0, row * ROW_WORDS, (row + 1) * ROW_WORDS)
+    this.#rows.set(key, row * ROW_WORDS)
+    this.#count++
+    return row
+  }
+
+  /** Fills the hole at `row` with the last row, keeping rows without gaps. */
+  #moveLastRowTo(row: number): void {
+    const last = --this.#count
+    if (row === last) return
+    this.#rows.copyWithin(row * ROW_WORDS, last * ROW_WORDS, (last + 1) * ROW_WORDS)
+    let slot = this.#rows[row * ROW_WORDS] & this.#mask
+    while (this.#slots[slot] !== last + 1) slot = (slot + 1) & this.#mask
+    this.#slots[slot] = row + 1
+  }
+
+  #setRows(rows: Uint32Array): void {
+    this.#rows = rows
+    this.#int64 = new BigInt64Array(rows.buffer)
+    this.#uint64 = new BigUint64Array(rows.buffer)
+    this.#float64 = new Float64Array(rows.buffer)
+  }
+
+  /** Appends the chunks to the arena; returns the first one's index. */
+  #appendChunks(chunks: readonly ChunkRef[]): number {
+    if (this.#chunkEnd + chunks.length > this.#chunkSizes.length) this.#rebuildArena(chunks.length)
+    const first = this.#chunkEnd
+    for (let k = 0; k < chunks.length; k++) {
+      this.#ids.set(chunks[k].id, (first + k) * ID_LENGTH)
+      this.#chunkSizes[first + k] = chunks[k].size
+    }
+    this.#chunkEnd += chunks.length
+    this.#liveChunks += chunks.length
+    return first
+  }
+
+  /** A new arena holding the live chunks only, with room for `more` and slack. */
+  #rebuildArena(more: number): void {
+    const length = grownLength(this.#liveChunks, this.#liveChunks + more, MIN_CHUNKS)
+    const ids = Buffer.allocUnsafeSlow(length * ID_LENGTH)
+    const sizes = new Uint32Array(length)
+    let end = 0
+    for (let b = 0; b < this.#count * ROW_WORDS; b += ROW_WORDS) {
+      const first = this.#rows[b + FIRST_CHUNK]
+      const n = this.#rows[b + CHUNK_COUNT]
+      this.#ids.copy(ids, end * ID_LENGTH, first * ID_LENGTH, (first + n) * ID_LENGTH)
+      for (let k = 0; k < n; k++) sizes[end + k] = this.#chunkSizes[first + k]
+      this.#rows[b + FIRST_CHUNK] = end
+      end += n
+    }
+    this.#ids = ids
+    this.#chunkSizes = sizes
+    this.#chunkEnd = end
+  }
+}
+
+/** `words` as little-endian bytes, in place (they hold `width`-byte values). */
+function littleEndian(words: Uint32Array, width: 4 | 8): Buffer {
+  const bytes = Buffer.from(words.buffer)
+  if (BIG_ENDIAN && width === 8) bytes.swap64()
+  if (BIG_ENDIAN && width === 4) bytes.swap32()
+  return bytes
+}
+
+/** An aligned copy of `bytes` as host-order words, reading them as little-endian `width`-byte values (1: raw bytes). */
+function hostWords(bytes: Uint8Array, width: 1 | 4 | 8): Uint32Array {
+  const words = new Uint32Array(bytes.length / 4)
+  const copy = Buffer.from(words.buffer)
+  copy.set(bytes)
+  if (BIG_ENDIAN && width === 8) copy.swap64()
+  if (BIG_ENDIAN && width === 4) copy.swap32()
+  return words
+}
