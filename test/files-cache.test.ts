@@ -1,11 +1,11 @@
 /** The files cache: what makes an unchanged re-backup skip reading, and when it must not. */
 import t from 'tap'
 import * as path from 'node:path'
-import { mkdtempSync, promises as fs } from 'node:fs'
-import { tmpdir } from 'node:os'
+import { promises as fs } from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
 import { FilesCache } from '../lib/archive/files-cache.js'
 import { readCacheFile, writeCacheFile } from '../lib/cache/cache-file.js'
+import { scratch } from './helpers/cli.js'
 
 const file = Buffer.from('/data/report.txt')
 const identity = { ino: 42n, size: 100, mtimeNs: 1_000n, ctimeNs: 2_000n }
@@ -14,7 +14,7 @@ const START = 10_000n
 const exists = (): boolean => true
 
 function cacheFile(): string {
-  return path.join(mkdtempSync(path.join(tmpdir(), 'cairn-fc-')), 'files')
+  return path.join(scratch('cairn-fc-'), 'files')
 }
 
 t.test('an unchanged file is found again after a save and load', async (t) => {

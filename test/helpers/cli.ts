@@ -1,6 +1,6 @@
 /** Runs the built cairn CLI in a child process, with an isolated cache and config dir. */
 import { spawn } from 'node:child_process'
-import { mkdtempSync } from 'node:fs'
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import * as path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -23,7 +23,7 @@ export interface CliOptions {
 
 /** A fresh environment per test: its own cache/config dir and a passphrase. */
 export function testEnv(extra: Record<string, string | undefined> = {}): Record<string, string | undefined> {
-  const home = mkdtempSync(path.join(tmpdir(), 'cairn-home-'))
+  const home = scratch('cairn-home-')
   return {
     PATH: process.env.PATH,
     HOME: home,
@@ -53,6 +53,27 @@ export function cairn(args: string[], options: CliOptions = {}): Promise<CliResu
   })
 }
 
+const scratchDirs: string[] = []
+
+/** A fresh directory, removed when the test process exits (a corpus copy is hundreds of MB). */
 export function scratch(prefix = 'cairn-test-'): string {
-  return mkdtempSync(path.join(tmpdir(), prefix))
+  const dir = mkdtempSync(path.join(tmpdir(), prefix))
+  if (scratchDirs.push(dir) === 1) process.once('exit', removeScratchDirs)
+  return dir
+}
+
+/**
+ * Never recurses into a mount: a directory holding one (a test that could
+ * not unmount) is left for the run's own cleanup to unmount first.
+ */
+function removeScratchDirs(): void {
+  const mounts = readFileSync('/proc/self/mountinfo', 'utf8').split('\n').map((line) => line.split(' ')[4] ?? '')
+  for (const dir of scratchDirs) {
+    if (mounts.some((m) => m === dir || m.startsWith(dir + '/'))) continue
+    try {
+      rmSync(dir, { recursive: true, force: true })
+    } catch {
+      // left behind: only disk space
+    }
+  }
 }
