@@ -2,6 +2,12 @@
  * A cache of decoded blobs bounded in bytes, that loads each key once even
  * when many readers ask for it at the same moment (lru-cache's fetch merges
  * concurrent loads). Failed loads are not cached.
+ *
+ * A load in flight that other entries push out of the cache still completes
+ * for whoever waits on it (`ignoreFetchAbort`): otherwise lru-cache rejects
+ * those waiters with 'evicted', which the mount answered as EIO when a
+ * listing of 1,000 large directories loaded more trees ahead than the cache
+ * holds.
  */
 import { LRUCache } from 'lru-cache'
 
@@ -13,6 +19,7 @@ export class BlobCache<V extends {}> {
       maxSize: Math.max(1, maxBytes),
       sizeCalculation: (value) => Math.max(1, sizeOf(value)),
       fetchMethod: (key) => load(key),
+      ignoreFetchAbort: true,
     })
   }
 
