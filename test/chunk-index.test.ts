@@ -108,6 +108,9 @@ t.test('serialize and deserialize', async (t) => {
   t.equal(back.size, index.size)
   t.same(new Map(back.entries()), new Map(index.entries()))
   t.ok(ids.every((id) => JSON.stringify(back.get(id)) === JSON.stringify(index.get(id))))
+  const unaligned = Buffer.alloc(bytes.length + 1).subarray(1)
+  bytes.copy(unaligned)
+  t.same(new Map(ChunkIndex.deserialize(unaligned).entries()), new Map(index.entries()), 'a buffer at an odd offset reads the same')
   const empty = ChunkIndex.deserialize(new ChunkIndex().serialize())
   t.equal(empty.size, 0)
   // The record layout is little-endian: id, pack, offset, length, rawLength.

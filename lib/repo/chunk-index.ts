@@ -180,15 +180,28 @@ export class ChunkIndex {
     if (!createHash('sha256').update(b.subarray(0, end)).digest().equals(b.subarray(end))) throw damaged('checksum mismatch')
     if (count > MAX_CAPACITY * 0.75) throw damaged(`${count} entries`)
     const index = new ChunkIndex(count)
-    const bytes = new Uint8Array(index.#slots.buffer)
-    for (let o = HEAD_LENGTH; o < end; o += RECORD_LENGTH) {
-      const slot = index.#find(b.subarray(o, o + ID_LENGTH))
-      if (slot >= 0) throw damaged('duplicate id')
-      bytes.set(b.subarray(o, o + RECORD_LENGTH), ~slot * SLOT_BYTES)
-      if (BIG_ENDIAN) Buffer.from(bytes.buffer, ~slot * SLOT_BYTES + ID_LENGTH, 16).swap32()
-      index.#used[~slot] = 1
-      index.#size++
+    // Records are slots as they are (id words, then location words): each is
+    // copied word by word to its probe position, with no per-record objects
+    // (a million records took 0.28 s with a subarray per record, mostly
+    // allocation, which delayed a mount's first listing).
+    const at = b.byteOffset + HEAD_LENGTH
+    const aligned = at % 4 === 0 && !BIG_ENDIAN
+    const records = aligned ? new Uint32Array(b.buffer, at, count * SLOT_WORDS) : new Uint32Array(count * SLOT_WORDS)
+    if (!aligned) new Uint8Array(records.buffer).set(b.subarray(HEAD_LENGTH, end))
+    if (BIG_ENDIAN) for (let r = 0; r < records.length; r += SLOT_WORDS) Buffer.from(records.buffer, (r + 8) * 4, 16).swap32()
+    const slots = index.#slots
+    const used = index.#used
+    const mask = index.#mask
+    for (let r = 0; r < records.length; r += SLOT_WORDS) {
+      let slot = records[r]! & mask
+      for (; used[slot] === 1; slot = (slot + 1) & mask) {
+        if (sameId(slots, slot * SLOT_WORDS, records, r)) throw damaged('duplicate id')
+      }
+      const to = slot * SLOT_WORDS
+      for (let w = 0; w < SLOT_WORDS; w++) slots[to + w] = records[r + w]!
+      used[slot] = 1
     }
+    index.#size = count
     return index
   }
 
@@ -228,6 +241,11 @@ export class ChunkIndex {
     this.#used = used
     this.#mask = mask
   }
+}
+
+function sameId(a: Uint32Array, at: number, b: Uint32Array, bt: number): boolean {
+  for (let w = 0; w < ID_LENGTH / 4; w++) if (a[at + w] !== b[bt + w]) return false
+  return true
 }
 
 function damaged(why: string): CairnError {
