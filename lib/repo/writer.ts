@@ -6,11 +6,11 @@
  */
 import { randomBytes } from 'node:crypto'
 import { encodePayload, type CompressionSpec } from '../compress/codec.js'
-import { BLOB_ID_LENGTH, blobAad, BlobType } from './blob.js'
+import { blobAad, BlobType } from './blob.js'
 import { encodePackHeader, type PackedBlob } from './pack-format.js'
 import { packKey } from './pack-table.js'
 import type { Backend, ObjectUpload } from '../storage/backend.js'
-import { encodeIndexObject, newIndexKey, type PackEntry } from './index-objects.js'
+import { encodeIndexObject, encodePackEntry, newIndexKey } from './index-objects.js'
 import { writeCache, type IndexState } from './index-cache.js'
 import type { Repository } from './repository.js'
 import type { ArchiveRef } from './manifest.js'
@@ -106,37 +106,6 @@ class OpenPack {
   }
 }
 
-/**
- * A finished pack's blob list, held until the commit writes the index
- * object: packed into two typed arrays, since a backup of a large tree of
- * small files writes hundreds of thousands of blobs, and an object per blob
- * (with its id as a Buffer) costs about 200 bytes of heap each.
- */
-class WrittenPack {
-  private readonly ids: Buffer
-  /** type, offset, length, rawLength per blob. */
-  private readonly numbers: Float64Array
-
-  constructor(readonly packId: string, blobs: readonly PackedBlob[]) {
-    this.ids = Buffer.allocUnsafe(blobs.length * BLOB_ID_LENGTH)
-    this.numbers = new Float64Array(blobs.length * 4)
-    blobs.forEach((b, i) => {
-      this.ids.set(b.id, i * BLOB_ID_LENGTH)
-      this.numbers.set([b.type, b.offset, b.length, b.rawLength], i * 4)
-    })
-  }
-
-  entry(): PackEntry {
-    const blobs: PackedBlob[] = []
-    const n = this.numbers
-    for (let i = 0; i < n.length / 4; i++) {
-      const id = this.ids.subarray(i * BLOB_ID_LENGTH, (i + 1) * BLOB_ID_LENGTH)
-      blobs.push({ type: n[i * 4]! as BlobType, id, offset: n[i * 4 + 1]!, length: n[i * 4 + 2]!, rawLength: n[i * 4 + 3]! })
-    }
-    return { packId: this.packId, blobs }
-  }
-}
-
 type PackKind = 'data' | 'metadata'
 
 function packKindOf(type: BlobType): PackKind {
@@ -153,7 +122,8 @@ export class RepositoryWriter {
    * and the page cache and read-ahead serve neighbours.
    */
   private readonly current = new Map<PackKind, OpenPack>()
-  private readonly written: WrittenPack[] = []
+  /** Finished packs' entries for the commit's index object, already encoded (encodePackEntry). */
+  private readonly written: Buffer[] = []
   private readonly finishing = new Set<Promise<void>>()
   private failure: unknown = null
 
@@ -213,7 +183,7 @@ export class RepositoryWriter {
     while (this.finishing.size >= MAX_FINISHING) await Promise.race(this.finishing)
     const finished = pack.finish(header).then(
       () => {
-        this.written.push(new WrittenPack(pack.id, pack.blobs))
+        this.written.push(encodePackEntry(pack.id, pack.blobs))
       },
       async (err: unknown) => {
         this.failure ??= err
@@ -236,7 +206,7 @@ export class RepositoryWriter {
     await this.flush()
     const indexKey = newIndexKey()
     if (this.written.length > 0) {
-      await this.repo.backend.put(indexKey, encodeIndexObject(this.written.map((w) => w.entry()), this.repo.sealer))
+      await this.repo.backend.put(indexKey, encodeIndexObject(this.written, this.repo.sealer))
       this.state.merged.add(indexKey)
     }
     await this.repo.addArchive(archive)
