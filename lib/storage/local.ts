@@ -12,6 +12,7 @@ import * as path from 'node:path'
 import { CairnError } from '../errors.js'
 import type { Backend, ObjectInfo, ObjectUpload } from './backend.js'
 import { OpenFiles } from './open-files.js'
+import { writeParts } from './write-parts.js'
 
 const TEMP_SUFFIX = '.tmp'
 
@@ -200,18 +201,6 @@ class LocalUpload implements ObjectUpload {
     await this.handle?.close().catch(() => undefined)
     this.handle = null
     await fs.rm(this.temp, { force: true }).catch(() => undefined)
-  }
-}
-
-/** writev in groups (the kernel takes at most IOV_MAX = 1024 buffers per call), resuming after short writes. */
-async function writeParts(handle: fs.FileHandle, parts: readonly Uint8Array[]): Promise<void> {
-  let pending = parts.filter((p) => p.length > 0)
-  while (pending.length > 0) {
-    const group = pending.slice(0, 1024)
-    let { bytesWritten } = await handle.writev(group as NodeJS.ArrayBufferView[])
-    let i = 0
-    while (i < group.length && bytesWritten >= group[i]!.length) bytesWritten -= group[i++]!.length
-    pending = i < group.length ? [group[i]!.subarray(bytesWritten), ...pending.slice(i + 1)] : pending.slice(group.length)
   }
 }
 
