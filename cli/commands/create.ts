@@ -35,7 +35,7 @@ export const create: Command = {
       })
       exclude.push(...text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')))
     }
-    const repo = await openRepository(env, loc.repo)
+    const repo = await openRepository(env, loc.repo, { preloadIndex: true })
     const progress = values.progress && process.stderr.isTTY ? progressLine() : undefined
     let warnings = 0
     const result = await createArchive(repo, {

@@ -21,7 +21,7 @@ export const extract: Command = {
     const archive = requireArchive(loc, 'extract')
     const strip = values['strip-components'] === undefined ? 0 : Number(values['strip-components'])
     if (!Number.isInteger(strip) || strip < 0) throw usageError('--strip-components needs a whole number')
-    const repo = await openRepository(env, loc.repo)
+    const repo = await openRepository(env, loc.repo, { preloadIndex: true })
     // Worker threads read, open and write file content themselves; this
     // thread reads only the archive's trees, each once.
     const reader = await ArchiveReader.open(repo, archive, makeReaderCaches(repo, { treeBytes: 8 * 1024 * 1024, chunkBytes: 0 }))

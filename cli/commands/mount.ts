@@ -82,6 +82,7 @@ async function serve(ctx: CommandContext, loc: Location, mountpoint: string, opt
       configDir: env.configDir,
       cacheDir: env.cacheDir,
       signal,
+      preloadIndex: true,
     })
     signal.throwIfAborted()
     const mounted = await mountRepository({

@@ -15,6 +15,8 @@ import { PackTable } from './pack-table.js'
 import { INDEX_PREFIX, decodeIndexObject, type PackEntry } from './index-objects.js'
 
 const CACHE_VERSION = 1
+/** The chunk index cache's file name in a repository's cache folder. */
+export const CHUNKS_CACHE = 'chunks'
 const PARALLEL_LOADS = 8
 
 export class IndexState {
@@ -35,11 +37,19 @@ export class IndexState {
 }
 
 /** Brings the cached index up to date with the repository's index objects. */
-export async function syncIndex(backend: Backend, sealer: Sealer, repoId: string, cacheFile: string | null, signal?: AbortSignal): Promise<IndexState> {
+export async function syncIndex(
+  backend: Backend,
+  sealer: Sealer,
+  repoId: string,
+  cacheFile: string | null,
+  signal?: AbortSignal,
+  /** The cache as readIndexCache read it already (Repository.open's preloadIndex). */
+  cached?: Promise<IndexState | null>,
+): Promise<IndexState> {
   const present = new Set<string>()
   for await (const info of backend.list(INDEX_PREFIX)) present.add(info.key)
 
-  let state = cacheFile ? await readCache(cacheFile, repoId) : null
+  let state = cached !== undefined ? await cached : cacheFile ? await readIndexCache(cacheFile, repoId) : null
   // An index object we merged has gone: a compaction rewrote the index,
   // so the cached locations may be stale. Start over from the repository.
   if (state && [...state.merged].some((key) => !present.has(key))) state = null
@@ -60,8 +70,8 @@ export async function writeCache(cacheFile: string, repoId: string, state: Index
   await writeCacheFile(cacheFile, [CACHE_VERSION, repoId, [...state.merged], [...state.packs.all()], state.index.serialize()])
 }
 
-/** A cache that is missing, damaged or of another repository is simply rebuilt. */
-async function readCache(cacheFile: string, repoId: string): Promise<IndexState | null> {
+/** The cached index, or null when the cache is missing, damaged or of another repository (it is then rebuilt). Never rejects. */
+export async function readIndexCache(cacheFile: string, repoId: string): Promise<IndexState | null> {
   const value = await readCacheFile(cacheFile)
   if (!Array.isArray(value)) return null
   try {

@@ -19,7 +19,7 @@ import { decodePayload } from '../compress/codec.js'
 import type { ChunkerParams } from '../chunker/fastcdc.js'
 import { decodeConfig, encodeConfig, newConfig, type RepositoryConfig } from './config.js'
 import { loadKey, storeKey, type PassphraseSource } from './keys.js'
-import { syncIndex, type IndexState } from './index-cache.js'
+import { CHUNKS_CACHE, readIndexCache, syncIndex, type IndexState } from './index-cache.js'
 import { readManifest, writeManifest, type ArchiveRef } from './manifest.js'
 import { breakLock, RepositoryLock, type LockOptions } from './lock.js'
 import { blobAad, type BlobType } from './blob.js'
@@ -36,6 +36,12 @@ export interface RepositoryOptions {
   /** Where the chunk index and files caches live (CLI default: ~/.cache/cairn); null keeps nothing on disk. */
   cacheDir: string | null
   signal?: AbortSignal
+  /**
+   * Reads the local chunk index cache while the passphrase's KDF runs, for
+   * callers that will need the index (mount, create, extract): the two
+   * overlap instead of adding up before the first read.
+   */
+  preloadIndex?: boolean
 }
 
 export interface InitOptions extends RepositoryOptions {
@@ -46,6 +52,8 @@ export interface InitOptions extends RepositoryOptions {
 
 export class Repository {
   private indexState: Promise<IndexState> | null = null
+  /** The local index cache read ahead by open({ preloadIndex }), until index() takes it. */
+  private preloadedIndex: Promise<IndexState | null> | null = null
 
   private constructor(
     readonly backend: Backend,
@@ -103,12 +111,16 @@ export class Repository {
   static async open(options: RepositoryOptions): Promise<Repository> {
     const backend = toBackend(options.location)
     const config = await readConfig(backend)
+    // Never rejects (a bad cache reads as null); the index cache holds no secrets.
+    const preloaded = options.preloadIndex && options.cacheDir !== null ? readIndexCache(path.join(options.cacheDir, config.id, CHUNKS_CACHE), config.id) : null
     let km: KeyMaterial | null = null
     if (config.encryption !== 'none') {
       if (options.passphrase === undefined) throw new CairnError('no-passphrase', `a passphrase is needed to open ${backend.location}`, { hint: 'set CAIRN_PASSPHRASE or CAIRN_PASSCOMMAND' })
       km = await loadKey({ mode: config.encryption, backend, repoId: config.id, configDir: options.configDir }, options.passphrase)
     }
-    return Repository.assemble(backend, config, km, options.cacheDir)
+    const repo = Repository.assemble(backend, config, km, options.cacheDir)
+    repo.preloadedIndex = preloaded
+    return repo
   }
 
   private static assemble(backend: Backend, config: RepositoryConfig, km: KeyMaterial | null, cacheRoot: string | null): Repository {
@@ -132,7 +144,9 @@ export class Repository {
 
   /** The chunk index, synced from the repository on first use. */
   index(signal?: AbortSignal): Promise<IndexState> {
-    this.indexState ??= syncIndex(this.backend, this.sealer, this.id, this.cacheFile('chunks'), signal).catch((err: unknown) => {
+    const cached = this.preloadedIndex ?? undefined
+    this.preloadedIndex = null
+    this.indexState ??= syncIndex(this.backend, this.sealer, this.id, this.cacheFile(CHUNKS_CACHE), signal, cached).catch((err: unknown) => {
       this.indexState = null
       throw err
     })

@@ -11,7 +11,7 @@ import { encodePackHeader, type PackedBlob } from './pack-format.js'
 import { packKey } from './pack-table.js'
 import type { Backend, ObjectUpload } from '../storage/backend.js'
 import { encodeIndexObject, encodePackEntry, newIndexKey } from './index-objects.js'
-import { writeCache, type IndexState } from './index-cache.js'
+import { CHUNKS_CACHE, writeCache, type IndexState } from './index-cache.js'
 import type { Repository } from './repository.js'
 import type { ArchiveRef } from './manifest.js'
 
@@ -210,7 +210,7 @@ export class RepositoryWriter {
       this.state.merged.add(indexKey)
     }
     await this.repo.addArchive(archive)
-    const cacheFile = this.repo.cacheFile('chunks')
+    const cacheFile = this.repo.cacheFile(CHUNKS_CACHE)
     if (cacheFile) await writeCache(cacheFile, this.repo.id, this.state)
   }
 
