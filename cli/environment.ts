@@ -5,7 +5,7 @@
  */
 import * as os from 'node:os'
 import * as path from 'node:path'
-import { CairnError } from '../lib/index.js'
+import { CairnError } from '../lib/errors.js'
 
 export interface Environment {
   repo: string | undefined

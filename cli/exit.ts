@@ -3,7 +3,7 @@
  * on stderr for an error a user can meet. A stack trace only with
  * CAIRN_DEBUG=1.
  */
-import { CairnError } from '../lib/index.js'
+import { CairnError } from '../lib/errors.js'
 
 export const EXIT_OK = 0
 export const EXIT_WARNING = 1

@@ -6,7 +6,7 @@
  */
 import { execFile } from 'node:child_process'
 import { promisify } from 'node:util'
-import { CairnError } from '../lib/index.js'
+import { CairnError } from '../lib/errors.js'
 import type { Environment } from './environment.js'
 import { promptHidden } from './prompt.js'
 

@@ -6,7 +6,7 @@
 import { execFile } from 'node:child_process'
 import { access, readFile, realpath, writeFile, constants as fsConstants } from 'node:fs/promises'
 import path from 'node:path'
-import { CairnError } from '../lib/index.js'
+import { CairnError } from '../lib/errors.js'
 
 export interface MountInfo {
   mountId: number

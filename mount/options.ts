@@ -12,7 +12,7 @@
  *   log=FILE             append the mount's log there (default: stderr with -f, nowhere detached)
  *   ro                   accepted; the mount is always read-only
  */
-import { CairnError } from '../lib/index.js'
+import { CairnError } from '../lib/errors.js'
 
 export interface MountOptionSet {
   versions: boolean

@@ -11,8 +11,10 @@
 import { spawn } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
 import * as path from 'node:path'
-import { CairnError, Repository, isCairnError, type CairnErrorCode } from '../../lib/index.js'
-import { mountRepository, parseMountOptions, unmountPath, type MountOptionSet } from '../../mount/index.js'
+// Light imports only: the detaching parent loads neither the library nor the
+// mount (see cli/main.ts); serve() and umount load them when they run.
+import { CairnError, isCairnError, type CairnErrorCode } from '../../lib/errors.js'
+import { parseMountOptions, type MountOptionSet } from '../../mount/options.js'
 import type { Command, CommandContext } from '../command.js'
 import type { Environment } from '../environment.js'
 import { EXIT_OK, usageError } from '../exit.js'
@@ -59,6 +61,7 @@ export const umount: Command = {
   options: { lazy: { type: 'boolean', short: 'z' } },
   async run({ values, positionals, env, err }) {
     if (positionals.length !== 1) throw usageError('umount needs MOUNTPOINT')
+    const { unmountPath } = await import('../../mount/index.js')
     const result = await unmountPath(positionals[0]!, { recordDir: recordDir(env), lazy: Boolean(values.lazy) })
     if (result.state === 'dead') {
       err(`cairn: the mount process${result.pid !== null ? ` (pid ${result.pid})` : ''} had died; removed its dead mount at ${result.mountpoint}\n`)
@@ -75,6 +78,7 @@ async function serve(ctx: CommandContext, loc: Location, mountpoint: string, opt
   const tell = (msg: ChildMessage): void => void parent?.send?.(msg)
   try {
     const ask = passphraseSource(env, false)
+    const [{ Repository }, { mountRepository }] = await Promise.all([import('../../lib/index.js'), import('../../mount/index.js')])
     const repository = await Repository.open({
       location: loc.repo,
       // A detached child has no terminal: a prompt happens in the parent.
