@@ -78,8 +78,8 @@ async function serve(ctx: CommandContext, loc: Location, mountpoint: string, opt
   const tell = (msg: ChildMessage): void => void parent?.send?.(msg)
   try {
     const ask = passphraseSource(env, false)
-    const [{ Repository }, { mountRepository }] = await Promise.all([import('../../lib/index.js'), import('../../mount/index.js')])
-    const repository = await Repository.open({
+    const { Repository } = await import('../../lib/index.js')
+    const opening = Repository.open({
       location: loc.repo,
       // A detached child has no terminal: a prompt happens in the parent.
       passphrase: parent && env.passphrase === undefined && !env.passcommand ? () => askParent(parent) : ask,
@@ -88,6 +88,10 @@ async function serve(ctx: CommandContext, loc: Location, mountpoint: string, opt
       signal,
       preloadIndex: true,
     })
+    opening.catch(() => undefined) // awaited below
+    // The mount's modules load while the passphrase's KDF runs on the thread pool.
+    const { mountRepository } = await import('../../mount/index.js')
+    const repository = await opening
     signal.throwIfAborted()
     const mounted = await mountRepository({
       repository,
