@@ -163,6 +163,7 @@ export async function mount<N>(mountpoint: string, handlers: FuseHandlers<N>, op
   const gone = new Promise<void>((resolve) => (resolveGone = resolve))
   const close = (): void => {
     if (session) native.close(session) // answers what is pending, closes /dev/fuse: the process may exit
+    session = undefined
     resolveGone()
   }
   const dispatch = makeDispatch(native, handlers, onError, close)

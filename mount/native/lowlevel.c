@@ -36,6 +36,12 @@
  * Packed listing (replyDir): per entry, ino (u64 LE), mode (u32 LE), the
  * name (1-255 bytes, no NUL or '/'), a NUL. Entry i is given offset i + 1.
  *
+ * Lifetime: close() may be called any number of times, also after the
+ * kernel dropped the connection (dispatch is told OP_GONE, once) and from
+ * inside dispatch (it then waits for the end of the burst). The session's
+ * memory is freed once both the poll handle is closed and the JS external
+ * has been collected, so a late close() never touches freed memory.
+ *
  * Errors: bad arguments throw TypeError before the request is touched, so
  * the caller can still answer it. An exception thrown by dispatch is a bug
  * of mount/fuse-binding.ts: the request is answered EIO and the exception
@@ -116,6 +122,7 @@ typedef struct {
   state_t state;
   int in_loop;         /* inside on_readable: close() must wait */
   int close_wanted;
+  int refs;            /* the JS external and the poll handle: freed when both are gone */
   dir_t dirs;          /* open directories (list head) */
 } session_t;
 
@@ -426,8 +433,16 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   napi_close_handle_scope(env, hs);
 }
 
+static void session_unref(session_t *s) {
+  if (--s->refs == 0) free(s);
+}
+
 static void on_poll_closed(uv_handle_t *handle) {
-  free(handle->data);
+  session_unref(handle->data);
+}
+
+static void on_external_collected(napi_env env, void *data, void *hint) {
+  session_unref(data);
 }
 
 /* Answers what is still pending, frees the listings, destroys the session (closing /dev/fuse). */
@@ -533,8 +548,9 @@ static napi_value mount(napi_env env, napi_callback_info info) {
   CHECK(env, napi_create_reference(env, resource, 1, &s->resource), NULL);
   CHECK(env, napi_create_reference(env, argv[8], 1, &s->dispatch), NULL);
   s->state = LIVE;
+  s->refs = 2;
   uv_poll_start(&s->poll, UV_READABLE, on_readable);
-  CHECK(env, napi_create_external(env, s, NULL, NULL, &external), NULL);
+  CHECK(env, napi_create_external(env, s, on_external_collected, NULL, &external), NULL);
   return external;
 }
 
