@@ -3,7 +3,8 @@
  * parent directory's node, listings and reads to the node itself, reads
  * through FileReads. Nothing here knows about archives or repositories.
  * Writes, opens and releases never get here: the binding answers them
- * (EROFS; opens for reading with the page cache kept).
+ * (EROFS; opens for reading with the page cache kept). Lookups hand over
+ * each node's xattrs, so that the binding answers getxattr and listxattr.
  *
  * Each node the kernel knows is wrapped in a MountNode that remembers its
  * parent and name, so that a log line can say which path failed.
@@ -87,7 +88,7 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
       if (dir.kind !== 'dir') return ENOTDIR
       const vfs = await dir.lookup(name)
       if (!vfs) return ENOENT
-      return { node: new MountNode(vfs, parent, name), attr: fuseAttr(vfs.attr) }
+      return { node: new MountNode(vfs, parent, name), attr: fuseAttr(vfs.attr), xattrs: vfs.xattrs }
     }, name),
 
     getattr: async (node) => fuseAttr(node.vfs.attr),

@@ -38,7 +38,7 @@ const OP_NAMES: Record<number, string | undefined> = {
 /** The native module's reply functions (see lowlevel.c). Each returns 0, -ENOENT (interrupted) or -EBADF (no such request). */
 export interface NativeReplies {
   replyErr(h: number, errno: number): number
-  replyEntry(h: number, ...attr: AttrArgs): number
+  replyEntry(h: number, ...attr: AttrArgs | [...AttrArgs, xattrs: Buffer]): number
   replyAttr(h: number, ...attr: AttrArgs): number
   replyBuf(h: number, data: Uint8Array): number
   replyReadlink(h: number, target: Uint8Array): number
@@ -74,6 +74,11 @@ export interface FuseDirEntry {
 export interface FuseEntry<N> {
   node: N
   attr: FuseAttr
+  /**
+   * The node's extended attributes, if the handler knows them now: getxattr and listxattr of it are then
+   * answered by the binding, without asking the handler, for as long as the kernel knows the inode.
+   */
+  xattrs?: readonly (readonly [Buffer, Buffer])[]
 }
 
 export interface FuseStatfs {
@@ -191,7 +196,8 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     const attr = attrArgs(r.attr)
     const ino = attr[0]
     if (ino === 0n || (ino === ROOT && r.node !== h.root)) throw new TypeError(`lookup: inode number ${ino} is reserved`)
-    if (native.replyEntry(req, ...attr) !== 0) return undefined // interrupted: the kernel did not take it
+    const replied = r.xattrs ? native.replyEntry(req, ...attr, packXattrs(r.xattrs)) : native.replyEntry(req, ...attr)
+    if (replied !== 0) return undefined // interrupted: the kernel did not take it
     const known = inodes.get(ino)
     if (known) known.lookups++
     else inodes.set(ino, { node: r.node, lookups: 1 })
@@ -324,6 +330,22 @@ export function packListing(dirIno: bigint, entries: readonly FuseDirEntry[]): {
   put(dirIno, 0o040000, DOTDOT)
   for (const e of entries) put(e.ino, e.mode, e.name)
   return { packed, count: entries.length + 2 }
+}
+
+const NO_XATTRS = Buffer.alloc(0)
+
+/** xattrs in lowlevel.c's blob form (see xattr-table.h): per attribute, name, NUL, value length (u32 LE), value. */
+export function packXattrs(xattrs: readonly (readonly [Buffer, Buffer])[]): Buffer {
+  if (xattrs.length === 0) return NO_XATTRS
+  const parts: Buffer[] = []
+  for (const [name, value] of xattrs) {
+    if (!Buffer.isBuffer(value) || value.length > XATTR_SIZE_MAX) throw new TypeError('an xattr value is a Buffer of at most 64 KiB')
+    const head = Buffer.allocUnsafe(5)
+    head[0] = 0
+    head.writeUInt32LE(value.length, 1)
+    parts.push(xattrName(name), head, value)
+  }
+  return Buffer.concat(parts)
 }
 
 function xattrName(name: Buffer): Buffer {

@@ -5,7 +5,7 @@
  *   mount(mountpoint, options, attrTimeout, entryTimeout, keepCache,
  *         uid, gid, umask, dispatch) -> session
  *   close(session)                      answer what is pending, close /dev/fuse
- *   replyErr(h, errno)                  replyEntry(h, <attr>)   replyAttr(h, <attr>)
+ *   replyErr(h, errno)                  replyEntry(h, <attr>[, xattrs])   replyAttr(h, <attr>)
  *   replyBuf(h, bytes)                  replyReadlink(h, target)
  *   replyXattr(h, value)                replyDir(h, packed, count)
  *   replyStatfs(h, bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax)
@@ -20,7 +20,9 @@
  * wakeup (so promises settle after the burst); JavaScript answers later
  * with a reply function and the handle `h`. Open, release, readdir and
  * releasedir never reach JavaScript: a listing is handed over whole when a
- * directory is opened (replyDir) and served from C by offset.
+ * directory is opened (replyDir) and served from C by offset; getxattr and
+ * listxattr too when the lookup reply carried the inode's xattrs
+ * (xattr-table.h), as cairn's always do.
  *
  * Handles: a pending request sits in a slot; h = generation * 2^24 + slot,
  * so a reply to an answered (or abandoned) request is refused (returns
@@ -68,6 +70,7 @@
 #include <node_api.h>
 
 #include "napi-check.h"
+#include "xattr-table.h"
 #include <uv.h>
 
 #ifndef __linux__
@@ -114,8 +117,9 @@ typedef struct {
   uv_poll_t poll;
   char *buf;
   size_t bufsize;
-  char *dirbuf;        /* readdir replies */
+  char *dirbuf;        /* readdir and listxattr replies */
   size_t dirbufsize;
+  xattr_table_t xattrs; /* of the inodes looked up with their xattrs */
   double attr_timeout, entry_timeout;
   int keep_cache;
   int64_t uid, gid, umask; /* -1: not overridden */
@@ -254,6 +258,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
 }
 
 static void forget_one(session_t *s, fuse_ino_t ino, uint64_t nlookup) {
+  xattr_table_forget(&s->xattrs, ino, nlookup);
   napi_value extra[1] = { num(s->env, (double)nlookup) };
   call_js(s, OP_FORGET, NULL, 0, ino, 1, extra);
 }
@@ -281,16 +286,22 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   call_js(fuse_req_userdata(req), OP_OPENDIR, req, 0, ino, 0, NULL);
 }
 
+/* The session's reply scratch buffer, at least `size` bytes; NULL (and answered ENOMEM) if it cannot grow. */
+static char *scratch(session_t *s, fuse_req_t req, size_t size) {
+  if (size > s->dirbufsize) {
+    char *grown = realloc(s->dirbuf, size);
+    if (grown == NULL) { fuse_reply_err(req, ENOMEM); return NULL; }
+    s->dirbuf = grown;
+    s->dirbufsize = size;
+  }
+  return s->dirbuf;
+}
+
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   session_t *s = fuse_req_userdata(req);
   dir_t *d = (dir_t *)(uintptr_t)fi->fh;
   if (d == NULL) { fuse_reply_err(req, EBADF); return; }
-  if (size > s->dirbufsize) {
-    char *grown = realloc(s->dirbuf, size);
-    if (grown == NULL) { fuse_reply_err(req, ENOMEM); return; }
-    s->dirbuf = grown;
-    s->dirbufsize = size;
-  }
+  if (scratch(s, req, size) == NULL) return;
   size_t used = 0;
   struct stat st;
   memset(&st, 0, sizeof st);
@@ -341,14 +352,40 @@ static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
   call_js(fuse_req_userdata(req), OP_STATFS, req, 0, ino, 0, NULL);
 }
 
+/* An xattr answer of `len` bytes: its size when asked with size 0, ERANGE when it does not fit. */
+static int reply_sized(fuse_req_t req, size_t size, const char *data, size_t len) {
+  if (size == 0) return fuse_reply_xattr(req, len);
+  if (len > size) return fuse_reply_err(req, ERANGE);
+  return fuse_reply_buf(req, data, len);
+}
+
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
   session_t *s = fuse_req_userdata(req);
+  const xattr_entry_t *e = xattr_table_find(&s->xattrs, ino);
+  if (e != NULL) {
+    const char *value;
+    size_t len;
+    if (xattr_get(e, name, &value, &len)) reply_sized(req, size, value, len);
+    else fuse_reply_err(req, ENODATA);
+    return;
+  }
   napi_value extra[1] = { bytes(s->env, name, strlen(name)) };
   call_js(s, OP_GETXATTR, req, size, ino, 1, extra);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
-  call_js(fuse_req_userdata(req), OP_LISTXATTR, req, size, ino, 0, NULL);
+  session_t *s = fuse_req_userdata(req);
+  const xattr_entry_t *e = xattr_table_find(&s->xattrs, ino);
+  if (e == NULL) {
+    call_js(s, OP_LISTXATTR, req, size, ino, 0, NULL);
+    return;
+  }
+  if (e->len == 0) {
+    reply_sized(req, size, NULL, 0);
+    return;
+  }
+  char *out = scratch(s, req, e->len);
+  if (out != NULL) reply_sized(req, size, out, xattr_list(e, out, e->len)); /* the names fit in the blob's size */
 }
 
 /* Every modifying request: read-only file system. */
@@ -455,6 +492,7 @@ static void session_close(session_t *s) {
     if (slots[i].req != NULL && slots[i].s == s) answer_err(&slots[i], EIO);
   }
   while (s->dirs.next != &s->dirs) dir_free(s->dirs.next);
+  xattr_table_free(&s->xattrs);
   fuse_session_destroy(s->se); /* also destroys the channel: closes the fd */
   s->se = NULL;
   s->ch = NULL;
@@ -644,11 +682,21 @@ static bool read_attr(napi_env env, session_t *s, napi_value *argv, struct stat 
   return true;
 }
 
+static bool get_bytes(napi_env env, napi_value v, const char **data, size_t *len);
+
+/* replyEntry may end with the inode's xattrs as a blob (xattr-table.h): later xattr requests are answered here. */
 static napi_value reply_attr_common(napi_env env, napi_callback_info info, bool entry) {
-  size_t argc = 13;
-  napi_value argv[13];
+  size_t argc = 14;
+  napi_value argv[14];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
-  if (argc != 13) return type_error(env, "replyEntry/replyAttr(h, ino, mode, nlink, uid, gid, rdev, size, blocks, blksize, atimeNs, mtimeNs, ctimeNs)");
+  if (argc != 13 && !(entry && argc == 14))
+    return type_error(env, "replyEntry/replyAttr(h, ino, mode, nlink, uid, gid, rdev, size, blocks, blksize, atimeNs, mtimeNs, ctimeNs[, xattrs])");
+  const char *blob = NULL;
+  size_t blob_len = 0;
+  if (argc == 14) {
+    if (!get_bytes(env, argv[13], &blob, &blob_len)) return NULL;
+    if (blob_len > UINT32_MAX || !xattr_blob_valid(blob, blob_len)) return type_error(env, "replyEntry: malformed xattrs");
+  }
   slot_t *sl = handle_arg(env, argv[0]);
   if (sl == NULL) return int_result(env, -EBADF);
   session_t *s = sl->s;
@@ -663,6 +711,7 @@ static napi_value reply_attr_common(napi_env env, napi_callback_info info, bool 
     e.attr_timeout = s->attr_timeout;
     e.entry_timeout = s->entry_timeout;
     r = fuse_reply_entry(sl->req, &e);
+    if (r == 0 && blob != NULL) xattr_table_remember(&s->xattrs, e.ino, blob, blob_len); /* out of memory: JS answers */
   } else {
     r = fuse_reply_attr(sl->req, &st, s->attr_timeout);
   }
@@ -725,9 +774,7 @@ static napi_value reply_bytes(napi_env env, napi_callback_info info, bytes_reply
       r = fuse_reply_readlink(sl->req, target);
       break;
     default:
-      if (sl->size == 0) r = fuse_reply_xattr(sl->req, len);
-      else if (len > sl->size) r = fuse_reply_err(sl->req, ERANGE);
-      else r = fuse_reply_buf(sl->req, data, len);
+      r = reply_sized(sl->req, sl->size, data, len);
   }
   slot_free(sl);
   return int_result(env, r);
