@@ -125,7 +125,7 @@ async function load(): Promise<NativeFuse> {
   if (!file) {
     let script = fileURLToPath(new URL('../lib/native/build-native.mjs', import.meta.url))
     if (!(await exists(script))) script = fileURLToPath(new URL('../../lib/native/build-native.mjs', import.meta.url))
-    throw new CairnError('fuse-missing', `FUSE is not available: cairn's FUSE binding is not built (${files.join(' or ')} is missing)`, {
+    throw new CairnError('fuse-missing', 'FUSE is not available: cairn\'s FUSE binding is not built (no cairn_fuse.node in mount/native/build/Release)', {
       hint: `build it with: node ${script} --addon fuse (needs g++, make, python3)`,
     })
   }
