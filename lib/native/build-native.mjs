@@ -20,7 +20,7 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, join, resolve } from 'node:path'
+import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
@@ -95,6 +95,8 @@ const args = [nodeGyp, 'rebuild']
 const nodedir = findNodeDir()
 if (nodedir !== undefined) args.push(`--nodedir=${nodedir}`)
 
-const result = spawnSync(process.execPath, args, { cwd: addon.dir, stdio: 'inherit' })
+// binding.gyp runs `node -p ...` to find fuse-shared-library-linux: this node must come first on PATH
+const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` }
+const result = spawnSync(process.execPath, args, { cwd: addon.dir, stdio: 'inherit', env })
 if (result.error) fail(`could not run node-gyp: ${result.error.message}`)
 if (result.status !== 0) fail(`node-gyp rebuild failed (exit ${result.status ?? result.signal})`)
