@@ -2,11 +2,11 @@
  * Reads of files: read-ahead on sequential access, and reading around
  * damaged chunks when the mount allows damaged files.
  *
- * The mount does not answer open and release itself (libfuse does, in its
- * own thread, which saves two trips to the event loop per file opened), so
- * there are no file handles: a reader's progress is remembered per path,
- * for the most recently read files. Two programs reading one file at once
- * share that state, which only makes read-ahead less eager, never wrong.
+ * Opens and releases never reach JavaScript (the native binding answers
+ * them, which saves two trips per file opened), so there are no file
+ * handles: a reader's progress is remembered per inode number, for the most
+ * recently read files. Two programs reading one file at once share that
+ * state, which only makes read-ahead less eager, never wrong.
  *
  * Read-ahead works through the generic FileNode interface: touching one byte
  * at a position makes the chunk cache load (and keep) the whole chunk that
@@ -33,19 +33,19 @@ interface Progress {
 }
 
 export class FileReads {
-  private readonly progress = new LRUCache<string, Progress>({ max: READERS })
+  private readonly progress = new LRUCache<bigint, Progress>({ max: READERS })
 
   constructor(private readonly readAheadBytes: number) {}
 
-  /** Reads, and when the reader of `path` goes forward sequentially, starts loading the chunks ahead. */
-  read(node: FileNode, path: string, position: number, length: number): Promise<Buffer> {
-    if (this.readAheadBytes > 0) this.readAhead(node, path, position, length)
+  /** Reads, and when the reader of `node` goes forward sequentially, starts loading the chunks ahead. */
+  read(node: FileNode, position: number, length: number): Promise<Buffer> {
+    if (this.readAheadBytes > 0) this.readAhead(node, position, length)
     return node.read(position, length)
   }
 
-  private readAhead(node: FileNode, path: string, position: number, length: number): void {
-    let file = this.progress.get(path)
-    if (!file) this.progress.set(path, (file = { lastEnd: 0, aheadTo: 0 }))
+  private readAhead(node: FileNode, position: number, length: number): void {
+    let file = this.progress.get(node.attr.ino)
+    if (!file) this.progress.set(node.attr.ino, (file = { lastEnd: 0, aheadTo: 0 }))
     const end = Math.min(node.attr.size, position + length)
     const sequential = position >= file.lastEnd - SEQUENTIAL_SLACK && position <= file.lastEnd + SEQUENTIAL_SLACK
     file.lastEnd = Math.max(end, position)

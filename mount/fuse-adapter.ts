@@ -1,22 +1,26 @@
 /**
- * FUSE requests answered from a VFS tree (lib/vfs): paths resolve through
- * a PathResolver, listings feed it, reads go through FileReads. Nothing here
- * knows about archives or repositories. Writes never get here: the binding
- * answers them EROFS. Open and release are left to libfuse (see
- * file-reads.ts): the mount is read-only, so the kernel refuses opens for
- * writing before they reach it.
+ * FUSE requests answered from a VFS tree (lib/vfs): lookups go to the
+ * parent directory's node, listings and reads to the node itself, reads
+ * through FileReads. Nothing here knows about archives or repositories.
+ * Writes, opens and releases never get here: the binding answers them
+ * (EROFS; opens for reading with the page cache kept). Lookups hand over
+ * each node's xattrs, so that the binding answers getxattr and listxattr.
+ *
+ * Each node the kernel knows is wrapped in a MountNode that remembers its
+ * parent and name, so that a log line can say which path failed.
  *
  * Errors: a missing name is ENOENT; anything else that fails (a tree or
  * chunk that cannot be loaded) is logged with the path and answered EIO for
  * that request only.
  */
 import { LRUCache } from 'lru-cache'
-import type { NodeAttr, PathResolver, VfsNode } from '../lib/index.js'
-import { EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOTDIR, type FuseAttr, type FuseHandlers, type FuseStatfs } from './fuse-binding.js'
+import type { DirNode, NodeAttr, VfsNode } from '../lib/index.js'
+import { EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOTDIR, type FuseAttr, type FuseDirEntry, type FuseHandlers, type FuseStatfs } from './fuse-binding.js'
 import { FileReads, readAroundDamage } from './file-reads.js'
 
 export interface AdapterOptions {
-  resolver: PathResolver
+  /** The directory shown at the mount point. */
+  root: DirNode
   /** Damaged chunks read as zeros (logged) instead of failing the read. */
   allowDamagedFiles: boolean
   /** Bytes loaded ahead of a sequential reader (0: none). */
@@ -24,8 +28,19 @@ export interface AdapterOptions {
   log: (message: string) => void
 }
 
-const DOT = Buffer.from('.')
-const DOTDOT = Buffer.from('..')
+/** A VFS node as the mount knows it: with the parent and name it was found under. */
+export class MountNode {
+  constructor(readonly vfs: VfsNode, readonly parent: MountNode | null, readonly name: Buffer) {}
+
+  /** '/a/b' as bytes; '/' for the root. */
+  path(): Buffer {
+    const parts: Buffer[] = []
+    for (let n: MountNode | null = this; n?.parent; n = n.parent) parts.unshift(SLASH, n.name)
+    return parts.length ? Buffer.concat(parts) : SLASH
+  }
+}
+
+const SLASH = Buffer.from('/')
 const NAME_MAX = 255
 /** st_blksize: cp and friends size their reads by it; FUSE reads are at most 128 KiB. */
 const BLKSIZE = 128 * 1024
@@ -33,11 +48,6 @@ const ST_RDONLY = 1
 
 function fuseAttr(a: NodeAttr): FuseAttr {
   return { ino: a.ino, mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: a.rdev, size: a.size, blocks: a.blocks, blksize: BLKSIZE, atimeNs: a.atimeNs, mtimeNs: a.mtimeNs, ctimeNs: a.ctimeNs }
-}
-
-function parentOf(p: Buffer): Buffer {
-  const slash = p.lastIndexOf(0x2f)
-  return slash <= 0 ? Buffer.from('/') : p.subarray(0, slash)
 }
 
 const show = (p: Buffer): string => JSON.stringify(p.toString('utf8'))
@@ -52,75 +62,65 @@ function quieter(log: (message: string) => void): (message: string) => void {
   }
 }
 
-export function makeHandlers(options: AdapterOptions): FuseHandlers {
-  const { resolver } = options
+const showable = (name: Buffer): boolean => name.length > 0 && name.length <= NAME_MAX && !name.includes(0x2f) && !name.includes(0)
+
+export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
   const log = quieter(options.log)
   const fileReads = new FileReads(options.readAheadBytes)
 
-  const resolve = async (p: Buffer): Promise<VfsNode> => {
-    const node = await resolver.resolve(p)
-    if (!node) throw ENOENT
-    return node
-  }
-
   /** Runs one request; an unexpected failure is logged and answered EIO. */
-  const guard = async <T>(op: string, p: Buffer, work: () => Promise<T>): Promise<T | number> => {
+  const guard = async <T>(op: string, node: MountNode, work: () => Promise<T>, name?: Buffer): Promise<T | number> => {
     try {
       return await work()
     } catch (err) {
       if (typeof err === 'number') return err
+      const p = name ? Buffer.concat([node.path(), node.parent ? SLASH : Buffer.alloc(0), name]) : node.path()
       log(`${op} ${show(p)} failed: ${(err as Error)?.message ?? String(err)}`)
       return EIO
     }
   }
 
   return {
-    getattr: (p) => guard('getattr', p, async () => fuseAttr((await resolve(p)).attr)),
+    root: new MountNode(options.root, null, SLASH),
 
-    readdir: (p) => guard('readdir', p, async () => {
-      const dir = await resolve(p)
+    lookup: (parent, name) => guard('lookup', parent, async () => {
+      const dir = parent.vfs
       if (dir.kind !== 'dir') return ENOTDIR
-      const entries = await dir.list()
-      resolver.remember(p, entries)
-      const parent = p.length <= 1 ? dir : (await resolver.resolve(parentOf(p))) ?? dir
-      const names: Buffer[] = [DOT, DOTDOT]
-      const attrs: { ino: bigint; mode: number }[] = [dir.attr, parent.attr]
-      for (const e of entries) {
-        const name = e.name
-        if (name.length === 0 || name.length > NAME_MAX || name.includes(0x2f) || name.includes(0)) {
-          log(`readdir ${show(p)}: skipped an entry whose name cannot be shown (${name.length} bytes)`)
-          continue
-        }
-        names.push(name)
-        attrs.push(e) // its ino and mode: all a listing shows
-      }
-      return { names, attrs }
+      const vfs = await dir.lookup(name)
+      if (!vfs) return ENOENT
+      return { node: new MountNode(vfs, parent, name), attr: fuseAttr(vfs.attr), xattrs: vfs.xattrs }
+    }, name),
+
+    getattr: async (node) => fuseAttr(node.vfs.attr),
+
+    readdir: (node) => guard('readdir', node, async () => {
+      const dir = node.vfs
+      if (dir.kind !== 'dir') return ENOTDIR
+      const entries: readonly FuseDirEntry[] = await dir.list()
+      if (entries.every((e) => showable(e.name))) return entries as FuseDirEntry[]
+      const shown = entries.filter((e) => showable(e.name))
+      log(`readdir ${show(node.path())}: skipped ${entries.length - shown.length} entries whose names cannot be shown`)
+      return shown
     }),
 
-    read: (p, _fh, length, position) => guard('read', p, async () => {
-      const node = await resolve(p)
-      if (node.kind !== 'file') return node.kind === 'dir' ? EISDIR : EINVAL
+    read: (node, length, position) => guard('read', node, async () => {
+      const file = node.vfs
+      if (file.kind !== 'file') return file.kind === 'dir' ? EISDIR : EINVAL
       try {
-        return await fileReads.read(node, p.toString('latin1'), position, length)
+        return await fileReads.read(file, position, length)
       } catch (err) {
         if (!options.allowDamagedFiles) throw err
-        const { data, zeroed } = await readAroundDamage(node, position, length)
-        log(`read ${show(p)}: ${zeroed} damaged bytes at ${position}..${position + length} read as zeros (allow_damaged_files)`)
+        const { data, zeroed } = await readAroundDamage(file, position, length)
+        log(`read ${show(node.path())}: ${zeroed} damaged bytes at ${position}..${position + length} read as zeros (allow_damaged_files)`)
         return data
       }
     }),
 
-    readlink: (p) => guard('readlink', p, async () => {
-      const node = await resolve(p)
-      return node.kind === 'symlink' ? node.target : EINVAL
-    }),
+    readlink: async (node) => (node.vfs.kind === 'symlink' ? node.vfs.target : EINVAL),
 
-    getxattr: (p, name) => guard('getxattr', p, async () => {
-      const found = (await resolve(p)).xattrs.find(([n]) => n.equals(name))
-      return found ? found[1] : ENODATA
-    }),
+    getxattr: async (node, name) => node.vfs.xattrs.find(([n]) => n.equals(name))?.[1] ?? ENODATA,
 
-    listxattr: (p) => guard('listxattr', p, async () => (await resolve(p)).xattrs.map(([n]) => n)),
+    listxattr: async (node) => node.vfs.xattrs.map(([n]) => n),
 
     statfs: async (): Promise<FuseStatfs> => ({
       bsize: BLKSIZE, frsize: 512, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: ST_RDONLY, namemax: NAME_MAX,

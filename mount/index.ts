@@ -2,14 +2,14 @@
  * Mounting a repository (or one archive) with FUSE, and unmounting it.
  *
  * What a mount holds: the repository opened without any lock, a VFS view
- * (lib/vfs) behind a PathResolver, a chunk cache bounded in bytes whose
+ * (lib/vfs) whose nodes the kernel knows by inode number, a chunk cache bounded in bytes whose
  * chunks are opened on a worker pool, a registration object in the
  * repository (registration.ts), and a local record for `cairn umount`
  * (mount-record.ts). Mounting reads the manifest (or, for one archive, the
  * archive object) and nothing else; trees load as directories are visited.
  *
- * Never touch the mount from this process: its FUSE threads wait for this
- * event loop.
+ * Never touch the mount synchronously from this process: its requests are
+ * served by this event loop.
  */
 import * as path from 'node:path'
 import { execFile } from 'node:child_process'
@@ -18,7 +18,6 @@ import {
   CairnError,
   coalescedBlobLoader,
   LocalBackend,
-  PathResolver,
   RepositoryView,
   openArchiveView,
   type CacheSizes,
@@ -123,9 +122,8 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
       await view.refresh(true)
       root = view
     }
-    const resolver = new PathResolver(root, { maxEntries: options.versions ? 5000 : 20_000, ttlMs: 2000 })
     const handlers = makeHandlers({
-      resolver,
+      root,
       allowDamagedFiles: options.allowDamagedFiles ?? false,
       readAheadBytes: options.readAheadBytes ?? Math.min(16 * 1024 * 1024, Math.floor(cacheBytes / 4)),
       log,
@@ -142,7 +140,6 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
 
     const fuse = await mount(mountpoint, handlers, {
       readOnly: true,
-      useIno: true,
       allowOther: options.allowOther ?? false,
       defaultPermissions: !(options.ignorePermissions ?? false),
       uid: options.uid,
@@ -154,8 +151,7 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
       attrTimeout: 1,
       entryTimeout: 1,
       kernelCache: true,
-      timeout: 60_000,
-      onError: (r) => log(`FUSE ${r.op} ${JSON.stringify(r.path.toString('utf8'))}: ${(r.error as Error)?.message ?? String(r.error)}`),
+      onError: (r) => log(`FUSE ${r.op} of inode ${r.ino}${r.name ? ` ${JSON.stringify(r.name.toString('utf8'))}` : ''}: ${(r.error as Error)?.message ?? String(r.error)}`),
     })
     cleanups.push(() => fuse.unmount())
 
@@ -192,6 +188,7 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
       }, () => undefined)
     }, WATCH_MS)
     watch.unref()
+    void fuse.gone.then(() => close())
 
     return { mountpoint: fuse.mountpoint, minor: fuse.minor, closed, unmount: close }
   } catch (err) {

@@ -129,12 +129,6 @@ export async function poll<T>(probe: () => Promise<T | undefined>, timeoutMs: nu
   }
 }
 
-export function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined
-  const t = new Promise<never>((_, reject) => { timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms) })
-  return Promise.race([p, t]).finally(() => clearTimeout(timer))
-}
-
 export async function exists(p: string, mode = fsConstants.F_OK): Promise<boolean> {
   try { await access(p, mode); return true } catch { return false }
 }

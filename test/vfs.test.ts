@@ -11,7 +11,7 @@ import { scratch } from './helpers/cli.js'
 import { createArchiveFromEntries, makeReaderCaches, ArchiveReader, PathResolver, Repository, RepositoryView, type EntrySpec, type DirNode, type FileNode } from '../dist/lib/index.js'
 import { VersionsView, versionName } from '../dist/lib/vfs/versions-view.js'
 import { BlobOpener, chunkLoader } from '../dist/lib/cache/blob-opener.js'
-import { makeHandlers } from '../dist/mount/fuse-adapter.js'
+import { makeHandlers, type MountNode } from '../dist/mount/fuse-adapter.js'
 import { rememberDamage } from '../dist/mount/damaged-chunks.js'
 import { parseMountOptions, parseSize } from '../dist/mount/options.js'
 import { readAroundDamage } from '../dist/mount/file-reads.js'
@@ -23,6 +23,7 @@ async function newRepo(): Promise<Repository> {
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1')
 const names = (list: { name: Buffer }[]): string[] => list.map((e) => e.name.toString('latin1'))
+type Handlers = ReturnType<typeof makeHandlers>
 async function archive(repo: Repository, name: string, entries: EntrySpec[]): Promise<void> {
   await createArchiveFromEntries(repo, entries, { name })
 }
@@ -137,6 +138,22 @@ t.test('mount options', async (t) => {
   t.throws(() => parseMountOptions(['versions=1']), { code: 'bad-argument' })
 })
 
+/** The node at `p` ('/a/b'), found by lookups from the root as the kernel makes them, or the errno. */
+async function walk(handlers: Handlers, p: string | Buffer): Promise<MountNode | number> {
+  let node = handlers.root
+  for (const part of b(typeof p === 'string' ? p : p.toString('latin1')).toString('latin1').split('/').filter(Boolean)) {
+    const found = await handlers.lookup(node, b(part))
+    if (typeof found === 'number') return found
+    node = found.node
+  }
+  return node
+}
+async function at(handlers: Handlers, p: string | Buffer): Promise<MountNode> {
+  const node = await walk(handlers, p)
+  if (typeof node === 'number') throw new Error(`lookup ${p}: ${node}`)
+  return node
+}
+
 /** A repository with one archive and the FUSE handlers over it, damaged chunk optional. */
 async function handlersOver(allowDamagedFiles: boolean) {
   const repo = await newRepo()
@@ -160,8 +177,7 @@ async function handlersOver(allowDamagedFiles: boolean) {
     return load(id)
   }, log)
   const view = new RepositoryView(repo, { caches: { loadChunk: failing } })
-  const resolver = new PathResolver(view)
-  const handlers = makeHandlers({ resolver, allowDamagedFiles, readAheadBytes: 4 * 1024 * 1024, log })
+  const handlers = makeHandlers({ root: view, allowDamagedFiles, readAheadBytes: 4 * 1024 * 1024, log })
   const chunkStart = badItem!.chunks![0]!.size
   const chunkEnd = chunkStart + badItem!.chunks![1]!.size
   return { handlers, good, bad, logs, chunkStart, chunkEnd }
@@ -169,44 +185,47 @@ async function handlersOver(allowDamagedFiles: boolean) {
 
 t.test('FUSE handlers over a view: listing, attributes, xattrs, reads', async (t) => {
   const { handlers, good } = await handlersOver(false)
-  const root = await handlers.readdir(b('/'))
-  t.same(typeof root === 'number' ? root : names(root.names.map((name) => ({ name }))), ['.', '..', 'a'])
-  const listing = await handlers.readdir(b('/a/dir'))
-  t.ok(typeof listing !== 'number' && listing.names[2]!.equals(b('n\xe9w\nline')), 'names cross as their bytes')
-  const attr = await handlers.getattr(b('/a/good.bin'))
+  const root = await handlers.readdir(handlers.root)
+  t.same(typeof root === 'number' ? root : names(root), ['a'])
+  const listing = await handlers.readdir(await at(handlers, '/a/dir'))
+  t.ok(typeof listing !== 'number' && listing[0]!.name.equals(b('n\xe9w\nline')), 'names cross as their bytes')
+  const file = await at(handlers, '/a/good.bin')
+  const attr = await handlers.getattr(file)
   if (typeof attr === 'number') throw new Error(`getattr: ${attr}`)
   t.equal(attr.mode, 0o100640)
   t.equal(attr.size, good.length)
   t.equal(attr.mtimeNs, 1_234_567_890_123_456_789n)
   t.equal(attr.blocks, Math.ceil(good.length / 512))
-  t.equal(await handlers.getattr(b('/a/nothing')), -2, 'ENOENT')
-  t.same(await handlers.listxattr!(b('/a/good.bin')), [b('user.k')])
-  t.same(await handlers.getxattr!(b('/a/good.bin'), b('user.k')), b('v\xff'))
-  t.equal(await handlers.getxattr!(b('/a/good.bin'), b('user.none')), -61, 'ENODATA')
-  t.same(await handlers.readlink!(b('/a/link')), b('good.bin'))
-  t.equal(handlers.open, undefined, 'opens are left to libfuse')
+  t.equal(await walk(handlers, '/a/nothing'), -2, 'ENOENT')
+  t.equal(await walk(handlers, '/a/good.bin/x'), -20, 'ENOTDIR')
+  t.same((await at(handlers, '/a/dir/n\xe9w\nline')).path(), b('/a/dir/n\xe9w\nline'), 'a node knows its path, for log lines')
+  t.same(await handlers.listxattr!(file), [b('user.k')])
+  t.same(await handlers.getxattr!(file, b('user.k')), b('v\xff'))
+  t.equal(await handlers.getxattr!(file, b('user.none')), -61, 'ENODATA')
+  t.same(await handlers.readlink!(await at(handlers, '/a/link')), b('good.bin'))
   let pos = 0
   const parts: Buffer[] = []
   while (pos < good.length) {
-    const part = await handlers.read(b('/a/good.bin'), 0, 128 * 1024, pos)
+    const part = await handlers.read(file, 128 * 1024, pos)
     if (typeof part === 'number') throw new Error(`read: ${part}`)
     parts.push(Buffer.from(part))
     pos += part.length
   }
   t.ok(Buffer.concat(parts).equals(good), 'sequential 128 KiB reads give the file')
-  const statfs = await handlers.statfs!(b('/'))
+  const statfs = await handlers.statfs!()
   t.equal(typeof statfs === 'number' ? statfs : statfs.namemax, 255)
 })
 
 t.test('a damaged chunk: EIO for that file only, or zeros with allow_damaged_files', async (t) => {
   const strict = await handlersOver(false)
-  t.ok((await strict.handlers.read(b('/a/bad.bin'), 0, 4096, 0) as Buffer).equals(strict.bad.subarray(0, 4096)), 'before the damage reads')
-  t.equal(await strict.handlers.read(b('/a/bad.bin'), 0, 4096, strict.chunkStart + 10), -5, 'EIO inside the damaged chunk')
-  t.ok((await strict.handlers.read(b('/a/good.bin'), 0, 100, 0) as Buffer).equals(strict.good.subarray(0, 100)), 'other files still read')
+  const badFile = await at(strict.handlers, '/a/bad.bin')
+  t.ok((await strict.handlers.read(badFile, 4096, 0) as Buffer).equals(strict.bad.subarray(0, 4096)), 'before the damage reads')
+  t.equal(await strict.handlers.read(badFile, 4096, strict.chunkStart + 10), -5, 'EIO inside the damaged chunk')
+  t.ok((await strict.handlers.read(await at(strict.handlers, '/a/good.bin'), 100, 0) as Buffer).equals(strict.good.subarray(0, 100)), 'other files still read')
   t.ok(strict.logs.some((l) => /damaged/.test(l)), 'the damage is logged')
 
   const lenient = await handlersOver(true)
-  const across = await lenient.handlers.read(b('/a/bad.bin'), 0, 128 * 1024, lenient.chunkStart - 1000)
+  const across = await lenient.handlers.read(await at(lenient.handlers, '/a/bad.bin'), 128 * 1024, lenient.chunkStart - 1000)
   if (typeof across === 'number') throw new Error(`read: ${across}`)
   t.equal(across.length, 128 * 1024)
   t.ok(across.subarray(0, 1000).equals(lenient.bad.subarray(lenient.chunkStart - 1000, lenient.chunkStart)), 'the good bytes before the damage are kept')
@@ -226,10 +245,12 @@ t.test('storage failures under a mount become EIO, not a crash', async (t) => {
   const repo = await newRepo()
   await archive(repo, 'a', [{ path: 'f', kind: 'file', content: randomBytes(100_000) }])
   const logs: string[] = []
-  const handlers = makeHandlers({ resolver: new PathResolver(new RepositoryView(repo)), allowDamagedFiles: false, readAheadBytes: 0, log: (m: string) => void logs.push(m) })
-  t.equal(typeof (await handlers.getattr(b('/a/f'))), 'object')
+  const handlers = makeHandlers({ root: new RepositoryView(repo), allowDamagedFiles: false, readAheadBytes: 0, log: (m: string) => void logs.push(m) })
+  const f = await at(handlers, '/a/f')
+  t.equal(typeof (await handlers.getattr(f)), 'object')
   const dataDir = path.join(repo.backend.location, 'data')
   for (const sub of await fs.readdir(dataDir)) for (const f of await fs.readdir(path.join(dataDir, sub))) await fs.truncate(path.join(dataDir, sub, f), 10)
-  t.equal(await handlers.read(b('/a/f'), 0, 100, 0), -5, 'EIO')
+  t.equal(await handlers.read(f, 100, 0), -5, 'EIO')
+  t.match(logs.join('\n'), /read "\/a\/f" failed/, 'with the path')
   t.ok(logs.length > 0, 'and logged')
 })

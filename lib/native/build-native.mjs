@@ -1,11 +1,14 @@
 #!/usr/bin/env node
 /**
- * Builds cairn's POSIX helper (lib/native/posix.c) with node-gyp, into
- * lib/native/build/Release/cairn_posix.node. Run from package.json's
+ * Builds one of cairn's native addons with node-gyp. Run from package.json's
  * postinstall; works offline.
  *
- *   node lib/native/build-native.mjs             exit non-zero if the build fails
- *   node lib/native/build-native.mjs --optional  warn and exit 0 if it fails
+ *   --addon posix (default)  lib/native/posix.c -> lib/native/build/Release/cairn_posix.node
+ *   --addon fuse             mount/native/lowlevel.c -> mount/native/build/Release/cairn_fuse.node
+ *                            (libfuse 2 headers from the npm package fuse-shared-library-linux)
+ *
+ *   node lib/native/build-native.mjs [--addon NAME]             exit non-zero if the build fails
+ *   node lib/native/build-native.mjs [--addon NAME] --optional  warn and exit 0 if it fails
  *
  * node-gyp is taken from, in order: the one npm names to install scripts
  * ($npm_config_node_gyp), this package's own node_modules, the one bundled
@@ -17,11 +20,29 @@
 import { spawnSync } from 'node:child_process'
 import { existsSync, readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import { dirname, join, resolve } from 'node:path'
+import { delimiter, dirname, join, resolve } from 'node:path'
 import { fileURLToPath } from 'node:url'
 
 const here = dirname(fileURLToPath(import.meta.url))
 const optional = process.argv.includes('--optional')
+const ADDONS = {
+  posix: {
+    dir: here,
+    without: ['the native helper (exact timestamps, xattrs, fifos and devices) is not available;',
+      'backup and restore will stop with an error when they need it. Needs g++, make, python3;'],
+  },
+  fuse: {
+    dir: resolve(here, '../../mount/native'),
+    without: ['the FUSE binding is not available: cairn mount will say so, everything else works.',
+      'Needs g++, make, python3;'],
+  },
+}
+const name = process.argv.includes('--addon') ? process.argv[process.argv.indexOf('--addon') + 1] : 'posix'
+const addon = ADDONS[name]
+if (addon === undefined) {
+  console.error(`cairn: --addon ${name}: known addons are ${Object.keys(ADDONS).join(', ')}`)
+  process.exit(1)
+}
 
 function findNodeGyp() {
   const candidates = []
@@ -62,8 +83,7 @@ function findNodeDir() {
 
 function fail(message) {
   console.error(`cairn: ${message}`)
-  console.error('cairn: the native helper (exact timestamps, xattrs, fifos and devices) is not available;')
-  console.error('cairn: backup and restore will stop with an error when they need it. Needs g++, make, python3;')
+  for (const line of addon.without) console.error(`cairn: ${line}`)
   console.error('cairn: then run: npm rebuild cairn-backup --foreground-scripts')
   process.exit(optional ? 0 : 1)
 }
@@ -75,6 +95,8 @@ const args = [nodeGyp, 'rebuild']
 const nodedir = findNodeDir()
 if (nodedir !== undefined) args.push(`--nodedir=${nodedir}`)
 
-const result = spawnSync(process.execPath, args, { cwd: here, stdio: 'inherit' })
+// binding.gyp runs `node -p ...` to find fuse-shared-library-linux: this node must come first on PATH
+const env = { ...process.env, PATH: `${dirname(process.execPath)}${delimiter}${process.env.PATH ?? ''}` }
+const result = spawnSync(process.execPath, args, { cwd: addon.dir, stdio: 'inherit', env })
 if (result.error) fail(`could not run node-gyp: ${result.error.message}`)
 if (result.status !== 0) fail(`node-gyp rebuild failed (exit ${result.status ?? result.signal})`)

@@ -41,6 +41,8 @@
 
 #include <node_api.h>
 
+#include "napi-check.h"
+
 #include "scan.h"
 #include "seal.h"
 
@@ -51,15 +53,6 @@
 #define NS_PER_SEC 1000000000LL
 /* Rounds of "the value grew between the sizing call and the read" before ERANGE. */
 #define MAX_SIZE_RETRIES 16
-
-/* On failure, throw (unless an exception is already pending) and return `ret`. */
-#define CHECK(env, call, ret)                                        \
-  do {                                                               \
-    if ((call) != napi_ok) {                                         \
-      throw_last(env);                                               \
-      return ret;                                                    \
-    }                                                                \
-  } while (0)
 
 typedef enum { OP_SET_TIMES, OP_GET_XATTR, OP_LIST_XATTR, OP_SET_XATTR, OP_MKNOD } op_kind;
 
@@ -91,17 +84,6 @@ typedef struct {
   napi_async_work work;
   napi_deferred deferred;
 } op_t;
-
-static void throw_last(napi_env env) {
-  /* Read the failed call's info first: any other napi call resets it. */
-  const napi_extended_error_info *info = NULL;
-  const char *msg = "Node-API call failed";
-  if (napi_get_last_error_info(env, &info) == napi_ok && info != NULL && info->error_message != NULL)
-    msg = info->error_message;
-  bool pending = false;
-  if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return;
-  napi_throw_error(env, NULL, msg);
-}
 
 static void op_free(op_t *op) {
   if (op == NULL) return;

@@ -1,0 +1,356 @@
+/**
+ * Serving FUSE requests from mount/native/lowlevel.c: the table of inodes the kernel knows, and turning
+ * each request into one handler call and exactly one reply.
+ *
+ * The kernel names files by the inode numbers we gave it in lookups (the root is 1). The table maps each
+ * to its node and counts the kernel's lookups; a forget lowers the count and an entry at zero is dropped,
+ * so memory follows what the kernel caches, not what was ever visited. Two names with one inode number
+ * (hard links) share an entry. The node first seen for a number is kept: later lookups of the same number
+ * reuse it, with whatever it has cached.
+ *
+ * Everything runs on the main thread. dispatch() is called synchronously from the native loop and must
+ * never throw: every failure becomes an errno reply and, if unexpected, an onError report.
+ */
+import { constants as osConstants } from 'node:os'
+
+const E = osConstants.errno
+
+/** Request kinds as lowlevel.c numbers them. */
+export const Op = {
+  Lookup: 1,
+  Forget: 2,
+  Getattr: 3,
+  Readlink: 4,
+  Opendir: 5,
+  Read: 6,
+  Statfs: 7,
+  Getxattr: 8,
+  Listxattr: 9,
+  Gone: 10,
+} as const
+export type Op = (typeof Op)[keyof typeof Op]
+
+const OP_NAMES: Record<number, string | undefined> = {
+  [Op.Lookup]: 'lookup', [Op.Getattr]: 'getattr', [Op.Readlink]: 'readlink', [Op.Opendir]: 'readdir', [Op.Read]: 'read',
+  [Op.Statfs]: 'statfs', [Op.Getxattr]: 'getxattr', [Op.Listxattr]: 'listxattr',
+}
+
+/** The native module's reply functions (see lowlevel.c). Each returns 0, -ENOENT (interrupted) or -EBADF (no such request). */
+export interface NativeReplies {
+  replyErr(h: number, errno: number): number
+  replyEntry(h: number, ...attr: AttrArgs | [...AttrArgs, xattrs: Buffer]): number
+  replyAttr(h: number, ...attr: AttrArgs): number
+  replyBuf(h: number, data: Uint8Array): number
+  replyReadlink(h: number, target: Uint8Array): number
+  replyXattr(h: number, value: Uint8Array): number
+  replyDir(h: number, packed: Buffer, count: number): number
+  replyStatfs(h: number, ...fields: number[]): number
+}
+type AttrArgs = [ino: bigint, mode: number, nlink: number, uid: number, gid: number, rdev: number, size: number, blocks: number, blksize: number, atimeNs: bigint, mtimeNs: bigint, ctimeNs: bigint]
+
+export interface FuseAttr {
+  ino: bigint
+  mode: number
+  nlink: number
+  uid: number
+  gid: number
+  rdev?: number
+  size: number
+  /** 512-byte blocks; defaults to ceil(size / 512) so that du is right. */
+  blocks?: number
+  blksize?: number
+  atimeNs: bigint
+  mtimeNs: bigint
+  ctimeNs: bigint
+}
+
+/** A name in a listing; of its attributes a listing shows only the inode number and the type (d_ino, d_type). */
+export interface FuseDirEntry {
+  name: Buffer
+  ino: bigint
+  mode: number
+}
+
+export interface FuseEntry<N> {
+  node: N
+  attr: FuseAttr
+  /**
+   * The node's extended attributes, if the handler knows them now: getxattr and listxattr of it are then
+   * answered by the binding, without asking the handler, for as long as the kernel knows the inode.
+   */
+  xattrs?: readonly (readonly [Buffer, Buffer])[]
+}
+
+export interface FuseStatfs {
+  bsize: number
+  frsize: number
+  blocks: number
+  bfree: number
+  bavail: number
+  files: number
+  ffree: number
+  favail: number
+  fsid: number
+  flag: number
+  namemax: number
+}
+
+/** A value, or a negative errno. */
+export type FuseResult<T> = T | number
+
+/**
+ * What a mount serves, node by node. `N` is whatever stands for a file (the VFS's nodes, say); the binding
+ * keeps the nodes the kernel knows. A handler answers an errno by returning or throwing a negative number
+ * (or a `FuseErrno`, or a Node error with an errno `code`).
+ */
+export interface FuseHandlers<N> {
+  /** The mount's root directory (inode 1 for the kernel, whatever its attr.ino). */
+  readonly root: N
+  /** The child `name` of directory `parent`; its attr.ino becomes the kernel's name for it. */
+  lookup(parent: N, name: Buffer): Promise<FuseResult<FuseEntry<N>>>
+  getattr(node: N): Promise<FuseResult<FuseAttr>>
+  /** The whole listing, without `.` and `..`: read when a program opens the directory, served from memory after. */
+  readdir(node: N): Promise<FuseResult<FuseDirEntry[]>>
+  /** Up to `length` bytes at `position`; fewer at the end of the file. */
+  read(node: N, length: number, position: number): Promise<FuseResult<Uint8Array>>
+  readlink?(node: N): Promise<FuseResult<Buffer>>
+  /** ENODATA when the attribute does not exist. */
+  getxattr?(node: N, name: Buffer): Promise<FuseResult<Buffer>>
+  listxattr?(node: N): Promise<FuseResult<Buffer[]>>
+  statfs?(): Promise<FuseResult<FuseStatfs>>
+}
+
+export interface FuseHandlerError {
+  op: string
+  /** The inode the request was about (the parent, for a lookup). */
+  ino: bigint
+  /** The name looked up, or the xattr name. */
+  name?: Buffer
+  error: unknown
+}
+
+/** Throw this (or just the number) from a handler to answer an errno. */
+export class FuseErrno extends Error {
+  readonly errno: number
+  constructor(errno: number, message?: string) {
+    super(message ?? `FUSE errno ${errno}`)
+    this.name = 'FuseErrno'
+    this.errno = -Math.abs(errno)
+  }
+}
+
+const ROOT = 1n
+const NAME_MAX = 255
+const PATH_MAX = 4096
+const XATTR_SIZE_MAX = 65536
+const U32 = 0xffffffff
+const DOT = Buffer.from('.')
+const DOTDOT = Buffer.from('..')
+
+interface Known<N> {
+  node: N
+  lookups: number
+}
+
+/**
+ * Returns the function lowlevel.c calls for every request, and `gone` is called once the kernel has
+ * dropped the connection (unmounted from outside).
+ */
+export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onError: (r: FuseHandlerError) => void, gone: () => void) {
+  const inodes = new Map<bigint, Known<N>>([[ROOT, { node: h.root, lookups: Infinity }]])
+
+  /** Runs `work` on the node of `ino` and answers exactly once, whatever it does. */
+  const serve = (op: Op, req: number, ino: bigint, name: Buffer | undefined, work: (node: N) => Promise<number | undefined>): void => {
+    const known = inodes.get(ino)
+    if (!known) {
+      native.replyErr(req, E.ESTALE)
+      return
+    }
+    const fail = (error: unknown): void => {
+      const errno = errnoOf(error)
+      if (errno === undefined) onError({ op: OP_NAMES[op] ?? String(op), ino, name, error })
+      native.replyErr(req, -(errno ?? -E.EIO))
+    }
+    let p: Promise<number | undefined>
+    try {
+      p = work(known.node)
+    } catch (error) {
+      fail(error)
+      return
+    }
+    p.then((errno) => {
+      if (errno !== undefined) native.replyErr(req, -errno)
+    }).catch(fail)
+  }
+
+  /** A negative errno returned by a handler (undefined when it returned a value). */
+  const errnoResult = (op: Op, r: unknown): number | undefined => {
+    if (typeof r !== 'number') return undefined
+    if (Number.isInteger(r) && r < 0) return r
+    throw new TypeError(`${OP_NAMES[op]} returned ${r}: a negative errno was expected`)
+  }
+
+  const lookup = (req: number, parent: bigint, name: Buffer): void => serve(Op.Lookup, req, parent, name, async (node) => {
+    const r = await h.lookup(node, name)
+    if (typeof r === 'number') return errnoResult(Op.Lookup, r)
+    const attr = attrArgs(r.attr)
+    const ino = attr[0]
+    if (ino === 0n || (ino === ROOT && r.node !== h.root)) throw new TypeError(`lookup: inode number ${ino} is reserved`)
+    const replied = r.xattrs ? native.replyEntry(req, ...attr, packXattrs(r.xattrs)) : native.replyEntry(req, ...attr)
+    if (replied !== 0) return undefined // interrupted: the kernel did not take it
+    const known = inodes.get(ino)
+    if (known) known.lookups++
+    else inodes.set(ino, { node: r.node, lookups: 1 })
+    return undefined
+  })
+
+  const forget = (ino: bigint, n: number): void => {
+    const known = inodes.get(ino)
+    if (!known || ino === ROOT) return
+    known.lookups -= n
+    if (known.lookups <= 0) inodes.delete(ino)
+  }
+
+  return function dispatch(op: Op, req: number, ino: bigint, a?: unknown, b?: unknown): void {
+    switch (op) {
+      case Op.Lookup: return lookup(req, ino, a as Buffer)
+      case Op.Forget: return forget(ino, a as number)
+      case Op.Getattr: return serve(op, req, ino, undefined, async (node) => {
+        const r = await h.getattr(node)
+        if (typeof r === 'number') return errnoResult(op, r)
+        native.replyAttr(req, ...attrArgs(r))
+        return undefined
+      })
+      case Op.Opendir: return serve(op, req, ino, undefined, async (node) => {
+        const r = await h.readdir(node)
+        if (typeof r === 'number') return errnoResult(op, r)
+        const { packed, count } = packListing(ino, r)
+        native.replyDir(req, packed, count)
+        return undefined
+      })
+      case Op.Read: return serve(op, req, ino, undefined, async (node) => {
+        const r = await h.read(node, a as number, b as number)
+        if (typeof r === 'number') return errnoResult(op, r)
+        native.replyBuf(req, r)
+        return undefined
+      })
+      case Op.Readlink: return serve(op, req, ino, undefined, async (node) => {
+        const r = h.readlink ? await h.readlink(node) : -E.EINVAL
+        if (typeof r === 'number') return errnoResult(op, r)
+        if (!Buffer.isBuffer(r) || r.length === 0 || r.length >= PATH_MAX || r.includes(0)) throw new TypeError('readlink: a target is 1 to 4095 bytes without NUL')
+        native.replyReadlink(req, r)
+        return undefined
+      })
+      case Op.Getxattr: return serve(op, req, ino, a as Buffer, async (node) => {
+        const r = h.getxattr ? await h.getxattr(node, a as Buffer) : -E.ENODATA
+        if (typeof r === 'number') return errnoResult(op, r)
+        if (!Buffer.isBuffer(r) || r.length > XATTR_SIZE_MAX) throw new TypeError('getxattr: a value is a Buffer of at most 64 KiB')
+        native.replyXattr(req, r)
+        return undefined
+      })
+      case Op.Listxattr: return serve(op, req, ino, undefined, async (node) => {
+        const r = h.listxattr ? await h.listxattr(node) : []
+        if (typeof r === 'number') return errnoResult(op, r)
+        native.replyXattr(req, Buffer.concat(r.flatMap((n) => [xattrName(n), Buffer.alloc(1)])))
+        return undefined
+      })
+      case Op.Statfs: return serve(op, req, ROOT, undefined, async () => {
+        const r = h.statfs ? await h.statfs() : { bsize: 4096, frsize: 4096, blocks: 0, bfree: 0, bavail: 0, files: 0, ffree: 0, favail: 0, fsid: 0, flag: 0, namemax: NAME_MAX }
+        if (typeof r === 'number') return errnoResult(op, r)
+        const s = r
+        native.replyStatfs(req, ...[s.bsize, s.frsize, s.blocks, s.bfree, s.bavail, s.files, s.ffree, s.favail, s.fsid, s.flag, s.namemax].map((v, i) => int(v, `statfs field ${i}`)))
+        return undefined
+      })
+      case Op.Gone: return gone()
+      default:
+        if (req) native.replyErr(req, E.ENOSYS)
+    }
+  }
+}
+
+/** The error a handler threw as a negative errno, or undefined if it is not one. */
+export function errnoOf(err: unknown): number | undefined {
+  if (typeof err === 'number') return Number.isInteger(err) && err !== 0 ? -Math.abs(err) : undefined
+  if (err instanceof FuseErrno) return err.errno
+  if (err !== null && typeof err === 'object') {
+    const { code, errno } = err as { code?: unknown; errno?: unknown }
+    if (typeof code === 'string' && Object.hasOwn(E, code)) return -E[code as keyof typeof E]
+    if (typeof errno === 'number' && Number.isInteger(errno) && errno !== 0 && typeof code === 'string') return -Math.abs(errno)
+  }
+  return undefined
+}
+
+function int(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) throw new TypeError(`${what} = ${String(v)} is not an integer in [0, ${max}]`)
+  return v
+}
+
+function ns(v: unknown, what: string): bigint {
+  if (typeof v !== 'bigint' || v < -(1n << 63n) || v >= 1n << 63n) throw new TypeError(`attr.${what} must be a bigint (nanoseconds, 64-bit)`)
+  return v
+}
+
+function inoOf(v: unknown): bigint {
+  if (typeof v !== 'bigint' || v < 0n || v >= 1n << 64n) throw new TypeError(`attr.ino = ${String(v)} is not a 64-bit bigint`)
+  return v
+}
+
+/** An attr, validated, as the native reply functions take it. */
+function attrArgs(a: FuseAttr): AttrArgs {
+  const size = int(a.size, 'attr.size')
+  return [
+    inoOf(a.ino), int(a.mode, 'attr.mode', U32), int(a.nlink, 'attr.nlink', U32), int(a.uid, 'attr.uid', U32), int(a.gid, 'attr.gid', U32),
+    int(a.rdev ?? 0, 'attr.rdev', U32), size, int(a.blocks ?? Math.ceil(size / 512), 'attr.blocks'), int(a.blksize ?? 0, 'attr.blksize', U32),
+    ns(a.atimeNs, 'atimeNs'), ns(a.mtimeNs, 'mtimeNs'), ns(a.ctimeNs, 'ctimeNs'),
+  ]
+}
+
+/**
+ * `.`, `..` and the entries in lowlevel.c's packed form: ino (u64 LE), mode (u32 LE), name, NUL.
+ * `..` carries the directory's own number: the kernel does not use it (FUSE fills no parent links).
+ */
+export function packListing(dirIno: bigint, entries: readonly FuseDirEntry[]): { packed: Buffer; count: number } {
+  let size = 2 * 12 + 2 + 3
+  for (const e of entries) {
+    const n = e.name
+    if (!Buffer.isBuffer(n) || n.length === 0 || n.length > NAME_MAX || n.includes(0) || n.includes(0x2f)) {
+      throw new TypeError('readdir: a name must be 1 to 255 bytes without NUL or \'/\'')
+    }
+    size += 13 + n.length
+  }
+  const packed = Buffer.allocUnsafe(size)
+  let p = 0
+  const put = (ino: bigint, mode: number, name: Buffer): void => {
+    p = packed.writeBigUInt64LE(inoOf(ino), p)
+    p = packed.writeUInt32LE(int(mode, 'mode', U32), p)
+    p += name.copy(packed, p)
+    packed[p++] = 0
+  }
+  put(dirIno, 0o040000, DOT)
+  put(dirIno, 0o040000, DOTDOT)
+  for (const e of entries) put(e.ino, e.mode, e.name)
+  return { packed, count: entries.length + 2 }
+}
+
+const NO_XATTRS = Buffer.alloc(0)
+
+/** xattrs in lowlevel.c's blob form (see xattr-table.h): per attribute, name, NUL, value length (u32 LE), value. */
+export function packXattrs(xattrs: readonly (readonly [Buffer, Buffer])[]): Buffer {
+  if (xattrs.length === 0) return NO_XATTRS
+  const parts: Buffer[] = []
+  for (const [name, value] of xattrs) {
+    if (!Buffer.isBuffer(value) || value.length > XATTR_SIZE_MAX) throw new TypeError('an xattr value is a Buffer of at most 64 KiB')
+    const head = Buffer.allocUnsafe(5)
+    head[0] = 0
+    head.writeUInt32LE(value.length, 1)
+    parts.push(xattrName(name), head, value)
+  }
+  return Buffer.concat(parts)
+}
+
+function xattrName(name: Buffer): Buffer {
+  if (!Buffer.isBuffer(name) || name.length === 0 || name.length > NAME_MAX || name.includes(0)) {
+    throw new TypeError('an xattr name must be 1 to 255 bytes without NUL')
+  }
+  return name
+}

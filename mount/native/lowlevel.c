@@ -1,0 +1,545 @@
+/*
+ * cairn's FUSE binding: libfuse 2's low-level (inode-based) API, driven
+ * from Node's own event loop. No thread of ours, none of libfuse's.
+ *
+ *   mount(mountpoint, options, attrTimeout, entryTimeout, keepCache,
+ *         uid, gid, umask, dispatch) -> session
+ *   close(session)                      answer what is pending, close /dev/fuse
+ *   replyErr(h, errno)                  replyEntry(h, <attr>[, xattrs])   replyAttr(h, <attr>)
+ *   replyBuf(h, bytes)                  replyReadlink(h, target)
+ *   replyXattr(h, value)                replyDir(h, packed, count)
+ *   replyStatfs(h, bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax)
+ *   <attr> = ino, mode, nlink, uid, gid, rdev, size, blocks, blksize, atimeNs, mtimeNs, ctimeNs
+ *
+ * How a request travels: fuse_mount() gives the /dev/fuse channel, made
+ * non-blocking and watched with a uv_poll in the main loop. When it is
+ * readable, every request waiting in it is read (fuse_chan_recv into one
+ * reused buffer) and handed to fuse_session_process(), which calls the
+ * operations below on this same thread. Those that need JavaScript call
+ * `dispatch(op, h, ino, ...)` synchronously, inside one callback scope per
+ * wakeup (so promises settle after the burst); JavaScript answers later
+ * with a reply function and the handle `h`. Open, release, readdir and
+ * releasedir never reach JavaScript: a listing is handed over whole when a
+ * directory is opened (replyDir) and served from C by offset; getxattr and
+ * listxattr too when the lookup reply carried the inode's xattrs
+ * (xattr-table.h), as cairn's always do.
+ *
+ * Handles: a pending request sits in a slot; h = generation * 2^24 + slot,
+ * so a reply to an answered (or abandoned) request is refused (returns
+ * -EBADF) instead of touching freed memory. Replies return what libfuse
+ * returned: 0, or -ENOENT when the kernel no longer wants the answer (the
+ * caller was interrupted; a lookup must then not count).
+ *
+ * Values: names, targets and xattrs are bytes (Buffers). ino is a BigInt
+ * (all 64 bits); times are BigInt nanoseconds since the epoch, negative
+ * before 1970, split here into a floored second and [0, 1e9) nanoseconds.
+ * The -o uid=, gid=, umask= overrides are applied here to every attr.
+ *
+ * Packed listing (replyDir): per entry, ino (u64 LE), mode (u32 LE), the
+ * name (1-255 bytes, no NUL or '/'), a NUL. Entry i is given offset i + 1.
+ *
+ * Lifetime: close() may be called any number of times, also after the
+ * kernel dropped the connection (dispatch is told OP_GONE, once) and from
+ * inside dispatch (it then waits for the end of the burst). The session's
+ * memory is freed once both the poll handle is closed and the JS external
+ * has been collected, so a late close() never touches freed memory.
+ *
+ * Errors: bad arguments throw TypeError before the request is touched, so
+ * the caller can still answer it. An exception thrown by dispatch is a bug
+ * of mount/fuse-binding.ts: the request is answered EIO and the exception
+ * raised as uncaught.
+ *
+ * Node-API (node_api.h, version 8) plus libuv's uv_poll. Linux only. The
+ * reply functions are in replies.c, the xattr table in xattr-table.c.
+ */
+#include "session.h"
+
+static slot_t *slots;
+static uint32_t nslots, slots_cap;
+static int32_t free_head = -1;
+
+napi_value type_error(napi_env env, const char *msg) {
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", msg);
+  return NULL;
+}
+
+/* ---- request slots -------------------------------------------------------------------------------- */
+
+static double slot_take(session_t *s, fuse_req_t req, size_t size) {
+  int32_t i = free_head;
+  if (i >= 0) {
+    free_head = slots[i].next_free;
+  } else {
+    if (nslots == SLOT_LIMIT) return -1;
+    if (nslots == slots_cap) {
+      uint32_t cap = slots_cap ? slots_cap * 2 : 256;
+      slot_t *grown = realloc(slots, cap * sizeof *slots);
+      if (grown == NULL) return -1;
+      slots = grown;
+      slots_cap = cap;
+    }
+    i = (int32_t)nslots++;
+    slots[i].gen = 0;
+  }
+  slot_t *sl = &slots[i];
+  sl->req = req;
+  sl->s = s;
+  sl->size = size;
+  sl->gen = (sl->gen + 1) % GEN_LIMIT;
+  return (double)sl->gen * SLOT_LIMIT + i;
+}
+
+void slot_free(slot_t *sl) {
+  sl->req = NULL;
+  sl->s = NULL;
+  sl->next_free = free_head;
+  free_head = (int32_t)(sl - slots);
+}
+
+slot_t *slot_find(double h) {
+  if (!(h >= 0) || h > 9007199254740991.0) return NULL;
+  uint64_t v = (uint64_t)h;
+  uint32_t i = (uint32_t)(v % SLOT_LIMIT);
+  uint32_t gen = (uint32_t)(v / SLOT_LIMIT);
+  if (i >= nslots || slots[i].req == NULL || slots[i].gen != gen) return NULL;
+  return &slots[i];
+}
+
+/* ---- calling JavaScript --------------------------------------------------------------------------- */
+
+static void answer_err(slot_t *sl, int err) {
+  fuse_reply_err(sl->req, err);
+  slot_free(sl);
+}
+
+/*
+ * dispatch(op, h, ino, extra...) for `req` (NULL: nothing to answer, as for forget), inside the callback
+ * scope on_readable opened. A request that cannot be handed over is answered here (EIO, EAGAIN).
+ */
+static void call_js(session_t *s, int op, fuse_req_t req, size_t size, fuse_ino_t ino, size_t extra_argc,
+                    napi_value *extra) {
+  napi_env env = s->env;
+  napi_handle_scope scope;
+  if (napi_open_handle_scope(env, &scope) != napi_ok) {
+    if (req) fuse_reply_err(req, EIO);
+    return;
+  }
+  double h = 0;
+  if (req != NULL && (h = slot_take(s, req, size)) < 0) {
+    fuse_reply_err(req, EAGAIN);
+    napi_close_handle_scope(env, scope);
+    return;
+  }
+  napi_value argv[8], fn, recv, result;
+  size_t argc = 3 + extra_argc;
+  bool ok = napi_create_int32(env, op, &argv[0]) == napi_ok
+         && napi_create_double(env, h, &argv[1]) == napi_ok
+         && napi_create_bigint_uint64(env, ino, &argv[2]) == napi_ok
+         && napi_get_reference_value(env, s->dispatch, &fn) == napi_ok
+         && napi_get_undefined(env, &recv) == napi_ok;
+  for (size_t i = 0; i < extra_argc; i++) argv[3 + i] = extra[i];
+  napi_status st = ok ? napi_call_function(env, recv, fn, argc, argv, &result) : napi_generic_failure;
+  if (st != napi_ok) {
+    slot_t *sl = req ? slot_find(h) : NULL;
+    if (sl) answer_err(sl, EIO);
+    napi_value err;
+    if (napi_get_and_clear_last_exception(env, &err) == napi_ok) {
+      napi_valuetype t;
+      if (napi_typeof(env, err, &t) == napi_ok && t != napi_undefined) napi_fatal_exception(env, err);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static napi_value bytes(napi_env env, const void *data, size_t len) {
+  napi_value v = NULL;
+  void *copy;
+  if (napi_create_buffer_copy(env, len, data, &copy, &v) != napi_ok) napi_get_undefined(env, &v);
+  return v;
+}
+
+static napi_value num(napi_env env, double d) {
+  napi_value v = NULL;
+  napi_create_double(env, d, &v);
+  return v;
+}
+
+/* ---- low-level operations (called by fuse_session_process, on the main thread) ------------------- */
+
+static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
+  session_t *s = fuse_req_userdata(req);
+  napi_value extra[1] = { bytes(s->env, name, strlen(name)) };
+  call_js(s, OP_LOOKUP, req, 0, parent, 1, extra);
+}
+
+static void forget_one(session_t *s, fuse_ino_t ino, uint64_t nlookup) {
+  xattr_table_forget(&s->xattrs, ino, nlookup);
+  napi_value extra[1] = { num(s->env, (double)nlookup) };
+  call_js(s, OP_FORGET, NULL, 0, ino, 1, extra);
+}
+
+static void op_forget(fuse_req_t req, fuse_ino_t ino, unsigned long nlookup) {
+  forget_one(fuse_req_userdata(req), ino, nlookup);
+  fuse_reply_none(req);
+}
+
+static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets) {
+  session_t *s = fuse_req_userdata(req);
+  for (size_t i = 0; i < count; i++) forget_one(s, forgets[i].ino, forgets[i].nlookup);
+  fuse_reply_none(req);
+}
+
+static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  call_js(fuse_req_userdata(req), OP_GETATTR, req, 0, ino, 0, NULL);
+}
+
+static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
+  call_js(fuse_req_userdata(req), OP_READLINK, req, 0, ino, 0, NULL);
+}
+
+static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  call_js(fuse_req_userdata(req), OP_OPENDIR, req, 0, ino, 0, NULL);
+}
+
+/* The session's reply scratch buffer, at least `size` bytes; NULL (and answered ENOMEM) if it cannot grow. */
+static char *scratch(session_t *s, fuse_req_t req, size_t size) {
+  if (size > s->dirbufsize) {
+    char *grown = realloc(s->dirbuf, size);
+    if (grown == NULL) { fuse_reply_err(req, ENOMEM); return NULL; }
+    s->dirbuf = grown;
+    s->dirbufsize = size;
+  }
+  return s->dirbuf;
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  session_t *s = fuse_req_userdata(req);
+  dir_t *d = (dir_t *)(uintptr_t)fi->fh;
+  if (d == NULL) { fuse_reply_err(req, EBADF); return; }
+  if (scratch(s, req, size) == NULL) return;
+  size_t used = 0;
+  struct stat st;
+  memset(&st, 0, sizeof st);
+  for (uint64_t i = off < 0 ? 0 : (uint64_t)off; i < d->count; i++) {
+    const char *e = d->data + d->pos[i];
+    uint64_t ino_le;
+    uint32_t mode_le;
+    memcpy(&ino_le, e, 8);
+    memcpy(&mode_le, e + 8, 4);
+    st.st_ino = (ino_t)le64toh(ino_le);
+    st.st_mode = (mode_t)le32toh(mode_le);
+    size_t n = fuse_add_direntry(req, s->dirbuf + used, size - used, e + ENTRY_HEADER, &st, (off_t)(i + 1));
+    if (n > size - used) break;
+    used += n;
+  }
+  fuse_reply_buf(req, s->dirbuf, used);
+}
+
+void dir_free(dir_t *d) {
+  d->prev->next = d->next;
+  d->next->prev = d->prev;
+  free(d->data);
+  free(d->pos);
+  free(d);
+}
+
+static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  dir_t *d = (dir_t *)(uintptr_t)fi->fh;
+  if (d != NULL) dir_free(d);
+  fuse_reply_err(req, 0);
+}
+
+static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
+  session_t *s = fuse_req_userdata(req);
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) { fuse_reply_err(req, EROFS); return; }
+  fi->fh = 0;
+  fi->keep_cache = s->keep_cache;
+  fuse_reply_open(req, fi);
+}
+
+static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  session_t *s = fuse_req_userdata(req);
+  napi_value extra[2] = { num(s->env, (double)size), num(s->env, (double)off) };
+  call_js(s, OP_READ, req, size, ino, 2, extra);
+}
+
+static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
+  call_js(fuse_req_userdata(req), OP_STATFS, req, 0, ino, 0, NULL);
+}
+
+int reply_sized(fuse_req_t req, size_t size, const char *data, size_t len) {
+  if (size == 0) return fuse_reply_xattr(req, len);
+  if (len > size) return fuse_reply_err(req, ERANGE);
+  return fuse_reply_buf(req, data, len);
+}
+
+static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
+  session_t *s = fuse_req_userdata(req);
+  const xattr_entry_t *e = xattr_table_find(&s->xattrs, ino);
+  if (e != NULL) {
+    const char *value;
+    size_t len;
+    if (xattr_get(e, name, &value, &len)) reply_sized(req, size, value, len);
+    else fuse_reply_err(req, ENODATA);
+    return;
+  }
+  napi_value extra[1] = { bytes(s->env, name, strlen(name)) };
+  call_js(s, OP_GETXATTR, req, size, ino, 1, extra);
+}
+
+static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  session_t *s = fuse_req_userdata(req);
+  const xattr_entry_t *e = xattr_table_find(&s->xattrs, ino);
+  if (e == NULL) {
+    call_js(s, OP_LISTXATTR, req, size, ino, 0, NULL);
+    return;
+  }
+  if (e->len == 0) {
+    reply_sized(req, size, NULL, 0);
+    return;
+  }
+  char *out = scratch(s, req, e->len);
+  if (out != NULL) reply_sized(req, size, out, xattr_list(e, out, e->len)); /* the names fit in the blob's size */
+}
+
+/* Every modifying request: read-only file system. */
+static void erofs(fuse_req_t req) { fuse_reply_err(req, EROFS); }
+static void op_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set, struct fuse_file_info *fi) { erofs(req); }
+static void op_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev) { erofs(req); }
+static void op_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode) { erofs(req); }
+static void op_unlink(fuse_req_t req, fuse_ino_t parent, const char *name) { erofs(req); }
+static void op_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name) { erofs(req); }
+static void op_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent, const char *newname) { erofs(req); }
+static void op_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname) { erofs(req); }
+static void op_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off, struct fuse_file_info *fi) { erofs(req); }
+static void op_setxattr(fuse_req_t req, fuse_ino_t ino, const char *name, const char *value, size_t size, int flags) { erofs(req); }
+static void op_removexattr(fuse_req_t req, fuse_ino_t ino, const char *name) { erofs(req); }
+static void op_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, struct fuse_file_info *fi) { erofs(req); }
+static void op_fallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, struct fuse_file_info *fi) { erofs(req); }
+
+static const struct fuse_lowlevel_ops ll_ops = {
+  .lookup = op_lookup,
+  .forget = op_forget,
+  .forget_multi = op_forget_multi,
+  .getattr = op_getattr,
+  .readlink = op_readlink,
+  .opendir = op_opendir,
+  .readdir = op_readdir,
+  .releasedir = op_releasedir,
+  .open = op_open,
+  .read = op_read,
+  .statfs = op_statfs,
+  .getxattr = op_getxattr,
+  .listxattr = op_listxattr,
+  .setattr = op_setattr,
+  .mknod = op_mknod,
+  .mkdir = op_mkdir,
+  .unlink = op_unlink,
+  .rmdir = op_unlink,
+  .symlink = op_symlink,
+  .rename = op_rename,
+  .link = op_link,
+  .write = op_write,
+  .setxattr = op_setxattr,
+  .removexattr = op_removexattr,
+  .create = op_create,
+  .fallocate = op_fallocate,
+};
+
+/* ---- the loop: /dev/fuse readable -> every waiting request ---------------------------------------- */
+
+static void session_close(session_t *s);
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  session_t *s = handle->data;
+  napi_env env = s->env;
+  napi_handle_scope hs;
+  napi_callback_scope cs;
+  napi_value resource;
+  if (napi_open_handle_scope(env, &hs) != napi_ok) return;
+  if (napi_get_reference_value(env, s->resource, &resource) != napi_ok
+      || napi_open_callback_scope(env, resource, s->actx, &cs) != napi_ok) {
+    napi_close_handle_scope(env, hs);
+    return;
+  }
+  s->in_loop = 1;
+  bool gone = false;
+  while (s->state == LIVE && !s->close_wanted) {
+    struct fuse_chan *ch = s->ch;
+    int res = fuse_chan_recv(&ch, s->buf, s->bufsize);
+    if (res == -EINTR) continue;
+    if (res == -EAGAIN) break;
+    if (res <= 0) { gone = true; break; } /* 0: unmounted (ENODEV); other errors end the session too */
+    fuse_session_process(s->se, s->buf, (size_t)res, ch);
+    if (fuse_session_exited(s->se)) { gone = true; break; }
+  }
+  if (gone && s->state == LIVE) {
+    s->state = GONE;
+    uv_poll_stop(&s->poll);
+    call_js(s, OP_GONE, NULL, 0, 0, 0, NULL);
+  }
+  s->in_loop = 0;
+  if (s->close_wanted) session_close(s);
+  napi_close_callback_scope(env, cs); /* promises and nextTicks of the burst run here */
+  napi_close_handle_scope(env, hs);
+}
+
+static void session_unref(session_t *s) {
+  if (--s->refs == 0) free(s);
+}
+
+static void on_poll_closed(uv_handle_t *handle) {
+  session_unref(handle->data);
+}
+
+static void on_external_collected(napi_env env, void *data, void *hint) {
+  session_unref(data);
+}
+
+/* Answers what is still pending, frees the listings, destroys the session (closing /dev/fuse). */
+static void session_close(session_t *s) {
+  if (s->state == CLOSED) return;
+  if (s->in_loop) { s->close_wanted = 1; return; }
+  s->state = CLOSED;
+  uv_poll_stop(&s->poll);
+  for (uint32_t i = 0; i < nslots; i++) {
+    if (slots[i].req != NULL && slots[i].s == s) answer_err(&slots[i], EIO);
+  }
+  while (s->dirs.next != &s->dirs) dir_free(s->dirs.next);
+  xattr_table_free(&s->xattrs);
+  fuse_session_destroy(s->se); /* also destroys the channel: closes the fd */
+  s->se = NULL;
+  s->ch = NULL;
+  free(s->buf);
+  free(s->dirbuf);
+  napi_async_destroy(s->env, s->actx);
+  napi_delete_reference(s->env, s->dispatch);
+  napi_delete_reference(s->env, s->resource);
+  uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+}
+
+/* ---- exported functions --------------------------------------------------------------------------- */
+
+static bool get_double(napi_env env, napi_value v, double *out) {
+  return napi_get_value_double(env, v, out) == napi_ok;
+}
+
+static bool get_int64(napi_env env, napi_value v, int64_t *out) {
+  return napi_get_value_int64(env, v, out) == napi_ok;
+}
+
+static napi_value mount(napi_env env, napi_callback_info info) {
+  size_t argc = 9;
+  napi_value argv[9];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
+  if (argc != 9) return type_error(env, "mount(mountpoint, options, attrTimeout, entryTimeout, keepCache, uid, gid, umask, dispatch)");
+  char mountpoint[4096], options[4096];
+  size_t len;
+  if (napi_get_value_string_utf8(env, argv[0], mountpoint, sizeof mountpoint, &len) != napi_ok || len + 1 >= sizeof mountpoint)
+    return type_error(env, "the mount point must be a string shorter than 4095 bytes");
+  if (napi_get_value_string_utf8(env, argv[1], options, sizeof options, &len) != napi_ok || len + 1 >= sizeof options)
+    return type_error(env, "the options must be a string shorter than 4095 bytes");
+  double attr_timeout, entry_timeout;
+  int64_t keep_cache, uid, gid, umask;
+  if (!get_double(env, argv[2], &attr_timeout) || !get_double(env, argv[3], &entry_timeout) || !get_int64(env, argv[4], &keep_cache)
+      || !get_int64(env, argv[5], &uid) || !get_int64(env, argv[6], &gid) || !get_int64(env, argv[7], &umask))
+    return type_error(env, "timeouts, keepCache, uid, gid and umask must be numbers");
+  napi_valuetype t;
+  CHECK(env, napi_typeof(env, argv[8], &t), NULL);
+  if (t != napi_function) return type_error(env, "dispatch must be a function");
+
+  session_t *s = calloc(1, sizeof *s);
+  if (s == NULL) { napi_throw_error(env, "ENOMEM", "out of memory"); return NULL; }
+  s->env = env;
+  s->attr_timeout = attr_timeout;
+  s->entry_timeout = entry_timeout;
+  s->keep_cache = keep_cache != 0;
+  s->uid = uid;
+  s->gid = gid;
+  s->umask = umask;
+  s->dirs.next = s->dirs.prev = &s->dirs;
+
+  /* Mount options go to fuse_mount (the kernel's and fusermount's); the session gets none. */
+  char *mount_argv[] = { "cairn", "-o", options, NULL };
+  struct fuse_args margs = FUSE_ARGS_INIT(options[0] ? 3 : 1, mount_argv);
+  s->ch = fuse_mount(mountpoint, &margs);
+  fuse_opt_free_args(&margs);
+  if (s->ch == NULL) {
+    free(s);
+    napi_throw_error(env, "EMOUNT", "fuse_mount failed (libfuse printed the reason on stderr)");
+    return NULL;
+  }
+  char *ll_argv[] = { "cairn", NULL };
+  struct fuse_args largs = FUSE_ARGS_INIT(1, ll_argv);
+  s->se = fuse_lowlevel_new(&largs, &ll_ops, sizeof ll_ops, s);
+  fuse_opt_free_args(&largs);
+  int fd = fuse_chan_fd(s->ch);
+  s->bufsize = fuse_chan_bufsize(s->ch);
+  s->buf = malloc(s->bufsize);
+  uv_loop_t *loop = NULL;
+  bool ok = s->se != NULL && s->buf != NULL
+         && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0
+         && napi_get_uv_event_loop(env, &loop) == napi_ok
+         && uv_poll_init(loop, &s->poll, fd) == 0;
+  if (!ok) {
+    if (s->se) fuse_session_destroy(s->se);
+    else fuse_chan_destroy(s->ch);
+    fuse_unmount(mountpoint, NULL);
+    free(s->buf);
+    free(s);
+    napi_throw_error(env, "EMOUNT", "could not start the FUSE session");
+    return NULL;
+  }
+  fuse_session_add_chan(s->se, s->ch);
+  s->poll.data = s;
+
+  napi_value resource, name, external;
+  CHECK(env, napi_create_object(env, &resource), NULL);
+  CHECK(env, napi_create_string_utf8(env, "cairn:fuse", NAPI_AUTO_LENGTH, &name), NULL);
+  CHECK(env, napi_async_init(env, resource, name, &s->actx), NULL);
+  CHECK(env, napi_create_reference(env, resource, 1, &s->resource), NULL);
+  CHECK(env, napi_create_reference(env, argv[8], 1, &s->dispatch), NULL);
+  s->state = LIVE;
+  s->refs = 2;
+  uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  CHECK(env, napi_create_external(env, s, on_external_collected, NULL, &external), NULL);
+  return external;
+}
+
+static session_t *get_session(napi_env env, napi_value v) {
+  void *p = NULL;
+  if (napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
+    type_error(env, "not a session");
+    return NULL;
+  }
+  return p;
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
+  session_t *s = argc == 1 ? get_session(env, argv[0]) : NULL;
+  if (s == NULL) return NULL;
+  session_close(s);
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  const napi_property_descriptor props[] = {
+    { "mount", NULL, mount, NULL, NULL, NULL, napi_default, NULL },
+    { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
+    { "replyErr", NULL, reply_err, NULL, NULL, NULL, napi_default, NULL },
+    { "replyEntry", NULL, reply_entry, NULL, NULL, NULL, napi_default, NULL },
+    { "replyAttr", NULL, reply_attr, NULL, NULL, NULL, napi_default, NULL },
+    { "replyBuf", NULL, reply_buf, NULL, NULL, NULL, napi_default, NULL },
+    { "replyReadlink", NULL, reply_readlink, NULL, NULL, NULL, napi_default, NULL },
+    { "replyXattr", NULL, reply_xattr, NULL, NULL, NULL, napi_default, NULL },
+    { "replyDir", NULL, reply_dir, NULL, NULL, NULL, napi_default, NULL },
+    { "replyStatfs", NULL, reply_statfs, NULL, NULL, NULL, napi_default, NULL },
+  };
+  CHECK(env, napi_define_properties(env, exports, sizeof props / sizeof props[0], props), NULL);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

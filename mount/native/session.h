@@ -1,0 +1,116 @@
+/*
+ * What lowlevel.c (the session, its loop and libfuse's operations) and
+ * replies.c (the reply functions JavaScript calls) share: the session, the
+ * open listings, the table of pending requests. See lowlevel.c.
+ */
+#ifndef CAIRN_SESSION_H
+#define CAIRN_SESSION_H
+
+#define _GNU_SOURCE
+#define FUSE_USE_VERSION 26
+#define _FILE_OFFSET_BITS 64
+
+#include <endian.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include <fuse_lowlevel.h>
+#include <node_api.h>
+
+#include <uv.h>
+
+#include "napi-check.h"
+#include "xattr-table.h"
+
+#ifndef __linux__
+#error "cairn's FUSE binding supports Linux only"
+#endif
+
+#define NS_PER_SEC 1000000000LL
+#define SLOT_BITS 24
+#define SLOT_LIMIT (1u << SLOT_BITS)
+#define GEN_LIMIT (1u << 28) /* gen * 2^24 + slot stays below 2^53 */
+#define NAME_MAX_BYTES 255
+#define ENTRY_HEADER 12 /* ino u64 + mode u32 */
+
+/* What dispatch is told. Must match Op in mount/fuse-binding.ts. */
+enum {
+  OP_LOOKUP = 1,
+  OP_FORGET = 2,
+  OP_GETATTR = 3,
+  OP_READLINK = 4,
+  OP_OPENDIR = 5,
+  OP_READ = 6,
+  OP_STATFS = 7,
+  OP_GETXATTR = 8,
+  OP_LISTXATTR = 9,
+  OP_GONE = 10,
+};
+
+typedef struct dir_s {
+  char *data;          /* the packed listing */
+  uint32_t count;
+  uint32_t *pos;       /* byte position of each entry */
+  struct dir_s *prev, *next;
+} dir_t;
+
+typedef enum { LIVE, GONE, CLOSED } state_t;
+
+typedef struct {
+  napi_env env;
+  napi_ref dispatch;
+  napi_ref resource;
+  napi_async_context actx;
+  struct fuse_session *se;
+  struct fuse_chan *ch;
+  uv_poll_t poll;
+  char *buf;
+  size_t bufsize;
+  char *dirbuf;        /* readdir and listxattr replies */
+  size_t dirbufsize;
+  xattr_table_t xattrs; /* of the inodes looked up with their xattrs */
+  double attr_timeout, entry_timeout;
+  int keep_cache;
+  int64_t uid, gid, umask; /* -1: not overridden */
+  state_t state;
+  int in_loop;         /* inside on_readable: close() must wait */
+  int close_wanted;
+  int refs;            /* the JS external and the poll handle: freed when both are gone */
+  dir_t dirs;          /* open directories (list head) */
+} session_t;
+
+typedef struct {
+  fuse_req_t req;      /* NULL: free */
+  session_t *s;
+  size_t size;         /* read / xattr: the caller's buffer size */
+  uint32_t gen;
+  int32_t next_free;
+} slot_t;
+
+/* ---- shared between lowlevel.c and replies.c ---- */
+
+/* The pending request of handle `h`, or NULL if it was answered or never existed. */
+slot_t *slot_find(double h);
+void slot_free(slot_t *sl);
+void dir_free(dir_t *d);
+napi_value type_error(napi_env env, const char *msg);
+/* An xattr answer of `len` bytes: its size when asked with size 0, ERANGE when it does not fit. */
+int reply_sized(fuse_req_t req, size_t size, const char *data, size_t len);
+
+napi_value reply_err(napi_env env, napi_callback_info info);
+napi_value reply_entry(napi_env env, napi_callback_info info);
+napi_value reply_attr(napi_env env, napi_callback_info info);
+napi_value reply_buf(napi_env env, napi_callback_info info);
+napi_value reply_readlink(napi_env env, napi_callback_info info);
+napi_value reply_xattr(napi_env env, napi_callback_info info);
+napi_value reply_dir(napi_env env, napi_callback_info info);
+napi_value reply_statfs(napi_env env, napi_callback_info info);
+
+#endif

@@ -1,0 +1,86 @@
+/**
+ * mount/fuse-dispatch.ts without a kernel: requests go in as lowlevel.c numbers them, replies are recorded by a
+ * fake native module. The inode table follows the kernel's lookup counts; every request gets exactly one reply.
+ */
+import t from 'tap'
+import { Op, makeDispatch, packListing, packXattrs, type FuseAttr, type FuseHandlers, type NativeReplies } from '../dist/mount/fuse-dispatch.js'
+
+interface Node { name: string; attr: FuseAttr; children?: Map<string, Node> }
+const attr = (ino: bigint, mode = 0o100644): FuseAttr => ({ ino, mode, nlink: 1, uid: 0, gid: 0, size: 3, atimeNs: -1n, mtimeNs: 0n, ctimeNs: 1n })
+const file: Node = { name: 'f', attr: attr(100n) }
+const link: Node = { name: 'g', attr: attr(100n) } // a hard link: same inode number
+const root: Node = { name: '', attr: attr(1n, 0o040755), children: new Map([['f', file], ['g', link]]) }
+
+function setup() {
+  const replies: [string, number, ...unknown[]][] = []
+  const record = (kind: string) => (h: number, ...rest: unknown[]) => { replies.push([kind, h, ...rest]); return 0 }
+  const native = {
+    replyErr: record('err'), replyEntry: record('entry'), replyAttr: record('attr'), replyBuf: record('buf'), replyReadlink: record('readlink'),
+    replyXattr: record('xattr'), replyDir: record('dir'), replyStatfs: record('statfs'),
+  } as unknown as NativeReplies
+  const errors: unknown[] = []
+  const handlers: FuseHandlers<Node> = {
+    root,
+    async lookup(parent, name) {
+      if (name.toString() === 'boom') throw new Error('bug')
+      const n = parent.children?.get(name.toString())
+      return n ? { node: n, attr: n.attr, xattrs: n === file ? [[Buffer.from('user.a'), Buffer.from('v')]] : undefined } : -2
+    },
+    async getattr(n) { return n.attr },
+    async readdir(n) { return [...(n.children ?? [])].map(([name, c]) => ({ name: Buffer.from(name), ino: c.attr.ino, mode: c.attr.mode })) },
+    async read(n) { return Buffer.from(n.name) },
+  }
+  let gone = 0
+  const dispatch = makeDispatch(native, handlers, (r) => errors.push(r), () => gone++)
+  const settle = () => new Promise((r) => setTimeout(r, 5))
+  return { replies, errors, dispatch, settle, gone: () => gone }
+}
+
+t.test('lookups count, forgets drop, unknown inodes are stale', async (t) => {
+  const { replies, dispatch, settle } = setup()
+  dispatch(Op.Lookup, 1, 1n, Buffer.from('f'))
+  dispatch(Op.Lookup, 2, 1n, Buffer.from('g'))
+  await settle()
+  t.same(replies.map((r) => [r[0], r[1], r[2]]), [['entry', 1, 100n], ['entry', 2, 100n]], 'both names answer inode 100')
+  t.same(replies[0]!.slice(2, 14), [100n, 0o100644, 1, 0, 0, 0, 3, 1, 0, -1n, 0n, 1n], 'attr fields in order, blocks from the size')
+  t.ok(Buffer.isBuffer(replies[0]![14]), 'xattrs handed over with the entry')
+  dispatch(Op.Read, 3, 100n, 10, 0)
+  await settle()
+  t.same(replies[2], ['buf', 3, Buffer.from('f')], 'the first node seen for a number is kept')
+  dispatch(Op.Forget, 0, 100n, 1)
+  dispatch(Op.Getattr, 4, 100n)
+  await settle()
+  t.equal(replies[3]![0], 'attr', 'one lookup still counted')
+  dispatch(Op.Forget, 0, 100n, 1)
+  dispatch(Op.Getattr, 5, 100n)
+  await settle()
+  t.same(replies[4], ['err', 5, 116], 'forgotten: ESTALE')
+  dispatch(Op.Forget, 0, 1n, 99)
+  dispatch(Op.Getattr, 6, 1n)
+  await settle()
+  t.equal(replies[5]![0], 'attr', 'the root is never forgotten')
+})
+
+t.test('errors: errno results, thrown bugs become EIO and are reported, gone is passed on', async (t) => {
+  const { replies, errors, dispatch, settle, gone } = setup()
+  dispatch(Op.Lookup, 1, 1n, Buffer.from('nope'))
+  dispatch(Op.Lookup, 2, 1n, Buffer.from('boom'))
+  dispatch(Op.Lookup, 3, 100n, Buffer.from('f'))
+  dispatch(Op.Readlink, 4, 1n)
+  await settle()
+  t.same([...replies].sort((a, b) => a[1] - b[1]), [['err', 1, 2], ['err', 2, 5], ['err', 3, 116], ['err', 4, 22]], 'ENOENT, EIO, ESTALE (unknown parent), EINVAL (no readlink)')
+  t.equal(errors.length, 1, 'only the bug is reported')
+  dispatch(Op.Gone, 0, 0n)
+  t.equal(gone(), 1)
+})
+
+t.test('listings and xattrs pack as lowlevel.c reads them', async (t) => {
+  const { packed, count } = packListing(7n, [{ name: Buffer.from('a\xe9', 'latin1'), ino: (1n << 63n) + 1n, mode: 0o100644 }])
+  t.equal(count, 3, '. and .. first')
+  t.equal(packed.readBigUInt64LE(29), (1n << 63n) + 1n, 'after . (14 bytes) and .. (15 bytes)')
+  t.equal(packed.readUInt32LE(37), 0o100644)
+  t.same(packed.subarray(41), Buffer.from([0x61, 0xe9, 0]))
+  t.throws(() => packListing(7n, [{ name: Buffer.from('a/b'), ino: 9n, mode: 0 }]), TypeError, 'a name with / is refused')
+  t.same(packXattrs([[Buffer.from('user.x'), Buffer.from([0, 1])]]), Buffer.from([...Buffer.from('user.x'), 0, 2, 0, 0, 0, 0, 1]))
+  t.equal(packXattrs([]).length, 0)
+})
