@@ -5,7 +5,6 @@ import { EXIT_OK, EXIT_WARNING, usageError } from '../exit.js'
 import { expandPlaceholders, parseLocation, requireArchive } from '../location.js'
 import { openRepository } from '../open-repo.js'
 import { formatSize } from '../format.js'
-import { favourSmallHeap } from '../heap.js'
 
 export const create: Command = {
   name: 'create',
@@ -24,7 +23,6 @@ export const create: Command = {
     comment: { type: 'string' },
   },
   async run({ values, positionals, env, out, err, signal, argv }) {
-    favourSmallHeap()
     const loc = parseLocation(positionals[0], env.repo)
     const name = expandPlaceholders(requireArchive(loc, 'create'))
     const paths = positionals.slice(1)

@@ -3,7 +3,6 @@ import type { Command } from '../command.js'
 import { EXIT_OK, EXIT_WARNING, usageError } from '../exit.js'
 import { parseLocation, requireArchive } from '../location.js'
 import { openRepository } from '../open-repo.js'
-import { favourSmallHeap } from '../heap.js'
 
 export const extract: Command = {
   name: 'extract',
@@ -18,7 +17,6 @@ export const extract: Command = {
     list: { type: 'boolean' },
   },
   async run({ values, positionals, env, out, err, signal }) {
-    favourSmallHeap()
     const loc = parseLocation(positionals[0], env.repo)
     const archive = requireArchive(loc, 'extract')
     const strip = values['strip-components'] === undefined ? 0 : Number(values['strip-components'])
