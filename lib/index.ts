@@ -28,5 +28,6 @@ export { PathResolver } from './vfs/path-resolver.js'
 export { VersionsView, versionName, type VersionsViewOptions } from './vfs/versions-view.js'
 export { BlobOpener, chunkLoader, type BlobOpenerOptions } from './cache/blob-opener.js'
 export { coalescedBlobLoader } from './cache/coalescing-loader.js'
+export { blockedTreeLoader } from './cache/pack-block-reader.js'
 
 export { formatNs } from './time.js'

@@ -79,6 +79,12 @@ export interface FuseMount {
   readonly minor: number
   /** Resolves when the kernel has dropped the connection (unmounted, also from outside). */
   readonly gone: Promise<void>
+  /**
+   * Makes the kernel forget what it caches of inode `ino` (1: the root): attributes, file pages, a
+   * directory's listing. Directories are listed once and then served from the kernel's readdir cache
+   * (mount/native/lowlevel.c), so a directory whose content changes must be invalidated.
+   */
+  invalidate(ino: bigint): void
   /** Detaches the mount (lazily) and closes the connection; resolves when the kernel mount is gone. Idempotent. */
   unmount(): Promise<void>
 }
@@ -87,6 +93,7 @@ interface NativeFuse extends NativeReplies {
   mount(mountpoint: string, options: string, attrTimeout: number, entryTimeout: number, keepCache: number,
     uid: number, gid: number, umask: number, dispatch: (...args: never[]) => void): NativeSession
   close(session: NativeSession): void
+  invalidate(session: NativeSession, ino: bigint): number
 }
 declare const sessionBrand: unique symbol
 type NativeSession = { readonly [sessionBrand]: true }
@@ -190,6 +197,9 @@ export async function mount<N>(mountpoint: string, handlers: FuseHandlers<N>, op
     mountpoint: mp,
     minor,
     gone,
+    invalidate(ino) {
+      if (session) native.invalidate(session, ino)
+    },
     unmount() {
       unmounting ??= (async () => {
         const ours = async () => (await findMount(mp))?.minor === minor

@@ -21,7 +21,7 @@ export const Op = {
   Forget: 2,
   Getattr: 3,
   Readlink: 4,
-  Opendir: 5,
+  List: 5,
   Read: 6,
   Statfs: 7,
   Getxattr: 8,
@@ -31,7 +31,7 @@ export const Op = {
 export type Op = (typeof Op)[keyof typeof Op]
 
 const OP_NAMES: Record<number, string | undefined> = {
-  [Op.Lookup]: 'lookup', [Op.Getattr]: 'getattr', [Op.Readlink]: 'readlink', [Op.Opendir]: 'readdir', [Op.Read]: 'read',
+  [Op.Lookup]: 'lookup', [Op.Getattr]: 'getattr', [Op.Readlink]: 'readlink', [Op.List]: 'readdir', [Op.Read]: 'read',
   [Op.Statfs]: 'statfs', [Op.Getxattr]: 'getxattr', [Op.Listxattr]: 'listxattr',
 }
 
@@ -221,7 +221,7 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
         native.replyAttr(req, ...attrArgs(r))
         return undefined
       })
-      case Op.Opendir: return serve(op, req, ino, undefined, async (node) => {
+      case Op.List: return serve(op, req, ino, undefined, async (node) => {
         const r = await h.readdir(node)
         if (typeof r === 'number') return errnoResult(op, r)
         const { packed, count } = packListing(ino, r)

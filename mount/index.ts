@@ -16,6 +16,7 @@ import { execFile } from 'node:child_process'
 import {
   BlobOpener,
   CairnError,
+  blockedTreeLoader,
   coalescedBlobLoader,
   LocalBackend,
   RepositoryView,
@@ -25,7 +26,7 @@ import {
   type Repository,
   VersionsView,
 } from '../lib/index.js'
-import { findMount, forceUnmount, mount, type MountInfo } from './fuse-binding.js'
+import { findMount, forceUnmount, mount, type FuseMount, type MountInfo } from './fuse-binding.js'
 import { makeHandlers } from './fuse-adapter.js'
 import { rememberDamage } from './damaged-chunks.js'
 import { MountRegistration, processExists } from './registration.js'
@@ -83,7 +84,12 @@ export interface MountedRepository {
  * for no measurable gain in speed.
  */
 const TREE_CACHE_BYTES = 8 * 1024 * 1024
+/** Sealed metadata kept in 128 KiB blocks of its packs, from which trees are loaded (lib/cache/pack-block-reader.ts). */
+const TREE_BLOCK_BYTES = 4 * 1024 * 1024
 const FSNAME = 'cairn'
+/** The root directory's inode number as the kernel knows it. */
+const KERNEL_ROOT_INO = 1n
+const DEFAULT_REFRESH_MS = 2000
 const SUBTYPE = 'cairn'
 const WATCH_MS = 1000
 
@@ -108,19 +114,20 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
       chunkBytes: cacheBytes,
       treeBytes: TREE_CACHE_BYTES,
       loadChunk: rememberDamage(coalescedBlobLoader(repo, 'data', opener), log),
-      loadTree: coalescedBlobLoader(repo, 'tree', opener),
+      loadTree: blockedTreeLoader(repo, TREE_BLOCK_BYTES),
     }
     let root: DirNode
+    let archiveList: RepositoryView | VersionsView | null = null
     if (options.archive !== undefined) {
       root = await openArchiveView(repo, options.archive, caches)
     } else if (options.versions) {
       const view = new VersionsView(repo, { caches, refreshMs: options.refreshMs })
       await view.refresh()
-      root = view
+      root = archiveList = view
     } else {
       const view = new RepositoryView(repo, { caches, refreshMs: options.refreshMs })
       await view.refresh(true)
-      root = view
+      root = archiveList = view
     }
     const handlers = makeHandlers({
       root,
@@ -154,6 +161,8 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
       onError: (r) => log(`FUSE ${r.op} of inode ${r.ino}${r.name ? ` ${JSON.stringify(r.name.toString('utf8'))}` : ''}: ${(r.error as Error)?.message ?? String(r.error)}`),
     })
     cleanups.push(() => fuse.unmount())
+
+    if (archiveList !== null) watchArchiveList(archiveList, fuse, options.refreshMs ?? DEFAULT_REFRESH_MS, log, cleanups)
 
     const recordDir = options.recordDir ?? null
     if (recordDir !== null) {
@@ -195,6 +204,25 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
     await cleanUp()
     throw err
   }
+}
+
+/**
+ * The kernel keeps directory listings (mount/native/lowlevel.c), so the root's list of archives is
+ * re-read every `everyMs` and, when it changed, the kernel is told to forget the root's listing. Archive
+ * directories never change: a deleted or replaced archive goes away with its name, whose kernel entry
+ * expires within the entry timeout.
+ */
+function watchArchiveList(view: RepositoryView | VersionsView, fuse: FuseMount, everyMs: number, log: (message: string) => void, cleanups: (() => Promise<void>)[]): void {
+  let seen = view.changes
+  const timer = setInterval(() => {
+    view.refresh().then(() => {
+      if (view.changes === seen) return
+      seen = view.changes
+      fuse.invalidate(KERNEL_ROOT_INO)
+    }, (err: unknown) => log(`could not re-read the list of archives: ${(err as Error)?.message ?? String(err)}`))
+  }, everyMs)
+  timer.unref()
+  cleanups.push(async () => clearInterval(timer))
 }
 
 export interface UnmountOptions {

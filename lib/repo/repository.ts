@@ -183,6 +183,11 @@ export class Repository {
     return decodePayload(this.sealer.open(blobAad(type, id), sealed), rawLength)
   }
 
+  /** As openBlob, but may decrypt in place: `sealed` must be the caller's own buffer, used once. */
+  openBlobInPlace(type: BlobType, id: Uint8Array, sealed: Buffer, rawLength: number): Buffer {
+    return decodePayload(this.sealer.openInPlace(blobAad(type, id), sealed), rawLength)
+  }
+
   async loadBlob(type: BlobType, id: Uint8Array): Promise<Buffer> {
     const { sealed, rawLength } = await this.loadSealedBlob(id)
     return this.openBlob(type, id, sealed, rawLength)

@@ -58,6 +58,8 @@ export class RepositoryView implements DirNode {
   private readonly caches: ReaderCaches
   private readonly refreshMs: number
   private archives = new Map<string, ArchiveRootNode>()
+  /** How many times refresh() found the list of archives changed: whoever caches the listing compares it. */
+  changes = 0
   private loadedAt = -Infinity
   private loading: Promise<void> | null = null
 
@@ -73,10 +75,14 @@ export class RepositoryView implements DirNode {
       .archives()
       .then((refs) => {
         const next = new Map<string, ArchiveRootNode>()
+        let changed = refs.length !== this.archives.size
         for (const ref of refs) {
           const known = this.archives.get(ref.name)
-          next.set(ref.name, known && known.ref.id.equals(ref.id) ? known : new ArchiveRootNode(this.repo, ref, this.caches))
+          const same = known !== undefined && known.ref.id.equals(ref.id)
+          next.set(ref.name, same ? known : new ArchiveRootNode(this.repo, ref, this.caches))
+          if (!same) changed = true
         }
+        if (changed) this.changes++
         this.archives = next
         const newest = refs.reduce((t, r) => (r.time > t ? r.time : t), 0n)
         this.attr = dirAttr(ROOT_INO, newest)

@@ -89,6 +89,8 @@ function contentKey(item: Item): string {
 /** Shared by every node of one view: the archive list and one reader per archive. */
 class ViewContext {
   private refs: ArchiveRef[] = []
+  /** How many times the list of archives was found changed. */
+  changes = 0
   private loadedAt = -Infinity
   private loading: Promise<ArchiveRef[]> | null = null
   private readonly readers = new LRUCache<string, Promise<ArchiveReader>>({ max: 256 })
@@ -101,6 +103,7 @@ class ViewContext {
     this.loading ??= this.repo
       .archives()
       .then((refs) => {
+        if (refs.length !== this.refs.length || refs.some((r, i) => !r.id.equals(this.refs[i]!.id))) this.changes++
         this.refs = refs
         this.loadedAt = performance.now()
         return refs
@@ -259,6 +262,11 @@ export class VersionsView extends MergedDirNode {
   constructor(readonly repo: Repository, options: VersionsViewOptions = {}) {
     super(Buffer.alloc(0), dirAttr(ROOT_INO, 0n))
     this.context = new ViewContext(repo, makeReaderCaches(repo, options.caches), options.refreshMs ?? 2000)
+  }
+
+  /** How many times refresh() found the list of archives changed: whoever caches the root's listing compares it. */
+  get changes(): number {
+    return this.context.changes
   }
 
   /** Re-reads the manifest if it is older than refreshMs; the root's times follow the newest archive. */

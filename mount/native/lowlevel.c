@@ -5,6 +5,7 @@
  *   mount(mountpoint, options, attrTimeout, entryTimeout, keepCache,
  *         uid, gid, umask, dispatch) -> session
  *   close(session)                      answer what is pending, close /dev/fuse
+ *   invalidate(session, ino)            the kernel drops its caches of the inode
  *   replyErr(h, errno)                  replyEntry(h, <attr>[, xattrs])   replyAttr(h, <attr>)
  *   replyBuf(h, bytes)                  replyReadlink(h, target)
  *   replyXattr(h, value)                replyDir(h, packed, count)
@@ -18,11 +19,12 @@
  * operations below on this same thread. Those that need JavaScript call
  * `dispatch(op, h, ino, ...)` synchronously, inside one callback scope per
  * wakeup (so promises settle after the burst); JavaScript answers later
- * with a reply function and the handle `h`. Open, release, readdir and
- * releasedir never reach JavaScript: a listing is handed over whole when a
- * directory is opened (replyDir) and served from C by offset; getxattr and
- * listxattr too when the lookup reply carried the inode's xattrs
- * (xattr-table.h), as cairn's always do.
+ * with a reply function and the handle `h`. Files and directories are not
+ * opened at all (see op_opendir). A listing is handed over whole when
+ * READDIR asks for offset 0 (replyDir) and the rest of its pages are
+ * served from C by offset; getxattr and listxattr are answered in C when
+ * the lookup reply carried the inode's xattrs (xattr-table.h), as cairn's
+ * always do.
  *
  * Handles: a pending request sits in a slot; h = generation * 2^24 + slot,
  * so a reply to an answered (or abandoned) request is refused (returns
@@ -116,8 +118,8 @@ static void answer_err(slot_t *sl, int err) {
  * dispatch(op, h, ino, extra...) for `req` (NULL: nothing to answer, as for forget), inside the callback
  * scope on_readable opened. A request that cannot be handed over is answered here (EIO, EAGAIN).
  */
-static void call_js(session_t *s, int op, fuse_req_t req, size_t size, fuse_ino_t ino, size_t extra_argc,
-                    napi_value *extra) {
+static void call_js_at(session_t *s, int op, fuse_req_t req, size_t size, off_t off, fuse_ino_t ino, size_t extra_argc,
+                       napi_value *extra) {
   napi_env env = s->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) {
@@ -129,6 +131,11 @@ static void call_js(session_t *s, int op, fuse_req_t req, size_t size, fuse_ino_
     fuse_reply_err(req, EAGAIN);
     napi_close_handle_scope(env, scope);
     return;
+  }
+  if (req != NULL) {
+    slot_t *sl = slot_find(h);
+    sl->off = off;
+    sl->ino = ino;
   }
   napi_value argv[8], fn, recv, result;
   size_t argc = 3 + extra_argc;
@@ -149,6 +156,10 @@ static void call_js(session_t *s, int op, fuse_req_t req, size_t size, fuse_ino_
     }
   }
   napi_close_handle_scope(env, scope);
+}
+
+static void call_js(session_t *s, int op, fuse_req_t req, size_t size, fuse_ino_t ino, size_t extra_argc, napi_value *extra) {
+  call_js_at(s, op, req, size, 0, ino, extra_argc, extra);
 }
 
 static napi_value bytes(napi_env env, const void *data, size_t len) {
@@ -197,8 +208,16 @@ static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
   call_js(fuse_req_userdata(req), OP_READLINK, req, 0, ino, 0, NULL);
 }
 
+/*
+ * Directories are never opened: the first OPENDIR is answered ENOSYS, after which the kernel (5.1 and
+ * later) sends neither OPENDIR nor RELEASEDIR again and keeps what READDIR returns in its own readdir
+ * cache (FOPEN_CACHE_DIR is its default then). A walk thus costs one request fewer per directory each
+ * way. READDIR at offset 0 asks JavaScript for the whole listing (as OP_LIST); the pages after it come
+ * from the listing kept here by inode, which goes at the end of the directory or when DIRS_KEPT newer
+ * listings push it out (a later page then asks JavaScript again: listings are stable).
+ */
 static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  call_js(fuse_req_userdata(req), OP_OPENDIR, req, 0, ino, 0, NULL);
+  fuse_reply_err(req, ENOSYS);
 }
 
 /* The session's reply scratch buffer, at least `size` bytes; NULL (and answered ENOMEM) if it cannot grow. */
@@ -212,15 +231,37 @@ static char *scratch(session_t *s, fuse_req_t req, size_t size) {
   return s->dirbuf;
 }
 
-static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
-  session_t *s = fuse_req_userdata(req);
-  dir_t *d = (dir_t *)(uintptr_t)fi->fh;
-  if (d == NULL) { fuse_reply_err(req, EBADF); return; }
-  if (scratch(s, req, size) == NULL) return;
+static dir_t *dir_find(session_t *s, fuse_ino_t ino) {
+  for (dir_t *d = s->dirs.next; d != &s->dirs; d = d->next) {
+    if (d->ino == ino) return d;
+  }
+  return NULL;
+}
+
+static void dir_link_first(session_t *s, dir_t *d) {
+  d->next = s->dirs.next;
+  d->prev = &s->dirs;
+  s->dirs.next->prev = d;
+  s->dirs.next = d;
+}
+
+void dir_free(session_t *s, dir_t *d) {
+  d->prev->next = d->next;
+  d->next->prev = d->prev;
+  s->ndirs--;
+  free(d->data);
+  free(d->pos);
+  free(d);
+}
+
+/* Answers a READDIR from `d`; the listing is dropped once a page past its end was asked for. */
+static int dir_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off) {
+  if (scratch(s, req, size) == NULL) return -ENOMEM;
   size_t used = 0;
   struct stat st;
   memset(&st, 0, sizeof st);
-  for (uint64_t i = off < 0 ? 0 : (uint64_t)off; i < d->count; i++) {
+  uint64_t first = off < 0 ? 0 : (uint64_t)off;
+  for (uint64_t i = first; i < d->count; i++) {
     const char *e = d->data + d->pos[i];
     uint64_t ino_le;
     uint32_t mode_le;
@@ -232,28 +273,42 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
     if (n > size - used) break;
     used += n;
   }
-  fuse_reply_buf(req, s->dirbuf, used);
+  if (first >= d->count) dir_free(s, d);
+  return fuse_reply_buf(req, s->dirbuf, used);
 }
 
-void dir_free(dir_t *d) {
-  d->prev->next = d->next;
+int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off) {
+  dir_t *old = dir_find(s, d->ino);
+  if (old != NULL) dir_free(s, old);
+  while (s->ndirs >= DIRS_KEPT) dir_free(s, s->dirs.prev);
+  dir_link_first(s, d);
+  s->ndirs++;
+  return dir_serve(s, req, d, size, off);
+}
+
+static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
+  session_t *s = fuse_req_userdata(req);
+  dir_t *d = off > 0 ? dir_find(s, ino) : NULL;
+  if (d == NULL) {
+    call_js_at(s, OP_LIST, req, size, off, ino, 0, NULL);
+    return;
+  }
+  d->prev->next = d->next; /* most recently used first */
   d->next->prev = d->prev;
-  free(d->data);
-  free(d->pos);
-  free(d);
+  dir_link_first(s, d);
+  dir_serve(s, req, d, size, off);
 }
 
-static void op_releasedir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  dir_t *d = (dir_t *)(uintptr_t)fi->fh;
-  if (d != NULL) dir_free(d);
-  fuse_reply_err(req, 0);
-}
-
+/*
+ * Files are not opened either when their pages may stay cached between opens (keepCache): ENOSYS once,
+ * as for directories, and the kernel's default is then FOPEN_KEEP_CACHE. Opening for writing fails in
+ * the kernel already, the mount being read-only.
+ */
 static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   session_t *s = fuse_req_userdata(req);
   if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC)) { fuse_reply_err(req, EROFS); return; }
+  if (s->keep_cache) { fuse_reply_err(req, ENOSYS); return; }
   fi->fh = 0;
-  fi->keep_cache = s->keep_cache;
   fuse_reply_open(req, fi);
 }
 
@@ -325,7 +380,6 @@ static const struct fuse_lowlevel_ops ll_ops = {
   .readlink = op_readlink,
   .opendir = op_opendir,
   .readdir = op_readdir,
-  .releasedir = op_releasedir,
   .open = op_open,
   .read = op_read,
   .statfs = op_statfs,
@@ -405,7 +459,7 @@ static void session_close(session_t *s) {
   for (uint32_t i = 0; i < nslots; i++) {
     if (slots[i].req != NULL && slots[i].s == s) answer_err(&slots[i], EIO);
   }
-  while (s->dirs.next != &s->dirs) dir_free(s->dirs.next);
+  while (s->dirs.next != &s->dirs) dir_free(s, s->dirs.next);
   xattr_table_free(&s->xattrs);
   fuse_session_destroy(s->se); /* also destroys the channel: closes the fd */
   s->se = NULL;
@@ -525,10 +579,31 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/*
+ * invalidate(session, ino): the kernel forgets what it keeps of the inode (attributes, pages, and for a
+ * directory the listing in its readdir cache), so that the next access asks again. For a directory whose
+ * content changed (the root's list of archives). Returns 0, or -errno (-ENOENT: the kernel keeps nothing).
+ */
+static napi_value js_invalidate(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
+  session_t *s = argc == 2 ? get_session(env, argv[0]) : NULL;
+  if (s == NULL) return NULL;
+  uint64_t ino;
+  bool lossless;
+  if (napi_get_value_bigint_uint64(env, argv[1], &ino, &lossless) != napi_ok || !lossless) return type_error(env, "invalidate(session, ino): ino must be a BigInt");
+  int r = s->state == LIVE ? fuse_lowlevel_notify_inval_inode(s->ch, (fuse_ino_t)ino, 0, 0) : -ENOTCONN;
+  napi_value result;
+  CHECK(env, napi_create_int32(env, r, &result), NULL);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   const napi_property_descriptor props[] = {
     { "mount", NULL, mount, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
+    { "invalidate", NULL, js_invalidate, NULL, NULL, NULL, napi_default, NULL },
     { "replyErr", NULL, reply_err, NULL, NULL, NULL, napi_default, NULL },
     { "replyEntry", NULL, reply_entry, NULL, NULL, NULL, napi_default, NULL },
     { "replyAttr", NULL, reply_attr, NULL, NULL, NULL, napi_default, NULL },

@@ -225,16 +225,8 @@ napi_value reply_dir(napi_env env, napi_callback_info info) {
     free(pos); free(copy); free(d);
     return int_result(env, -EBADF);
   }
-  session_t *s = sl->s;
-  d->next = s->dirs.next;
-  d->prev = &s->dirs;
-  s->dirs.next->prev = d;
-  s->dirs.next = d;
-  struct fuse_file_info fi;
-  memset(&fi, 0, sizeof fi);
-  fi.fh = (uint64_t)(uintptr_t)d;
-  int r = fuse_reply_open(sl->req, &fi);
-  if (r != 0) dir_free(d); /* interrupted: no releasedir will come */
+  d->ino = sl->ino;
+  int r = dir_keep_and_serve(sl->s, sl->req, d, sl->size, sl->off);
   slot_free(sl);
   return int_result(env, r);
 }

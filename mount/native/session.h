@@ -46,7 +46,7 @@ enum {
   OP_FORGET = 2,
   OP_GETATTR = 3,
   OP_READLINK = 4,
-  OP_OPENDIR = 5,
+  OP_LIST = 5,
   OP_READ = 6,
   OP_STATFS = 7,
   OP_GETXATTR = 8,
@@ -54,12 +54,17 @@ enum {
   OP_GONE = 10,
 };
 
+/* A directory's listing, kept by inode between the READDIR requests that page through it. */
 typedef struct dir_s {
+  fuse_ino_t ino;
   char *data;          /* the packed listing */
   uint32_t count;
   uint32_t *pos;       /* byte position of each entry */
   struct dir_s *prev, *next;
 } dir_t;
+
+/* Listings kept at once: one per directory being read right now; the least recently used goes first. */
+#define DIRS_KEPT 64
 
 typedef enum { LIVE, GONE, CLOSED } state_t;
 
@@ -83,13 +88,16 @@ typedef struct {
   int in_loop;         /* inside on_readable: close() must wait */
   int close_wanted;
   int refs;            /* the JS external and the poll handle: freed when both are gone */
-  dir_t dirs;          /* open directories (list head) */
+  dir_t dirs;          /* listings being read (list head, most recently used first) */
+  uint32_t ndirs;
 } session_t;
 
 typedef struct {
   fuse_req_t req;      /* NULL: free */
   session_t *s;
-  size_t size;         /* read / xattr: the caller's buffer size */
+  size_t size;         /* read / readdir / xattr: the caller's buffer size */
+  off_t off;           /* readdir: where to start */
+  fuse_ino_t ino;      /* readdir: the directory */
   uint32_t gen;
   int32_t next_free;
 } slot_t;
@@ -99,7 +107,9 @@ typedef struct {
 /* The pending request of handle `h`, or NULL if it was answered or never existed. */
 slot_t *slot_find(double h);
 void slot_free(slot_t *sl);
-void dir_free(dir_t *d);
+void dir_free(session_t *s, dir_t *d);
+/* Keeps `d` as the listing of d->ino (replacing an older one), then answers `req` with the page at `off`. */
+int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off);
 napi_value type_error(napi_env env, const char *msg);
 /* An xattr answer of `len` bytes: its size when asked with size 0, ERANGE when it does not fit. */
 int reply_sized(fuse_req_t req, size_t size, const char *data, size_t len);

@@ -224,6 +224,21 @@ t.test('large reads land at the right offsets', async (t) => {
   }
 })
 
+t.test('a listing stays in the kernel until the server invalidates it', async (t) => {
+  const command = async (line: string) => {
+    const before = server!.events.length
+    server!.child.stdin.write(line + '\n')
+    await client(line, (async () => {
+      while (!server!.events.slice(before).some((e) => e.done === line)) await new Promise((r) => setTimeout(r, 10))
+    })())
+  }
+  t.notOk((await client('readdir', fs.readdir(mp))).includes('added'), 'not there yet')
+  await command('add added')
+  t.notOk((await client('readdir', fs.readdir(mp))).includes('added'), 'listed from the kernel\'s readdir cache: the server was not asked')
+  await command('invalidate')
+  t.ok((await client('readdir', fs.readdir(mp))).includes('added'), 'after invalidate(1n) the kernel asks again')
+})
+
 t.test('writes answer EROFS', async (t) => {
   await t.rejects(client('write', fs.writeFile(at('names', NAMES.nfc), 'x')), { code: 'EROFS' }, 'overwrite')
   await t.rejects(client('create', fs.writeFile(at('new-file'), 'x')), { code: 'EROFS' }, 'create')
