@@ -19,7 +19,8 @@
  * operations below on this same thread. Those that need JavaScript call
  * `dispatch(op, h, ino, ...)` synchronously, inside one callback scope per
  * wakeup (so promises settle after the burst); JavaScript answers later
- * with a reply function and the handle `h`. Files and directories are not
+ * with a reply function and the handle `h`. Right after a burst the loop
+ * polls /dev/fuse for a moment before it sleeps (on_prepare). Files and directories are not
  * opened at all (see op_opendir). A listing is handed over whole when
  * READDIR asks for offset 0 (replyDir) and the rest of its pages are
  * served from C by offset; getxattr and listxattr are answered in C when
@@ -43,8 +44,8 @@
  * Lifetime: close() may be called any number of times, also after the
  * kernel dropped the connection (dispatch is told OP_GONE, once) and from
  * inside dispatch (it then waits for the end of the burst). The session's
- * memory is freed once both the poll handle is closed and the JS external
- * has been collected, so a late close() never touches freed memory.
+ * memory is freed once its poll and prepare handles are closed and the JS
+ * external has been collected, so a late close() never touches freed memory.
  *
  * Errors: bad arguments throw TypeError before the request is touched, so
  * the caller can still answer it. An exception thrown by dispatch is a bug
@@ -86,12 +87,14 @@ static double slot_take(session_t *s, fuse_req_t req, size_t size) {
   slot_t *sl = &slots[i];
   sl->req = req;
   sl->s = s;
+  s->pending++;
   sl->size = size;
   sl->gen = (sl->gen + 1) % GEN_LIMIT;
   return (double)sl->gen * SLOT_LIMIT + i;
 }
 
 void slot_free(slot_t *sl) {
+  if (sl->s) sl->s->pending--;
   sl->req = NULL;
   sl->s = NULL;
   sl->next_free = free_head;
@@ -417,6 +420,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     return;
   }
   s->in_loop = 1;
+  s->last_request_ns = uv_hrtime();
   bool gone = false;
   while (s->state == LIVE && !s->close_wanted) {
     struct fuse_chan *ch = s->ch;
@@ -438,11 +442,37 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
   napi_close_handle_scope(env, hs);
 }
 
+/*
+ * Waiting for the next request without sleeping. A request answered in C costs its client about 70 µs
+ * here when the daemon sleeps between requests and 40-50 µs when it does not (a VM with 2 vCPUs: waking
+ * a halted CPU is the expensive part): a program walking the mount sends its next request a few dozen µs
+ * after getting an answer. So before libuv blocks, if a request came in the last RECENT_NS, nothing waits
+ * on JavaScript's answer and there is another CPU for the client to run on, /dev/fuse is polled for up to
+ * SPIN_NS. Measured on the medium corpus (4 runs each, cold): a walk took 1.93 s instead of 2.15 s (median)
+ * and cp -a of 1,999 small files 1.34 s instead of 1.46 s. An idle mount never spins.
+ */
+#define SPIN_NS 100000ull
+#define RECENT_NS 2000000ull
+
+static void on_prepare(uv_prepare_t *handle) {
+  session_t *s = handle->data;
+  if (s->state != LIVE || s->pending > 0 || !s->spin) return;
+  uint64_t now = uv_hrtime();
+  if (now - s->last_request_ns > RECENT_NS) return;
+  struct pollfd p = { .fd = fuse_chan_fd(s->ch), .events = POLLIN };
+  for (uint64_t until = now + SPIN_NS; uv_hrtime() < until;) {
+    if (poll(&p, 1, 0) > 0) {
+      on_readable(&s->poll, 0, UV_READABLE);
+      return;
+    }
+  }
+}
+
 static void session_unref(session_t *s) {
   if (--s->refs == 0) free(s);
 }
 
-static void on_poll_closed(uv_handle_t *handle) {
+static void on_handle_closed(uv_handle_t *handle) {
   session_unref(handle->data);
 }
 
@@ -456,6 +486,7 @@ static void session_close(session_t *s) {
   if (s->in_loop) { s->close_wanted = 1; return; }
   s->state = CLOSED;
   uv_poll_stop(&s->poll);
+  uv_prepare_stop(&s->prepare);
   for (uint32_t i = 0; i < nslots; i++) {
     if (slots[i].req != NULL && slots[i].s == s) answer_err(&slots[i], EIO);
   }
@@ -469,7 +500,8 @@ static void session_close(session_t *s) {
   napi_async_destroy(s->env, s->actx);
   napi_delete_reference(s->env, s->dispatch);
   napi_delete_reference(s->env, s->resource);
-  uv_close((uv_handle_t *)&s->poll, on_poll_closed);
+  uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+  uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
 }
 
 /* ---- exported functions --------------------------------------------------------------------------- */
@@ -554,8 +586,13 @@ static napi_value mount(napi_env env, napi_callback_info info) {
   CHECK(env, napi_create_reference(env, resource, 1, &s->resource), NULL);
   CHECK(env, napi_create_reference(env, argv[8], 1, &s->dispatch), NULL);
   s->state = LIVE;
-  s->refs = 2;
+  s->refs = 3; /* the JS external, the poll and the prepare handle */
   uv_poll_start(&s->poll, UV_READABLE, on_readable);
+  s->spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
+  uv_prepare_init(loop, &s->prepare);
+  s->prepare.data = s;
+  uv_prepare_start(&s->prepare, on_prepare);
+  uv_unref((uv_handle_t *)&s->prepare); /* it must not keep the process alive */
   CHECK(env, napi_create_external(env, s, on_external_collected, NULL, &external), NULL);
   return external;
 }

@@ -13,6 +13,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -76,6 +77,10 @@ typedef struct {
   struct fuse_session *se;
   struct fuse_chan *ch;
   uv_poll_t poll;
+  uv_prepare_t prepare; /* polls /dev/fuse briefly before the loop sleeps (see on_prepare) */
+  bool spin;           /* another CPU exists for the client to run on */
+  uint64_t last_request_ns;
+  uint32_t pending;    /* requests waiting for JavaScript's answer */
   char *buf;
   size_t bufsize;
   char *dirbuf;        /* readdir and listxattr replies */
