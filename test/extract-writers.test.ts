@@ -53,6 +53,7 @@ async function repoWith(src: string): Promise<{ repo: Repository; repoDir: strin
   const created = await cairn(['create', `${repoDir}::a`, src], { env })
   if (created.code !== 0) throw new Error(created.stderr)
   const repo = await Repository.open({ location: repoDir, passphrase: PASSPHRASE, configDir: env.CAIRN_CONFIG_DIR!, cacheDir: env.CAIRN_CACHE_DIR! })
+  t.teardown(() => repo.close())
   return { repo, repoDir, env }
 }
 
@@ -114,6 +115,7 @@ t.test('a backend without local files: chunks fetched by the calling thread, wri
     list: (prefix) => local.list(prefix),
   }
   const repo = await Repository.open({ location: remote, passphrase: PASSPHRASE, configDir: env.CAIRN_CONFIG_DIR!, cacheDir: null })
+  t.teardown(() => local.close())
   for (const workers of [0, 1]) {
     const dest = scratch()
     const result = await extractArchive(await ArchiveReader.open(repo, 'a'), { destination: dest, workers })
@@ -201,6 +203,7 @@ t.test('a tree that names an entry twice is refused before anything is written t
   const repoDir = path.join(scratch(), 'repo')
   await cairn(['init', repoDir], { env })
   const repo = await Repository.open({ location: repoDir, passphrase: PASSPHRASE, configDir: env.CAIRN_CONFIG_DIR!, cacheDir: null })
+  t.teardown(() => repo.close())
   const outside = scratch()
   const writer = await RepositoryWriter.start(repo)
   const none = parseCompressionSpec('none')

@@ -12,6 +12,7 @@
 import { CairnError } from '../errors.js'
 import { pack, unpack } from '../encoding/msgpack.js'
 import { decodeItem, encodeItem, type Item } from './item.js'
+import { readLeaf } from './leaf-reader.js'
 
 export const PAGE_ENTRIES = 1024
 const TREE_VERSION = 1
@@ -33,6 +34,8 @@ export function encodePageList(pages: readonly PageRef[]): Buffer {
 }
 
 export function decodeTree(raw: Buffer, where: string): TreeObject {
+  const entries = readLeaf(raw)
+  if (entries) return { kind: 'leaf', entries }
   let value: Record<string, unknown>
   try {
     value = unpack(raw) as Record<string, unknown>

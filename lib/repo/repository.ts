@@ -193,6 +193,15 @@ export class Repository {
     return this.openBlob(type, id, sealed, rawLength)
   }
 
+  /**
+   * Releases the files the backend keeps open for reading. A program that opens many repositories, or
+   * one for a while, calls it when done (Node warns about, and will refuse, handles left to the garbage
+   * collector). The repository may still be used after; it reopens what it needs.
+   */
+  async close(): Promise<void> {
+    await this.backend.close?.()
+  }
+
   async withLock<T>(fn: () => Promise<T>, options?: LockOptions): Promise<T> {
     const lock = await RepositoryLock.acquire(this.backend, options)
     try {

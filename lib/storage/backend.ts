@@ -56,4 +56,6 @@ export interface Backend {
    * writers). Backends without local files leave it out.
    */
   localPath?(key: string): string
+  /** Optional: releases what the backend keeps open (file handles, connections). It may be used again after. */
+  close?(): Promise<void>
 }

@@ -36,6 +36,11 @@ export class LocalBackend implements Backend {
     return this.pathOf(key)
   }
 
+  /** Closes the pack files kept open for range reads (they reopen on the next read). */
+  close(): Promise<void> {
+    return this.openFiles.closeAll()
+  }
+
   async get(key: string): Promise<Buffer> {
     try {
       return await fs.readFile(this.pathOf(key))
