@@ -8,7 +8,9 @@ import { ArchiveReader, createArchive, createArchiveFromEntries, Repository, ext
 
 async function newRepo() {
   const home = scratch()
-  return Repository.init({ location: path.join(home, 'repo'), encryption: 'repokey', passphrase: 'pw', configDir: path.join(home, 'config'), cacheDir: path.join(home, 'cache'), kdf: { N: 1024 } })
+  const repo = await Repository.init({ location: path.join(home, 'repo'), encryption: 'repokey', passphrase: 'pw', configDir: path.join(home, 'config'), cacheDir: path.join(home, 'cache'), kdf: { N: 1024 } })
+  t.teardown(() => repo.close())
+  return repo
 }
 
 t.test('create from paths, then read a file by byte range', async (t) => {

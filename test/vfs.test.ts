@@ -18,7 +18,9 @@ import { readAroundDamage } from '../dist/mount/file-reads.js'
 
 async function newRepo(): Promise<Repository> {
   const home = scratch()
-  return Repository.init({ location: path.join(home, 'repo'), encryption: 'repokey', passphrase: 'pw', configDir: path.join(home, 'config'), cacheDir: path.join(home, 'cache'), kdf: { N: 1024 } })
+  const repo = await Repository.init({ location: path.join(home, 'repo'), encryption: 'repokey', passphrase: 'pw', configDir: path.join(home, 'config'), cacheDir: path.join(home, 'cache'), kdf: { N: 1024 } })
+  t.teardown(() => repo.close())
+  return repo
 }
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1')

@@ -45,6 +45,7 @@
 
 #include "scan.h"
 #include "seal.h"
+#include "romix.h"
 
 #ifndef __linux__
 #error "cairn's posix helper supports Linux only"
@@ -511,7 +512,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"makedev", js_makedev},           {"major", js_major},
       {"minor", js_minor},               {"scanDirectory", scan_directory},
       {"adviseWillNeed", js_advise_will_need}, {"sealAesGcmInPlace", seal_aes_gcm_in_place},
-      {"openAesGcmInPlace", open_aes_gcm_in_place},
+      {"openAesGcmInPlace", open_aes_gcm_in_place}, {"scryptRoMix", scrypt_romix},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     napi_value fn;

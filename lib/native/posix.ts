@@ -61,6 +61,7 @@ interface Binding {
   adviseWillNeed(fd: number): boolean
   sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void
   openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean
+  scryptRoMix(lane: Buffer, N: number, r: number): Promise<void>
 }
 
 const ADDON = join('lib', 'native', 'build', 'Release', 'cairn_posix.node')
@@ -252,4 +253,9 @@ export function sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLe
 /** Decrypts a sealed object (that layout) in place; whether its tag matched (if not, `buf` holds garbage). */
 export function openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean {
   return native().openAesGcmInPlace(encKey, buf, aad)
+}
+
+/** scrypt's memory-hard mix of one lane (128·r bytes), in place, on libuv's thread pool (see romix.c). */
+export function scryptRoMix(lane: Buffer, N: number, r: number): Promise<void> {
+  return native().scryptRoMix(lane, N, r)
 }
