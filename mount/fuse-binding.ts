@@ -13,7 +13,9 @@
  * - Handlers run on the main thread, several at once. Never block the event loop in them (every request
  *   waits for it), and never touch the mount synchronously from the process that serves it.
  */
+import { constants as fsConstants } from 'node:fs'
 import { stat } from 'node:fs/promises'
+import path from 'node:path'
 import { createRequire } from 'node:module'
 import { constants as osConstants } from 'node:os'
 import { fileURLToPath } from 'node:url'
@@ -123,7 +125,7 @@ async function load(): Promise<NativeFuse> {
       hint: 'load the module with: modprobe fuse (in a container: run it with --device /dev/fuse)',
     })
   }
-  if ((await run('fusermount', ['-V'], 10_000)).error?.code === 'ENOENT') {
+  if (!(await onPath('fusermount'))) {
     throw new CairnError('fuse-missing', 'FUSE is not available: fusermount is not installed', { hint: FUSE_HINT })
   }
   const files = ADDON_CANDIDATES.map((rel) => fileURLToPath(new URL(rel, import.meta.url)))
@@ -148,6 +150,14 @@ async function load(): Promise<NativeFuse> {
 }
 
 /** Mount `handlers` at `mountpoint`; resolves once the kernel has the mount. */
+/** Whether an executable `name` is in a directory of PATH (looked up, not run: a spawn costs the first listing 5–10 ms). */
+async function onPath(name: string): Promise<boolean> {
+  for (const dir of (process.env.PATH ?? '').split(':')) {
+    if (dir && (await exists(path.join(dir, name), fsConstants.X_OK))) return true
+  }
+  return false
+}
+
 export async function mount<N>(mountpoint: string, handlers: FuseHandlers<N>, options: FuseMountOptions = {}): Promise<FuseMount> {
   const mp = await resolveMountpoint(mountpoint)
   if (Buffer.byteLength(mp) >= 4000 || mp.includes('\0')) throw new CairnError('bad-argument', `mount point path too long: ${mp}`, { path: mp })

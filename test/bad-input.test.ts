@@ -137,3 +137,11 @@ t.test('a full disk during create leaves the repository at its last commit', { s
   t.equal((await cairn(['extract', `${repo}::fits`], { env, cwd: dest })).code, 0, 'and it still extracts')
   t.equal(await fs.readFile(path.join(dest, src.slice(1), 'small'), 'utf8'), 'small file')
 })
+
+t.test('a mount without fusermount says how to install FUSE, and mounts nothing', async (t) => {
+  const { repo, env } = await repoWithArchive()
+  const mountpoint = scratch()
+  const r = await cairn(['mount', repo, mountpoint], { env: { ...env, PATH: scratch() } }) // a PATH with no fusermount
+  assertOneLineError(t, r, /fusermount is not installed.*apt-get install -y fuse libfuse2/)
+  t.notMatch(await fs.readFile('/proc/self/mountinfo', 'utf8'), new RegExp(` ${mountpoint} `), 'nothing mounted')
+})
