@@ -13,17 +13,17 @@ const port = parentPort!
 
 port.on('message', (req: OpenerRequest) => {
   let reply: OpenerReply
+  // The sealed bytes arrive in memory of their own (transferred), used once: they are decrypted in place,
+  // and a stored (uncompressed) chunk goes back as a view of that same memory, with no copy either way.
+  const sealed = Buffer.from(req.sealed.buffer, req.sealed.byteOffset, req.sealed.byteLength)
   try {
-    const sealed = Buffer.from(req.sealed.buffer, req.sealed.byteOffset, req.sealed.byteLength)
-    const data = decodePayload(sealer.open(blobAad(req.type, req.id), sealed), req.rawLength)
+    const data = decodePayload(sealer.openInPlace(blobAad(req.type, req.id), sealed), req.rawLength)
     reply = { job: req.job, data }
   } catch (err) {
     reply = { job: req.job, message: (err as Error).message, code: err instanceof CairnError ? err.code : undefined }
   }
-  // Transfer the plaintext when it owns its memory; a view into a shared pool is copied by postMessage.
-  if ('data' in reply && reply.data.byteOffset === 0 && reply.data.byteLength === reply.data.buffer.byteLength) {
-    port.postMessage(reply, [reply.data.buffer as ArrayBuffer])
-  } else {
-    port.postMessage(reply)
-  }
+  // Transfer the plaintext's memory when nothing else lives in it; a view into a shared pool is copied by postMessage.
+  const own = 'data' in reply && (reply.data.buffer === sealed.buffer || (reply.data.byteOffset === 0 && reply.data.byteLength === reply.data.buffer.byteLength))
+  if (own && 'data' in reply) port.postMessage(reply, [reply.data.buffer as ArrayBuffer])
+  else port.postMessage(reply)
 })
