@@ -214,12 +214,18 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
  */
 function watchArchiveList(view: RepositoryView | VersionsView, fuse: FuseMount, everyMs: number, log: (message: string) => void, cleanups: (() => Promise<void>)[]): void {
   let seen = view.changes
+  let lastProblem = '' // a repository that stays unreadable is logged once, not every few seconds
   const timer = setInterval(() => {
     view.refresh().then(() => {
+      lastProblem = ''
       if (view.changes === seen) return
       seen = view.changes
       fuse.invalidate(KERNEL_ROOT_INO)
-    }, (err: unknown) => log(`could not re-read the list of archives: ${(err as Error)?.message ?? String(err)}`))
+    }, (err: unknown) => {
+      const problem = `could not re-read the list of archives: ${(err as Error)?.message ?? String(err)}`
+      if (problem !== lastProblem) log(problem)
+      lastProblem = problem
+    })
   }, everyMs)
   timer.unref()
   cleanups.push(async () => clearInterval(timer))
