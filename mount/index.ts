@@ -110,6 +110,12 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
   try {
     // The first listing needs the chunk index: load it while the manifest is read and the kernel mounts.
     repo.index().catch(() => undefined) // a failure shows (and is retried) where the index is used
+    // Registering (a write and two fsyncs) overlaps reading the manifest; the mount serves only once it is done.
+    const registering = options.register === false ? null : MountRegistration.register(repo.backend, { mountpoint, archive: options.archive ?? null }, {
+      onError: (err) => log(`could not refresh the mount's registration: ${(err as Error)?.message ?? String(err)}`),
+    })
+    registering?.catch(() => undefined) // awaited below
+    cleanups.push(async () => (await registering?.catch(() => null))?.release())
     const caches: CacheSizes = {
       chunkBytes: cacheBytes,
       treeBytes: TREE_CACHE_BYTES,
@@ -136,14 +142,7 @@ export async function mountRepository(options: MountRepositoryOptions): Promise<
       log,
     })
 
-    let registration: MountRegistration | null = null
-    if (options.register !== false) {
-      registration = await MountRegistration.register(repo.backend, { mountpoint, archive: options.archive ?? null }, {
-        onError: (err) => log(`could not refresh the mount's registration: ${(err as Error)?.message ?? String(err)}`),
-      })
-      const reg = registration
-      cleanups.push(() => reg.release())
-    }
+    const registration = await registering
 
     const fuse = await mount(mountpoint, handlers, {
       readOnly: true,
