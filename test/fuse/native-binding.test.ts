@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { checkFuseAvailable, findMount, forceUnmount } from '../../mount/fuse-binding.js'
-import { BIG, BYTE_NAMES, INOS, LINK_TARGET, LONG_LINK_TARGET, NAMES, TIMES, XATTRS, contentOf } from './fixtures/memfs-tree.js'
+import { BIG, BYTE_NAMES, INOS, LINK_TARGET, LONG_LINK_TARGET, NAMES, TIMES, WIDE_DIRS, WIDE_ENTRIES, XATTRS, contentOf, wideName } from './fixtures/memfs-tree.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/memfs-server.ts', import.meta.url))
 const CLIENT_TIMEOUT = 20_000
@@ -222,6 +222,31 @@ t.test('large reads land at the right offsets', async (t) => {
   } finally {
     await fh.close()
   }
+})
+
+t.test('listings many pages long, read in turns, come out whole', async (t) => {
+  // 80 directories of 300 entries, open at once and read a few entries at a time in turn: more listings
+  // than the binding keeps (64), so most pages are asked for after their listing was pushed out, and
+  // JavaScript is asked for it again.
+  const expected = JSON.stringify(Array.from({ length: WIDE_ENTRIES }, (_, i) => wideName(i)).sort())
+  const listedBefore = server!.events.filter((e) => e.listed !== undefined).length
+  const dirs = await client('opendir', Promise.all(Array.from({ length: WIDE_DIRS }, (_, d) =>
+    fs.opendir(path.join(mp, 'wide', `d${String(d).padStart(2, '0')}`), { bufferSize: 4 }))))
+  const names: string[][] = dirs.map(() => [])
+  await client('read in turns', (async () => {
+    for (let open = dirs.length; open > 0;) {
+      open = 0
+      for (let d = 0; d < dirs.length; d++) {
+        const entry = await dirs[d]!.read()
+        if (entry) { names[d]!.push(entry.name); open++ }
+      }
+    }
+  })())
+  await Promise.all(dirs.map((d) => d.close().catch(() => undefined)))
+  const wrong = names.filter((n) => JSON.stringify([...n].sort()) !== expected)
+  t.equal(wrong.length, 0, `${WIDE_DIRS} directories of ${WIDE_ENTRIES} entries listed whole`)
+  const asked = server!.events.filter((e) => e.listed !== undefined).length - listedBefore
+  t.ok(asked > WIDE_DIRS, `listings were pushed out and asked for again (${asked} listings for ${WIDE_DIRS} directories)`)
 })
 
 t.test('a listing stays in the kernel until the server invalidates it', async (t) => {
