@@ -9,13 +9,14 @@
  * scrypt and RFC 7914's test vectors.
  *
  * Words are little-endian: lanes are loaded and stored with explicit byte order, so this is right on any
- * host. V (128*r*N bytes) is allocated per call and freed before the promise settles; a failed allocation
- * rejects with ENOMEM.
+ * host. V (128*r*N bytes) is allocated per call, wiped and freed before the promise settles; a failed
+ * allocation rejects with ENOMEM.
  */
 #include <errno.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <node_api.h>
 #include "napi-check.h"
 #include "romix.h"
@@ -86,6 +87,10 @@ static int romix(uint8_t *lane, size_t r, uint32_t n) {
     uint8_t *p = lane + 4 * k;
     p[0] = (uint8_t)x[k]; p[1] = (uint8_t)(x[k] >> 8); p[2] = (uint8_t)(x[k] >> 16); p[3] = (uint8_t)(x[k] >> 24);
   }
+  /* The state is derived from the passphrase: wiped before the memory goes back, as OpenSSL's scrypt does. */
+  explicit_bzero(v, words * 4 * (size_t)n);
+  explicit_bzero(x, words * 4);
+  explicit_bzero(y, words * 4);
   free(v); free(x); free(y);
   return 0;
 }
