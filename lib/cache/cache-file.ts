@@ -12,14 +12,20 @@ import { writeParts } from '../storage/write-parts.js'
 
 export async function writeCacheFile(file: string, value: unknown): Promise<void> {
   const body = pack(value)
-  const digest = createHash('sha256').update(body).digest()
+  await writeCacheParts(file, [body, createHash('sha256').update(body).digest()])
+}
+
+/**
+ * Writes `parts` one after the other as `file`, atomically (a temporary file renamed over it), for cache
+ * files with a layout of their own. Parts are written as they are: a cache of a million files is tens of
+ * MB, and joining them first was one more copy at a backup's peak.
+ */
+export async function writeCacheParts(file: string, parts: readonly Uint8Array[]): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
   const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`
-  // Body and digest written as they are: a cache of a million files is
-  // tens of MB, and joining them first was one more copy at a backup's peak.
   const handle = await fs.open(temp, 'w', 0o600)
   try {
-    await writeParts(handle, [body, digest])
+    await writeParts(handle, parts)
   } finally {
     await handle.close()
   }

@@ -43,6 +43,8 @@ const VERSION = 1
 const HEAD_LENGTH = MAGIC.length + 8
 const RECORD_LENGTH = ID_LENGTH + 16
 const SUM_LENGTH = 32
+/** Records placed per batch while loading: 48 KiB of words. */
+const RECORDS_PER_BATCH = 1024
 
 function capacityFor(entries: number): number {
   let capacity = MIN_CAPACITY
@@ -170,28 +172,91 @@ export class ChunkIndex {
   }
 
   static deserialize(buf: Uint8Array): ChunkIndex {
-    const b = Buffer.from(buf.buffer, buf.byteOffset, buf.length)
-    if (b.length < HEAD_LENGTH + SUM_LENGTH || !b.subarray(0, MAGIC.length).equals(MAGIC)) throw damaged('not a chunk index')
-    const version = b.readUInt32LE(MAGIC.length)
-    if (version !== VERSION) throw damaged(`unknown version ${version}`)
-    const count = b.readUInt32LE(MAGIC.length + 4)
-    const end = HEAD_LENGTH + count * RECORD_LENGTH
-    if (b.length !== end + SUM_LENGTH) throw damaged('wrong length')
-    if (!createHash('sha256').update(b.subarray(0, end)).digest().equals(b.subarray(end))) throw damaged('checksum mismatch')
-    if (count > MAX_CAPACITY * 0.75) throw damaged(`${count} entries`)
-    const index = new ChunkIndex(count)
-    // Records are slots as they are (id words, then location words): each is
-    // copied word by word to its probe position, with no per-record objects
-    // (a million records took 0.28 s with a subarray per record, mostly
-    // allocation, which delayed a mount's first listing).
-    const at = b.byteOffset + HEAD_LENGTH
-    const aligned = at % 4 === 0 && !BIG_ENDIAN
-    const records = aligned ? new Uint32Array(b.buffer, at, count * SLOT_WORDS) : new Uint32Array(count * SLOT_WORDS)
-    if (!aligned) new Uint8Array(records.buffer).set(b.subarray(HEAD_LENGTH, end))
-    if (BIG_ENDIAN) for (let r = 0; r < records.length; r += SLOT_WORDS) Buffer.from(records.buffer, (r + 8) * 4, 16).swap32()
-    const slots = index.#slots
-    const used = index.#used
-    const mask = index.#mask
+    const loader = ChunkIndex.loader(buf.length)
+    loader.feed(buf)
+    return loader.finish()
+  }
+
+  /**
+   * Reads serialized bytes given in pieces of any size (a cache file read a megabyte at a time), with
+   * deserialize()'s checks: a caller never holds the whole serialized form beside the table it becomes.
+   * `length` is the serialized length; finish() throws CairnError('integrity') on anything wrong.
+   */
+  static loader(length: number): { feed(piece: Uint8Array): void; finish(): ChunkIndex } {
+    const hash = createHash('sha256')
+    const head = Buffer.alloc(HEAD_LENGTH)
+    const digest = Buffer.alloc(SUM_LENGTH)
+    // Whole records, copied to aligned words before they are placed (a piece may end inside a record).
+    const batch = new Uint32Array(RECORDS_PER_BATCH * SLOT_WORDS)
+    const batchBytes = new Uint8Array(batch.buffer)
+    let index: ChunkIndex | null = null
+    let end = 0 // HEAD_LENGTH + count * RECORD_LENGTH, once the head is read
+    let at = 0 // bytes fed so far
+    let inBatch = 0 // bytes of `batch` filled
+    const place = (bytes: number): void => {
+      if (BIG_ENDIAN) for (let r = 0; r < bytes / 4; r += SLOT_WORDS) Buffer.from(batch.buffer, (r + 8) * 4, 16).swap32()
+      index!.#place(batch.subarray(0, bytes / 4))
+    }
+    return {
+      feed(piece) {
+        let p = 0
+        while (p < piece.length) {
+          if (at < HEAD_LENGTH) {
+            const n = Math.min(HEAD_LENGTH - at, piece.length - p)
+            head.set(piece.subarray(p, p + n), at)
+            hash.update(piece.subarray(p, p + n))
+            at += n
+            p += n
+            if (at === HEAD_LENGTH) {
+              if (length < HEAD_LENGTH + SUM_LENGTH || !head.subarray(0, MAGIC.length).equals(MAGIC)) throw damaged('not a chunk index')
+              const version = head.readUInt32LE(MAGIC.length)
+              if (version !== VERSION) throw damaged(`unknown version ${version}`)
+              const count = head.readUInt32LE(MAGIC.length + 4)
+              end = HEAD_LENGTH + count * RECORD_LENGTH
+              if (length !== end + SUM_LENGTH) throw damaged('wrong length')
+              if (count > MAX_CAPACITY * 0.75) throw damaged(`${count} entries`)
+              index = new ChunkIndex(count)
+            }
+          } else if (at < end) {
+            const n = Math.min(end - at, piece.length - p, batchBytes.length - inBatch)
+            const part = piece.subarray(p, p + n)
+            hash.update(part)
+            batchBytes.set(part, inBatch)
+            inBatch += n
+            at += n
+            p += n
+            const whole = inBatch - (inBatch % RECORD_LENGTH)
+            if (inBatch === batchBytes.length || at === end) {
+              place(whole)
+              batchBytes.copyWithin(0, whole, inBatch)
+              inBatch -= whole
+            }
+          } else {
+            const n = Math.min(end + SUM_LENGTH - at, piece.length - p)
+            if (n <= 0) throw damaged('wrong length')
+            digest.set(piece.subarray(p, p + n), at - end)
+            at += n
+            p += n
+          }
+        }
+      },
+      finish() {
+        if (index === null || at !== length) throw damaged('wrong length')
+        if (!hash.digest().equals(digest)) throw damaged('checksum mismatch')
+        return index
+      },
+    }
+  }
+
+  /**
+   * Places serialized records (id words, then location words: slots as they are), word by word at their
+   * probe positions, with no per-record objects (a million records took 0.28 s with a subarray per
+   * record, mostly allocation, which delayed a mount's first listing).
+   */
+  #place(records: Uint32Array): void {
+    const slots = this.#slots
+    const used = this.#used
+    const mask = this.#mask
     for (let r = 0; r < records.length; r += SLOT_WORDS) {
       let slot = records[r]! & mask
       for (; used[slot] === 1; slot = (slot + 1) & mask) {
@@ -200,9 +265,8 @@ export class ChunkIndex {
       const to = slot * SLOT_WORDS
       for (let w = 0; w < SLOT_WORDS; w++) slots[to + w] = records[r + w]!
       used[slot] = 1
+      this.#size++
     }
-    index.#size = count
-    return index
   }
 
   /** Slot of `id`, or ~(the empty slot where it would go). Leaves `id` in #key. */

@@ -4,17 +4,28 @@
  * cache directory between runs, so that opening a repository reads only the
  * index objects other clients wrote since, never the packs.
  *
- * Cache file: [version, repoId, mergedIndexKeys, packIds, ChunkIndex bytes]
- * (lib/cache/cache-file.ts adds the checksum and writes it atomically).
+ * Cache file, written atomically (lib/cache/cache-file.ts):
+ *   headerLength u32 LE | header | SHA-256(header) | ChunkIndex bytes
+ * where header = msgpack [version, repoId, mergedIndexKeys, packIds] and the
+ * ChunkIndex bytes carry their own SHA-256 (chunk-index.ts). The table is
+ * read a megabyte at a time into the index: a million blobs are a 48 MB
+ * file, which used to be held whole beside the 103 MB table it becomes (the
+ * peak of a mount of a million-file repository). A file of another layout or
+ * version, damaged or unreadable, reads as null and is rebuilt.
  */
-import { readCacheFile, writeCacheFile } from '../cache/cache-file.js'
+import { createHash } from 'node:crypto'
+import { promises as fs } from 'node:fs'
+import { writeCacheParts } from '../cache/cache-file.js'
+import { pack, unpack } from '../encoding/msgpack.js'
 import type { Sealer } from '../crypto/sealer.js'
 import type { Backend } from '../storage/backend.js'
 import { ChunkIndex } from './chunk-index.js'
 import { PackTable } from './pack-table.js'
 import { INDEX_PREFIX, decodeIndexObject, type PackEntry } from './index-objects.js'
 
-const CACHE_VERSION = 1
+const CACHE_VERSION = 2
+/** Bytes of the table read at a time. */
+const PIECE_BYTES = 1024 * 1024
 /** The chunk index cache's file name in a repository's cache folder. */
 export const CHUNKS_CACHE = 'chunks'
 const PARALLEL_LOADS = 8
@@ -67,20 +78,44 @@ export async function syncIndex(
 }
 
 export async function writeCache(cacheFile: string, repoId: string, state: IndexState): Promise<void> {
-  await writeCacheFile(cacheFile, [CACHE_VERSION, repoId, [...state.merged], [...state.packs.all()], state.index.serialize()])
+  const header = pack([CACHE_VERSION, repoId, [...state.merged], [...state.packs.all()]])
+  const headerLength = Buffer.alloc(4)
+  headerLength.writeUInt32LE(header.length)
+  await writeCacheParts(cacheFile, [headerLength, header, createHash('sha256').update(header).digest(), state.index.serialize()])
 }
 
 /** The cached index, or null when the cache is missing, damaged or of another repository (it is then rebuilt). Never rejects. */
 export async function readIndexCache(cacheFile: string, repoId: string): Promise<IndexState | null> {
-  const value = await readCacheFile(cacheFile)
-  if (!Array.isArray(value)) return null
+  let handle: fs.FileHandle
   try {
-    const [version, id, merged, packIds, table] = value as [number, string, string[], string[], Buffer]
-    if (version !== CACHE_VERSION || id !== repoId) return null
-    const packs = new PackTable()
-    for (const packId of packIds) packs.numberOf(packId)
-    return new IndexState(ChunkIndex.deserialize(table), packs, new Set(merged))
+    handle = await fs.open(cacheFile, 'r')
   } catch {
     return null
+  }
+  try {
+    const size = (await handle.stat()).size
+    const read = async (position: number, length: number, into = Buffer.allocUnsafe(length)): Promise<Buffer> => {
+      const { bytesRead } = await handle.read(into, 0, length, position)
+      if (bytesRead !== length) throw new RangeError('short read')
+      return into.subarray(0, length)
+    }
+    if (size < 4) return null
+    const headerLength = (await read(0, 4)).readUInt32LE(0)
+    const tableAt = 4 + headerLength + 32
+    if (tableAt > size) return null
+    const header = await read(4, headerLength)
+    if (!createHash('sha256').update(header).digest().equals(await read(4 + headerLength, 32))) return null
+    const [version, id, merged, packIds] = unpack(header) as [number, string, string[], string[]]
+    if (version !== CACHE_VERSION || id !== repoId || !Array.isArray(merged) || !Array.isArray(packIds)) return null
+    const loader = ChunkIndex.loader(size - tableAt)
+    const piece = Buffer.allocUnsafe(Math.min(PIECE_BYTES, size - tableAt))
+    for (let at = tableAt; at < size; at += piece.length) loader.feed(await read(at, Math.min(piece.length, size - at), piece))
+    const packs = new PackTable()
+    for (const packId of packIds) packs.numberOf(packId)
+    return new IndexState(loader.finish(), packs, new Set(merged))
+  } catch {
+    return null
+  } finally {
+    await handle.close().catch(() => undefined)
   }
 }
