@@ -17,7 +17,7 @@ import { constants as fsConstants } from 'node:fs'
 import { stat } from 'node:fs/promises'
 import path from 'node:path'
 import { createRequire } from 'node:module'
-import { constants as osConstants } from 'node:os'
+import { constants as osConstants, release } from 'node:os'
 import { fileURLToPath } from 'node:url'
 import { CairnError } from '../lib/index.js'
 import { makeDispatch, type FuseHandlerError, type FuseHandlers, type NativeReplies } from './fuse-dispatch.js'
@@ -118,8 +118,22 @@ function loadNative(): Promise<NativeFuse> {
   return loading
 }
 
+/**
+ * Why this kernel cannot serve cairn's mount, if it cannot: the binding answers the first OPENDIR with
+ * ENOSYS (lowlevel.c), which Linux takes as "no opendir needed" only since 5.1; an older kernel would fail
+ * every listing. `release` is uname -r (os.release()).
+ */
+export function kernelProblem(release: string): string | undefined {
+  const m = /^(\d+)\.(\d+)/.exec(release)
+  if (!m) return undefined // an unknown format: let the mount try
+  const [major, minor] = [Number(m[1]), Number(m[2])]
+  return major > 5 || (major === 5 && minor >= 1) ? undefined : `cairn mounts need Linux 5.1 or later, this is ${release}`
+}
+
 async function load(): Promise<NativeFuse> {
   if (process.platform !== 'linux') throw new CairnError('fuse-missing', `FUSE is not available: cairn mounts need Linux, this is ${process.platform}`)
+  const tooOld = kernelProblem(release())
+  if (tooOld) throw new CairnError('fuse-missing', `FUSE is not usable: ${tooOld}`, { hint: 'upgrade the kernel, or restore with: cairn extract' })
   if (!(await exists('/dev/fuse'))) {
     throw new CairnError('fuse-missing', 'FUSE is not available: /dev/fuse does not exist', {
       hint: 'load the module with: modprobe fuse (in a container: run it with --device /dev/fuse)',
