@@ -96,6 +96,28 @@ t.test('grows past its initial capacity and keeps everything', async (t) => {
   t.ok(ids.every((id) => index.has(id)))
 })
 
+t.test('loaded in pieces, and densely for lookups: the same entries, and inserts still work', async (t) => {
+  const index = new ChunkIndex()
+  // 980 entries fit 1,024 slots at the dense load (a usual table would take 2,048).
+  const all = Array.from({ length: 1500 }, (_, i) => clusteredId(i))
+  const ids = all.slice(0, 980)
+  ids.forEach((id, i) => index.set(id, loc(i)))
+  const bytes = index.serialize()
+  for (const [pieceSize, dense] of [[1, false], [47, true], [4096, true]] as const) {
+    const loader = ChunkIndex.loader(bytes.length, dense)
+    for (let p = 0; p < bytes.length; p += pieceSize) loader.feed(bytes.subarray(p, p + pieceSize))
+    const back = loader.finish()
+    t.same(new Map(back.entries()), new Map(index.entries()), `pieces of ${pieceSize}, dense ${dense}: the same entries`)
+    t.ok(ids.every((id, i) => back.get(id)?.offset === loc(i).offset), 'every id found')
+    t.equal(back.get(clusteredId(5000)), undefined, 'an absent id is absent')
+    for (let i = 980; i < all.length; i++) back.set(all[i]!, loc(i)) // past the dense load: the table grows
+    t.ok(all.every((id, i) => back.get(id)?.offset === loc(i).offset), 'inserts after loading, growth included')
+  }
+  const loader = ChunkIndex.loader(bytes.length)
+  loader.feed(bytes.subarray(0, bytes.length - 1))
+  t.throws(() => loader.finish(), { code: 'integrity' }, 'a piece missing at the end is refused')
+})
+
 t.test('serialize and deserialize', async (t) => {
   const index = new ChunkIndex()
   const ids = Array.from({ length: 5000 }, (_, i) => clusteredId(i))

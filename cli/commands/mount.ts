@@ -89,7 +89,7 @@ async function serve(ctx: CommandContext, loc: Location, mountpoint: string, opt
       configDir: env.configDir,
       cacheDir: env.cacheDir,
       signal,
-      preloadIndex: true,
+      preloadIndex: 'lookups',
     })
     opening.catch(() => undefined) // awaited below
     // The mount's modules load while the passphrase's KDF runs on the thread pool.

@@ -46,9 +46,13 @@ const SUM_LENGTH = 32
 /** Records placed per batch while loading: 48 KiB of words. */
 const RECORDS_PER_BATCH = 1024
 
-function capacityFor(entries: number): number {
+/** Most entries per slot a table grows at (inserts), and a dense table loaded for lookups may hold. */
+const MAX_LOAD = 0.75
+const MAX_DENSE_LOAD = 0.96
+
+function capacityFor(entries: number, maxLoad = MAX_LOAD): number {
   let capacity = MIN_CAPACITY
-  while (entries > capacity * 0.75) capacity *= 2
+  while (entries > capacity * maxLoad) capacity *= 2
   if (capacity > MAX_CAPACITY) throw new RangeError(`a chunk index holds at most ${MAX_CAPACITY * 0.75} entries`)
   return capacity
 }
@@ -72,9 +76,12 @@ export class ChunkIndex {
   readonly #key = new Uint32Array(ID_LENGTH / 4)
   readonly #keyBytes = new Uint8Array(this.#key.buffer)
 
-  /** `expected`: number of entries to make room for up front. */
-  constructor(expected = 0) {
-    const capacity = capacityFor(expected)
+  /**
+   * `expected`: number of entries to make room for up front. `dense`: size the table for lookups, up to
+   * MAX_DENSE_LOAD full (see loader()); the first insert past MAX_LOAD grows it as usual.
+   */
+  constructor(expected = 0, dense = false) {
+    const capacity = capacityFor(expected, dense ? MAX_DENSE_LOAD : MAX_LOAD)
     this.#slots = new Uint32Array(capacity * SLOT_WORDS)
     this.#used = new Uint8Array(capacity)
     this.#mask = capacity - 1
@@ -105,7 +112,7 @@ export class ChunkIndex {
     checkUint32(loc)
     let slot = this.#find(id)
     if (slot < 0) {
-      if (this.#size + 1 > (this.#mask + 1) * 0.75) {
+      if (this.#size + 1 > (this.#mask + 1) * MAX_LOAD) {
         this.#grow()
         slot = this.#find(id)
       }
@@ -181,8 +188,14 @@ export class ChunkIndex {
    * Reads serialized bytes given in pieces of any size (a cache file read a megabyte at a time), with
    * deserialize()'s checks: a caller never holds the whole serialized form beside the table it becomes.
    * `length` is the serialized length; finish() throws CairnError('integrity') on anything wrong.
+   *
+   * `dense`: a table that will mostly be looked up in (a mount) is loaded up to 96 % full instead of at
+   * most 75 %, which halves it for some sizes (a million entries: 2^20 slots, 51 MB, instead of 2^21, 103
+   * MB). Linear probing then takes about 10 probes for a present id instead of 2, a microsecond at worst;
+   * an absent id scans its whole cluster, which only a lookup that will fail pays. Inserting grows the
+   * table back to the usual load.
    */
-  static loader(length: number): { feed(piece: Uint8Array): void; finish(): ChunkIndex } {
+  static loader(length: number, dense = false): { feed(piece: Uint8Array): void; finish(): ChunkIndex } {
     const hash = createHash('sha256')
     const head = Buffer.alloc(HEAD_LENGTH)
     const digest = Buffer.alloc(SUM_LENGTH)
@@ -214,8 +227,8 @@ export class ChunkIndex {
               const count = head.readUInt32LE(MAGIC.length + 4)
               end = HEAD_LENGTH + count * RECORD_LENGTH
               if (length !== end + SUM_LENGTH) throw damaged('wrong length')
-              if (count > MAX_CAPACITY * 0.75) throw damaged(`${count} entries`)
-              index = new ChunkIndex(count)
+              if (count > MAX_CAPACITY * MAX_LOAD) throw damaged(`${count} entries`)
+              index = new ChunkIndex(count, dense)
             }
           } else if (at < end) {
             const n = Math.min(end - at, piece.length - p, batchBytes.length - inBatch)

@@ -84,8 +84,11 @@ export async function writeCache(cacheFile: string, repoId: string, state: Index
   await writeCacheParts(cacheFile, [headerLength, header, createHash('sha256').update(header).digest(), state.index.serialize()])
 }
 
-/** The cached index, or null when the cache is missing, damaged or of another repository (it is then rebuilt). Never rejects. */
-export async function readIndexCache(cacheFile: string, repoId: string): Promise<IndexState | null> {
+/**
+ * The cached index, or null when the cache is missing, damaged or of another repository (it is then
+ * rebuilt). Never rejects. `dense`: loaded for lookups (ChunkIndex.loader).
+ */
+export async function readIndexCache(cacheFile: string, repoId: string, dense = false): Promise<IndexState | null> {
   let handle: fs.FileHandle
   try {
     handle = await fs.open(cacheFile, 'r')
@@ -107,7 +110,7 @@ export async function readIndexCache(cacheFile: string, repoId: string): Promise
     if (!createHash('sha256').update(header).digest().equals(await read(4 + headerLength, 32))) return null
     const [version, id, merged, packIds] = unpack(header) as [number, string, string[], string[]]
     if (version !== CACHE_VERSION || id !== repoId || !Array.isArray(merged) || !Array.isArray(packIds)) return null
-    const loader = ChunkIndex.loader(size - tableAt)
+    const loader = ChunkIndex.loader(size - tableAt, dense)
     const piece = Buffer.allocUnsafe(Math.min(PIECE_BYTES, size - tableAt))
     for (let at = tableAt; at < size; at += piece.length) loader.feed(await read(at, Math.min(piece.length, size - at), piece))
     const packs = new PackTable()
