@@ -23,7 +23,9 @@ port.on('message', (req: OpenerRequest) => {
     reply = { job: req.job, message: (err as Error).message, code: err instanceof CairnError ? err.code : undefined }
   }
   // Transfer the plaintext's memory when nothing else lives in it; a view into a shared pool is copied by postMessage.
-  const own = 'data' in reply && (reply.data.buffer === sealed.buffer || (reply.data.byteOffset === 0 && reply.data.byteLength === reply.data.buffer.byteLength))
-  if (own && 'data' in reply) port.postMessage(reply, [reply.data.buffer as ArrayBuffer])
-  else port.postMessage(reply)
+  if ('data' in reply && (reply.data.buffer === sealed.buffer || (reply.data.byteOffset === 0 && reply.data.byteLength === reply.data.buffer.byteLength))) {
+    port.postMessage(reply, [reply.data.buffer as ArrayBuffer])
+  } else {
+    port.postMessage(reply)
+  }
 })

@@ -53,7 +53,7 @@ const MAX_DENSE_LOAD = 0.96
 function capacityFor(entries: number, maxLoad = MAX_LOAD): number {
   let capacity = MIN_CAPACITY
   while (entries > capacity * maxLoad) capacity *= 2
-  if (capacity > MAX_CAPACITY) throw new RangeError(`a chunk index holds at most ${MAX_CAPACITY * 0.75} entries`)
+  if (capacity > MAX_CAPACITY) throw new RangeError(`a chunk index holds at most ${MAX_CAPACITY * MAX_LOAD} entries`)
   return capacity
 }
 
@@ -199,7 +199,7 @@ export class ChunkIndex {
     const hash = createHash('sha256')
     const head = Buffer.alloc(HEAD_LENGTH)
     const digest = Buffer.alloc(SUM_LENGTH)
-    // Whole records, copied to aligned words before they are placed (a piece may end inside a record).
+    // Records, copied to aligned words before they are placed (a piece may end inside a record).
     const batch = new Uint32Array(RECORDS_PER_BATCH * SLOT_WORDS)
     const batchBytes = new Uint8Array(batch.buffer)
     let index: ChunkIndex | null = null
@@ -238,11 +238,10 @@ export class ChunkIndex {
             inBatch += n
             at += n
             p += n
-            const whole = inBatch - (inBatch % RECORD_LENGTH)
+            // The batch holds whole records when full (its size is a multiple of theirs) and at the end.
             if (inBatch === batchBytes.length || at === end) {
-              place(whole)
-              batchBytes.copyWithin(0, whole, inBatch)
-              inBatch -= whole
+              place(inBatch)
+              inBatch = 0
             }
           } else {
             const n = Math.min(end + SUM_LENGTH - at, piece.length - p)

@@ -92,7 +92,7 @@ typedef struct {
   state_t state;
   int in_loop;         /* inside on_readable: close() must wait */
   int close_wanted;
-  int refs;            /* the JS external and the poll handle: freed when both are gone */
+  int refs;            /* the JS external, the poll and the prepare handle: freed when all are gone */
   dir_t dirs;          /* listings being read (list head, most recently used first) */
   uint32_t ndirs;
 } session_t;
