@@ -4,7 +4,8 @@ import * as path from 'node:path'
 import { promises as fs } from 'node:fs'
 import { createHash, randomBytes } from 'node:crypto'
 import { FilesCache } from '../lib/archive/files-cache.js'
-import { readCacheFile, writeCacheFile } from '../lib/cache/cache-file.js'
+import { readCheckedBytes, writeCacheFile, writeCheckedParts } from '../lib/cache/cache-file.js'
+import { pack, unpack } from '../lib/encoding/msgpack.js'
 import { scratch } from './helpers/cli.js'
 
 const file = Buffer.from('/data/report.txt')
@@ -137,8 +138,8 @@ t.test('a changed file replaces its entry and chunk list; only the new chunks ar
   t.equal(cache.lookup(file, identityOf(1), exists), null, 'the old identity no longer matches')
   t.same(plain(cache.lookup(file, identityOf(3), exists)), plain(chunksOf(3, 1)))
   await cache.save()
-  const written = (await readCacheFile(where)) as unknown[]
-  t.equal((written[9] as Uint8Array).length, 3 * 32, 'chunk ids saved: the neighbour’s two and the new one')
+  const written = (await readCheckedBytes(where))!
+  t.same(unpack(written.subarray(4, 4 + written.readUInt32LE(0))), [3, 2, 3], 'chunks saved: the neighbour’s two and the new one')
   const loaded = await FilesCache.load(where)
   t.same(plain(loaded.lookup(file, identityOf(3), exists)), plain(chunksOf(3, 1)))
   t.same(plain(loaded.lookup(Buffer.from('/data/neighbour'), identityOf(2), exists)), plain(chunksOf(2, 2)))
@@ -179,24 +180,40 @@ t.test('of many files, those seen in each backup stay and the others age out aft
   t.equal(found(last, 0), 500)
 })
 
-t.test('a version 1, damaged or inconsistent file reads as an empty cache, and the next save replaces it', async (t) => {
+t.test('an older, damaged or inconsistent file reads as an empty cache, and the next save replaces it', async (t) => {
   const where = cacheFile()
   const key = createHash('sha256').update(file).digest().subarray(0, 16)
   await writeCacheFile(where, [1, [[key, 42, 100, [0, 1000], [0, 2000], Buffer.alloc(32, 7), [100], 0]]])
   const fromV1 = await FilesCache.load(where)
   t.equal(fromV1.lookup(file, identity, exists), null, 'version 1 is ignored')
-  fromV1.remember(file, identity, chunks, START)
-  await fromV1.save()
-  const v2 = (await readCacheFile(where)) as unknown[]
-  t.equal(v2[0], 2, 'rewritten as version 2')
+  const le = (bytes: number, value: number): Buffer => Buffer.from(new BigUint64Array([BigInt(value)]).buffer).subarray(0, bytes)
+  await writeCacheFile(where, [2, 1, key, le(8, 42), Buffer.from(new Float64Array([100]).buffer), le(8, 1000), le(8, 2000), le(4, 0), le(4, 1), Buffer.alloc(32, 7), le(4, 100)])
+  const fromV2 = await FilesCache.load(where)
+  t.equal(fromV2.lookup(file, identity, exists), null, 'version 2 is ignored')
+  fromV2.remember(file, identity, chunks, START)
+  await fromV2.save()
+
+  const saved = (await readCheckedBytes(where))!
+  const headerEnd = 4 + saved.readUInt32LE(0)
+  t.same(unpack(saved.subarray(4, headerEnd)), [3, 1, 1], 'rewritten as version 3: one entry, one chunk')
+  t.equal(saved.length - headerEnd, 16 + 4 * 8 + 2 * 4 + 32 + 4, 'followed by the columns and nothing else')
   t.ok((await FilesCache.load(where)).lookup(file, identity, exists))
 
-  await writeCacheFile(where, [2, (v2[1] as number) + 1, ...v2.slice(2)])
+  const rewrite = async (header: unknown[], columns: Buffer): Promise<void> => {
+    const packed = pack(header)
+    const length = Buffer.alloc(4)
+    length.writeUInt32LE(packed.length)
+    await writeCheckedParts(where, [length, packed, columns])
+  }
+  await rewrite([3, 2, 1], saved.subarray(headerEnd))
   t.equal((await FilesCache.load(where)).lookup(file, identity, exists), null, 'a count that disagrees with the columns')
-  await writeCacheFile(where, [2, v2[1], ...v2.slice(2, 10)])
-  t.equal((await FilesCache.load(where)).lookup(file, identity, exists), null, 'a column missing')
+  await rewrite([3, 1, 2], saved.subarray(headerEnd))
+  t.equal((await FilesCache.load(where)).lookup(file, identity, exists), null, 'a chunk count that disagrees with the columns')
+  await rewrite([3, 1, 1], saved.subarray(headerEnd, saved.length - 4))
+  t.equal((await FilesCache.load(where)).lookup(file, identity, exists), null, 'a column cut short')
 
-  await writeCacheFile(where, v2)
+  await rewrite([3, 1, 1], saved.subarray(headerEnd))
+  t.ok((await FilesCache.load(where)).lookup(file, identity, exists), 'the same parts written again read back')
   const bytes = await fs.readFile(where)
   bytes[20] ^= 1
   await fs.writeFile(where, bytes)

@@ -31,7 +31,7 @@ export interface SealRequest {
   window: number
   offset: number
   length: number
-  id: Uint8Array
+  id: WireId
 }
 
 /** Small chunks make one trip: hash and seal at once (the sealed copy is dropped if the id is known). */
@@ -58,16 +58,24 @@ export interface FilesRequest {
 
 /** What reading one small file gave: its chunk (id null for all zeros), or that it grew, or an error. */
 export type SmallFileResult =
-  | { kind: 'read'; bytesRead: number; id: Uint8Array | null; sealed: RingBlob | null }
+  | { kind: 'read'; bytesRead: number; id: WireId | null; sealed: RingBlob | null }
   | { kind: 'grew' }
   | { kind: 'error'; message: string }
 
 
+/**
+ * Ids cross between threads as latin1 strings of their 32 bytes: a string is
+ * cloned as plain bytes, a Uint8Array as a new ArrayBuffer with its own
+ * backing store, which made worker replies the largest source of objects
+ * the main thread's old generation had to collect.
+ */
+export type WireId = string
+
 export type WorkerRequest = HashRequest | SealRequest | StoreRequest | FilesRequest
 
 export type WorkerReply =
-  | { job: number; op: 'hash'; id: Uint8Array | null }
+  | { job: number; op: 'hash'; id: WireId | null }
   | { job: number; op: 'seal'; sealed: RingBlob }
-  | { job: number; op: 'store'; id: Uint8Array | null; sealed: RingBlob | null }
+  | { job: number; op: 'store'; id: WireId | null; sealed: RingBlob | null }
   | { job: number; op: 'files'; results: SmallFileResult[] }
   | { job: number; op: 'error'; message: string; code?: string }

@@ -83,7 +83,7 @@ function readSmallFile(fd: number, size: number): SmallFileResult {
     const data = fileBuffer.subarray(0, bytesRead)
     if (bytesRead === 0 || isAllZero(data)) return { kind: 'read', bytesRead, id: null, sealed: null }
     const id = idOf(data)
-    return { kind: 'read', bytesRead, id, sealed: seal(id, data) }
+    return { kind: 'read', bytesRead, id: id.toString('latin1'), sealed: seal(id, data) }
   } catch (err) {
     return { kind: 'error', message: (err as Error).message }
   }
@@ -93,14 +93,14 @@ function handle(req: WorkerRequest): WorkerReply {
   if (req.op === 'files') return { job: req.job, op: 'files', results: readSmallFiles(req.paths, req.sizes) }
   const data = windows[req.window]!.subarray(req.offset, req.offset + req.length)
   if (req.op === 'hash') {
-    return { job: req.job, op: 'hash', id: isAllZero(data) ? null : idOf(data) }
+    return { job: req.job, op: 'hash', id: isAllZero(data) ? null : idOf(data).toString('latin1') }
   }
   if (req.op === 'store') {
     if (isAllZero(data)) return { job: req.job, op: 'store', id: null, sealed: null }
     const id = idOf(data)
-    return { job: req.job, op: 'store', id, sealed: seal(id, data) }
+    return { job: req.job, op: 'store', id: id.toString('latin1'), sealed: seal(id, data) }
   }
-  return { job: req.job, op: 'seal', sealed: seal(Buffer.from(req.id), data) }
+  return { job: req.job, op: 'seal', sealed: seal(Buffer.from(req.id, 'latin1'), data) }
 }
 
 /** Compresses and seals the chunk straight into the ring: nothing is allocated per blob. */
