@@ -4,7 +4,7 @@ import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import * as path from 'node:path'
 import { scratch } from './helpers/cli.js'
-import { ArchiveReader, createArchive, createArchiveFromEntries, Repository, extractArchive, RepositoryView, PathResolver } from '../dist/lib/index.js'
+import { ArchiveReader, createArchive, createArchiveFromEntries, Repository, extractArchive, RepositoryView, PathResolver, unlockWithPassphrase } from '../dist/lib/index.js'
 
 async function newRepo() {
   const home = scratch()
@@ -86,4 +86,27 @@ t.test('a directory with more entries than one tree page', async (t) => {
   t.same(names, Array.from({ length: 5000 }, (_, i) => `f${String(i).padStart(5, '0')}`), 'every entry listed, in order')
   const f = await reader.resolve(Buffer.from('big/f04321'))
   t.equal((await reader.content(f!).read(0, 10)).toString(), '4321', 'lookup lands in the right page')
+})
+
+t.test('the key can be unlocked by the caller (elsewhere), and an unlocker that fails stops the open', async (t) => {
+  const home = scratch()
+  const options = { location: path.join(home, 'repo'), configDir: path.join(home, 'config'), cacheDir: null }
+  const made = await Repository.init({ ...options, encryption: 'repokey', passphrase: 'pw', kdf: { N: 1024 } })
+  const src = scratch()
+  await fs.writeFile(path.join(src, 'f'), 'content')
+  await createArchive(made, { name: 'a1', paths: [src] })
+  await made.close()
+
+  const seen: string[] = []
+  const opened = await Repository.open({ ...options, unlockKey: async (envelope, repoId) => {
+    seen.push(repoId)
+    return unlockWithPassphrase('pw')(envelope, repoId)
+  } })
+  t.teardown(() => opened.close())
+  t.same(seen, [opened.id], 'asked once, with the repository id')
+  t.same((await opened.archives()).map((a) => a.name), ['a1'], 'and the repository reads')
+
+  const refused = Repository.open({ ...options, passphrase: 'pw', unlockKey: async () => { throw Object.assign(new Error('no key for you'), { code: 'x' }) } })
+  await t.rejects(refused, /no key for you/, 'the unlocker wins over the passphrase, and its failure is the open\'s')
+  await t.rejects(Repository.open({ ...options, unlockKey: unlockWithPassphrase('wrong') }), { code: 'wrong-passphrase' })
 })

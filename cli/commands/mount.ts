@@ -2,10 +2,12 @@
  * `cairn mount` and `cairn umount`.
  *
  * Without -f, mount re-runs itself detached with -f and an IPC channel, and
- * waits: the child asks for the passphrase over the channel when it needs
- * to prompt (it has no terminal), then sends "ready" once the kernel has the
- * mount, or the error that stopped it; the parent exits 0, or 2 with that
- * error's one line. With -f it serves in the foreground until Ctrl-C or
+ * waits: the child sends the repository's sealed key over the channel and
+ * the parent unlocks it (asking for the passphrase on its terminal if need
+ * be: the child has none) and sends the key back, so the scrypt KDF's 64 MiB
+ * never count in the long-lived child's peak memory; then the child sends
+ * "ready" once the kernel has the mount, or the error that stopped it; the
+ * parent exits 0, or 2 with that error's one line. With -f it serves in the foreground until Ctrl-C or
  * SIGTERM (or an unmount from outside), then unmounts and exits 0.
  */
 import { spawn } from 'node:child_process'
@@ -20,9 +22,12 @@ import type { Environment } from '../environment.js'
 import { EXIT_OK, usageError } from '../exit.js'
 import { parseLocation, type Location } from '../location.js'
 import { passphraseSource } from '../passphrase.js'
+import type { KeyMaterial } from '../../lib/crypto/key-material.js'
 
-type ParentMessage = { type: 'passphrase'; value: string } | { type: 'passphrase-error'; code: CairnErrorCode; message: string; hint?: string }
-type ChildMessage = { type: 'need-passphrase' } | { type: 'ready'; mountpoint: string } | { type: 'error'; code: CairnErrorCode; message: string; hint?: string }
+/** Key material crosses the channel as hex (the channel speaks JSON). */
+type WireKey = { encKey: string; macKey: string; chunkerSeed: string }
+type ParentMessage = { type: 'key'; key: WireKey } | { type: 'key-error'; code: CairnErrorCode; message: string; hint?: string }
+type ChildMessage = { type: 'unlock-key'; envelope: string; repoId: string } | { type: 'ready'; mountpoint: string } | { type: 'error'; code: CairnErrorCode; message: string; hint?: string }
 
 const recordDir = (env: Environment): string => path.join(env.cacheDir, 'mounts')
 
@@ -79,13 +84,12 @@ async function serve(ctx: CommandContext, loc: Location, mountpoint: string, opt
   const logger = openLog(opts.log, ctx.err)
   const tell = (msg: ChildMessage): void => void parent?.send?.(msg)
   try {
-    const ask = passphraseSource(env, false)
     // Only the repository's module before the KDF starts (40 ms less than the whole library from a cold cache).
     const { Repository } = await import('../../lib/repo/repository.js')
     const opening = Repository.open({
       location: loc.repo,
-      // A detached child has no terminal: a prompt happens in the parent.
-      passphrase: parent && env.passphrase === undefined && !env.passcommand ? () => askParent(parent) : ask,
+      passphrase: passphraseSource(env, false),
+      unlockKey: parent ? (envelope, repoId) => unlockInParent(parent, envelope, repoId) : undefined,
       configDir: env.configDir,
       cacheDir: env.cacheDir,
       signal,
@@ -140,16 +144,34 @@ async function serve(ctx: CommandContext, loc: Location, mountpoint: string, opt
   }
 }
 
-function askParent(parent: NodeJS.Process): Promise<string> {
+function unlockInParent(parent: NodeJS.Process, envelope: Buffer, repoId: string): Promise<KeyMaterial> {
   return new Promise((resolve, reject) => {
     const onMessage = (msg: ParentMessage): void => {
       parent.off('message', onMessage)
-      if (msg.type === 'passphrase') resolve(msg.value)
+      if (msg.type === 'key') resolve({ encKey: Buffer.from(msg.key.encKey, 'hex'), macKey: Buffer.from(msg.key.macKey, 'hex'), chunkerSeed: Buffer.from(msg.key.chunkerSeed, 'hex') })
       else reject(new CairnError(msg.code, msg.message, { hint: msg.hint }))
     }
     parent.on('message', onMessage)
-    parent.send?.({ type: 'need-passphrase' } satisfies ChildMessage)
+    parent.send?.({ type: 'unlock-key', envelope: envelope.toString('hex'), repoId } satisfies ChildMessage)
   })
+}
+
+/** The key module, loaded once; detach() starts loading it while the child starts. */
+let keysLoading: Promise<typeof import('../../lib/repo/keys.js')> | null = null
+const keysModule = (): Promise<typeof import('../../lib/repo/keys.js')> => (keysLoading ??= import('../../lib/repo/keys.js'))
+
+/** The parent's side of unlockInParent: the passphrase (env, command or prompt) and the KDF run here. */
+async function unlockForChild(env: Environment, msg: Extract<ChildMessage, { type: 'unlock-key' }>): Promise<ParentMessage> {
+  try {
+    const { unlockWithPassphrase } = await keysModule()
+    const km = await unlockWithPassphrase(passphraseSource(env, false))(Buffer.from(msg.envelope, 'hex'), msg.repoId)
+    const key = { encKey: km.encKey.toString('hex'), macKey: km.macKey.toString('hex'), chunkerSeed: km.chunkerSeed.toString('hex') }
+    for (const secret of [km.encKey, km.macKey, km.chunkerSeed]) secret.fill(0)
+    return { type: 'key', key }
+  } catch (err) {
+    const e = isCairnError(err) ? err : new CairnError('no-passphrase', (err as Error)?.message ?? String(err))
+    return { type: 'key-error', code: e.code, message: e.message, hint: e.hint }
+  }
 }
 
 /** Starts `cairn mount -f ...` detached and waits until it is mounted or has failed. */
@@ -162,6 +184,7 @@ async function detach(ctx: CommandContext, loc: Location, mountpoint: string): P
     cwd: '/',
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
   })
+  keysModule().catch(() => undefined) // the child will ask for its key; a failure shows there
   return new Promise<number>((resolve, reject) => {
     let settled = false
     const settle = (fn: () => void): void => {
@@ -176,14 +199,8 @@ async function detach(ctx: CommandContext, loc: Location, mountpoint: string): P
     })
     signal.addEventListener('abort', onAbort, { once: true })
     child.on('message', (msg: ChildMessage) => {
-      if (msg.type === 'need-passphrase') {
-        passphraseSource(env, false)().then(
-          (value) => child.send({ type: 'passphrase', value } satisfies ParentMessage),
-          (err: unknown) => {
-            const e = isCairnError(err) ? err : new CairnError('no-passphrase', (err as Error)?.message ?? String(err))
-            child.send({ type: 'passphrase-error', code: e.code, message: e.message, hint: e.hint } satisfies ParentMessage)
-          },
-        )
+      if (msg.type === 'unlock-key') {
+        void unlockForChild(env, msg).then((reply) => child.connected && child.send(reply))
       } else if (msg.type === 'ready') {
         settle(() => {
           child.disconnect()

@@ -19,6 +19,14 @@ export const REPOKEY_KEY = 'keys/repokey'
 /** A passphrase, or a function that produces one on demand (prompt, command). */
 export type PassphraseSource = string | (() => Promise<string>)
 
+/** Opens a key envelope (key-envelope.ts) of the repository with this id. */
+export type KeyUnlocker = (envelope: Buffer, repoId: string) => Promise<KeyMaterial>
+
+/** Unlocks with a passphrase, running the KDF in this process. */
+export function unlockWithPassphrase(passphrase: PassphraseSource): KeyUnlocker {
+  return async (envelope, repoId) => openKeyMaterial(envelope, typeof passphrase === 'string' ? passphrase : await passphrase(), repoId)
+}
+
 export interface KeyLocation {
   mode: EncryptionMode
   backend: Backend
@@ -41,7 +49,7 @@ export async function storeKey(where: KeyLocation, km: KeyMaterial, passphrase: 
   }
 }
 
-export async function loadKey(where: KeyLocation, passphrase: PassphraseSource): Promise<KeyMaterial | null> {
+export async function loadKey(where: KeyLocation, unlock: KeyUnlocker): Promise<KeyMaterial | null> {
   if (where.mode === 'none') return null
   let envelope: Buffer
   if (where.mode === 'keyfile') {
@@ -56,6 +64,5 @@ export async function loadKey(where: KeyLocation, passphrase: PassphraseSource):
   } else {
     envelope = await where.backend.get(REPOKEY_KEY)
   }
-  const secret = typeof passphrase === 'string' ? passphrase : await passphrase()
-  return openKeyMaterial(envelope, secret, where.repoId)
+  return unlock(envelope, where.repoId)
 }

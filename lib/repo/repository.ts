@@ -18,7 +18,7 @@ import type { KdfParams } from '../crypto/kdf.js'
 import { decodePayload } from '../compress/codec.js'
 import type { ChunkerParams } from '../chunker/fastcdc.js'
 import { decodeConfig, encodeConfig, newConfig, type RepositoryConfig } from './config.js'
-import { loadKey, storeKey, type PassphraseSource } from './keys.js'
+import { loadKey, storeKey, unlockWithPassphrase, type KeyUnlocker, type PassphraseSource } from './keys.js'
 import { CHUNKS_CACHE, readIndexCache, syncIndex, type IndexState } from './index-cache.js'
 import { readManifest, writeManifest, type ArchiveRef } from './manifest.js'
 import { breakLock, RepositoryLock, type LockOptions } from './lock.js'
@@ -31,6 +31,12 @@ export interface RepositoryOptions {
   /** A directory path, or any Backend. */
   location: string | Backend
   passphrase?: PassphraseSource
+  /**
+   * Opens the key instead of `passphrase`: a caller may run the memory-hard
+   * KDF somewhere else. The mount's detaching parent does, so that the
+   * long-lived mount process never holds the KDF's 64 MiB.
+   */
+  unlockKey?: KeyUnlocker
   /** Where keyfile-mode keys live (CLI default: ~/.config/cairn). */
   configDir: string
   /** Where the chunk index and files caches live (CLI default: ~/.cache/cairn); null keeps nothing on disk. */
@@ -118,8 +124,9 @@ export class Repository {
     const preloaded = options.preloadIndex && options.cacheDir !== null ? readIndexCache(path.join(options.cacheDir, config.id, CHUNKS_CACHE), config.id, options.preloadIndex === 'lookups') : null
     let km: KeyMaterial | null = null
     if (config.encryption !== 'none') {
-      if (options.passphrase === undefined) throw new CairnError('no-passphrase', `a passphrase is needed to open ${backend.location}`, { hint: 'set CAIRN_PASSPHRASE or CAIRN_PASSCOMMAND' })
-      km = await loadKey({ mode: config.encryption, backend, repoId: config.id, configDir: options.configDir }, options.passphrase)
+      const unlock = options.unlockKey ?? (options.passphrase !== undefined ? unlockWithPassphrase(options.passphrase) : null)
+      if (unlock === null) throw new CairnError('no-passphrase', `a passphrase is needed to open ${backend.location}`, { hint: 'set CAIRN_PASSPHRASE or CAIRN_PASSCOMMAND' })
+      km = await loadKey({ mode: config.encryption, backend, repoId: config.id, configDir: options.configDir }, unlock)
     }
     const repo = Repository.assemble(backend, config, km, options.cacheDir)
     repo.preloadedIndex = preloaded
