@@ -4,7 +4,7 @@
  * step is checked against a Map.
  */
 import t from 'tap'
-import { FileTable, type FileIdentity } from '../lib/archive/files-table.js'
+import { COLUMNS, FileTable, type FileIdentity } from '../lib/archive/files-table.js'
 import type { ChunkRef } from '../lib/archive/item.js'
 
 interface Expected { identity: FileIdentity; chunks: ChunkRef[] }
@@ -116,15 +116,21 @@ t.test('an entry replaced just as the arena is full does not carry its old chunk
   t.equal(check(table, new Map([['k', [key, small]]])), null)
 })
 
-t.test('columns: a round trip keeps entries and ages; columns that disagree are refused', async (t) => {
+/** A table of `count` entries with spread keys and 0 to `maxChunks - 1` chunks each, and its model. */
+function filled(count: number, maxChunks: number): { table: FileTable; model: Map<string, [Uint32Array, Expected]> } {
   const table = new FileTable()
   const model = new Map<string, [Uint32Array, Expected]>()
-  for (let n = 0; n < 2000; n++) {
+  for (let n = 0; n < count; n++) {
     const key = keyOf([n * 2654435761, n, 3, 4])
-    const e = expected(n, n % 4)
+    const e = expected(n, n % maxChunks)
     table.set(key, e.identity, e.chunks)
     model.set(key.join(','), [key, e])
   }
+  return { table, model }
+}
+
+t.test('columns: a round trip keeps entries and ages; columns that disagree are refused', async (t) => {
+  const { table, model } = filled(2000, 4)
   const loaded = FileTable.fromColumns(table.toColumns(20))!
   t.equal(check(loaded, model), null)
   // Unseen after loading: one save ages every entry; with ttl 1 none is kept.
@@ -139,6 +145,30 @@ t.test('columns: a round trip keeps entries and ages; columns that disagree are 
   const keys = Buffer.from(columns.keys)
   keys.copy(keys, 16, 0, 16)
   t.equal(FileTable.fromColumns({ ...columns, keys }), null, 'the same key twice')
+})
+
+t.test('columns fed a few values at a time, in any piece sizes, load the same table; chunk counts that do not add up are refused', async (t) => {
+  const { table, model } = filled(500, 5)
+  const columns = table.toColumns(20)
+  const chunks = columns.chunkIds.length / 32
+  const feedAll = (loader: ReturnType<typeof FileTable.loader>, counts: Uint8Array): void => {
+    for (const [name, width, per] of COLUMNS) {
+      const bytes = name === 'chunkCounts' ? counts : columns[name]
+      const values = per === 'entry' ? columns.count : chunks
+      for (let first = 0, step = 1; first < values; first += step, step = (step % 13) + 1) {
+        loader.feed(name, first, bytes.subarray(first * width, Math.min(values, first + step) * width))
+      }
+    }
+  }
+  const loader = FileTable.loader(columns.count, chunks)
+  feedAll(loader, columns.chunkCounts)
+  t.equal(check(loader.finish()!, model), null, 'the same entries and chunks')
+
+  const counts = Buffer.from(columns.chunkCounts)
+  counts.writeUInt32LE(counts.readUInt32LE(4) + 1, 4)
+  const miscounted = FileTable.loader(columns.count, chunks)
+  feedAll(miscounted, counts)
+  t.equal(miscounted.finish(), null, 'one entry claims a chunk more than there are')
 })
 
 t.test('chunks the table cannot hold are refused before anything changes', async (t) => {

@@ -37,17 +37,16 @@
  * with no cache at all.
  */
 import { hash } from 'node:crypto'
-import { readCheckedBytes, writeCheckedParts } from '../cache/cache-file.js'
+import { CheckedReader, writeCheckedParts } from '../cache/cache-file.js'
 import { pack, unpack } from '../encoding/msgpack.js'
 import type { ChunkRef } from './item.js'
-import { FileTable, KEY_LENGTH, type FileColumns, type FileIdentity } from './files-table.js'
+import { COLUMNS, FileTable, KEY_LENGTH, type FileIdentity } from './files-table.js'
 
 export type { FileIdentity } from './files-table.js'
 
 const VERSION = 3
-/** The file's columns in order, with the bytes each takes per entry (or per chunk). */
-const ENTRY_COLUMNS = [['keys', KEY_LENGTH], ['inos', 8], ['sizes', 8], ['mtimes', 8], ['ctimes', 8], ['ages', 4], ['chunkCounts', 4]] as const
-const CHUNK_COLUMNS = [['chunkIds', 32], ['chunkSizes', 4]] as const
+/** Bytes of a column read at once while loading. */
+const PIECE_BYTES = 1024 * 1024
 export const DEFAULT_FILES_CACHE_TTL = 20
 
 export class FilesCache {
@@ -148,14 +147,12 @@ export class FilesCache {
     const header = pack([VERSION, columns.count, columns.chunkSizes.length / 4])
     const headerLength = Buffer.alloc(4)
     headerLength.writeUInt32LE(header.length)
-    const names = [...ENTRY_COLUMNS, ...CHUNK_COLUMNS].map(([name]) => name)
-    await writeCheckedParts(this.file, [headerLength, header, ...names.map((name) => columns[name])])
+    await writeCheckedParts(this.file, [headerLength, header, ...COLUMNS.map(([name]) => columns[name])])
   }
 
   /** A damaged or missing cache only costs a full read of the files. */
   private async read(file: string): Promise<void> {
-    const columns = parseColumns(await readCheckedBytes(file))
-    this.table = (columns && FileTable.fromColumns(columns)) ?? new FileTable()
+    this.table = (await readTable(file)) ?? new FileTable()
   }
 
   /**
@@ -169,29 +166,31 @@ export class FilesCache {
   }
 }
 
-/** The columns of a version 3 file (views of its bytes), or null for anything else. */
-function parseColumns(bytes: Buffer | null): FileColumns | null {
-  if (bytes === null || bytes.length < 4) return null
-  const headerEnd = 4 + bytes.readUInt32LE(0)
-  let header: unknown
+/** The table of a version 3 file, read a piece at a time; null for anything else. */
+async function readTable(file: string): Promise<FileTable | null> {
+  const reader = await CheckedReader.open(file)
+  if (reader === null) return null
   try {
-    header = unpack(bytes.subarray(4, headerEnd))
+    const headerLength = (await reader.read(4)).readUInt32LE(0)
+    if (headerLength > reader.size) return null
+    const header = unpack(Buffer.from(await reader.read(headerLength))) as unknown
+    if (!Array.isArray(header) || header.length !== 3 || header[0] !== VERSION) return null
+    const [, count, chunks] = header as unknown[]
+    if (!Number.isSafeInteger(count) || !Number.isSafeInteger(chunks) || (count as number) < 0 || (chunks as number) < 0) return null
+    const values = (per: 'entry' | 'chunk'): number => (per === 'entry' ? (count as number) : (chunks as number))
+    const bodyLength = COLUMNS.reduce((sum, [, width, per]) => sum + width * values(per), 0)
+    if (reader.remaining !== bodyLength) return null
+    const loader = FileTable.loader(count as number, chunks as number)
+    for (const [name, width, per] of COLUMNS) {
+      const step = Math.floor(PIECE_BYTES / width)
+      for (let first = 0; first < values(per); first += step) loader.feed(name, first, await reader.read(Math.min(step, values(per) - first) * width))
+    }
+    return (await reader.intact()) ? loader.finish() : null
   } catch {
-    return null
+    return null // unreadable, or not msgpack where the header should be
+  } finally {
+    await reader.close()
   }
-  if (!Array.isArray(header) || header.length !== 3 || header[0] !== VERSION) return null
-  const [, count, chunks] = header as unknown[]
-  if (!Number.isSafeInteger(count) || !Number.isSafeInteger(chunks) || (count as number) < 0 || (chunks as number) < 0) return null
-  const columns: Record<string, Uint8Array> = {}
-  let at = headerEnd
-  const take = (name: string, length: number): void => {
-    columns[name] = bytes.subarray(at, at + length)
-    at += length
-  }
-  for (const [name, width] of ENTRY_COLUMNS) take(name, width * (count as number))
-  for (const [name, width] of CHUNK_COLUMNS) take(name, width * (chunks as number))
-  if (at !== bytes.length) return null
-  return { count: count as number, ...(columns as Omit<FileColumns, 'count'>) }
 }
 
 /**

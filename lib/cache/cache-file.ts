@@ -66,3 +66,64 @@ export async function readCheckedBytes(file: string): Promise<Buffer | null> {
   const body = raw.subarray(0, raw.length - 32)
   return createHash('sha256').update(body).digest().equals(raw.subarray(raw.length - 32)) ? body : null
 }
+
+/**
+ * Reads a file written by writeCheckedParts front to back, a piece at a
+ * time, hashing as it goes: for a cache too large to hold whole while it is
+ * parsed. What was read counts only once intact() says so.
+ */
+export class CheckedReader {
+  private position = 0
+  private readonly digest = createHash('sha256')
+  private piece = Buffer.alloc(0)
+
+  private constructor(private readonly handle: fs.FileHandle, readonly size: number) {}
+
+  /** A reader of `file`, or null if it is missing, unreadable or too short to hold a checksum. */
+  static async open(file: string): Promise<CheckedReader | null> {
+    let handle: fs.FileHandle
+    try {
+      handle = await fs.open(file, 'r')
+    } catch {
+      return null
+    }
+    const size = await handle.stat().then((st) => st.size, () => -1)
+    if (size < 32) {
+      await handle.close().catch(() => undefined)
+      return null
+    }
+    return new CheckedReader(handle, size - 32)
+  }
+
+  /** Bytes before the checksum not read yet. */
+  get remaining(): number {
+    return this.size - this.position
+  }
+
+  /** The next `length` bytes, as a view that the next read reuses. */
+  async read(length: number): Promise<Buffer> {
+    if (length > this.remaining) throw new RangeError(`cannot read ${length} bytes: ${this.remaining} are left`)
+    if (this.piece.length < length) this.piece = Buffer.allocUnsafeSlow(length)
+    const view = this.piece.subarray(0, length)
+    for (let done = 0; done < length; ) {
+      const { bytesRead } = await this.handle.read(view, done, length - done, this.position + done)
+      if (bytesRead === 0) throw new Error('the file shrank while it was read')
+      done += bytesRead
+    }
+    this.position += length
+    this.digest.update(view)
+    return view
+  }
+
+  /** True once everything before the checksum has been read and matches it. */
+  async intact(): Promise<boolean> {
+    if (this.remaining !== 0) return false
+    const sum = Buffer.alloc(32)
+    const { bytesRead } = await this.handle.read(sum, 0, 32, this.size)
+    return bytesRead === 32 && this.digest.digest().equals(sum)
+  }
+
+  async close(): Promise<void> {
+    await this.handle.close().catch(() => undefined)
+  }
+}
