@@ -143,11 +143,17 @@ export class FilesCache {
   async save(): Promise<void> {
     if (!this.file || !this.loaded) return
     if (!this.changed && this.table.allSeenAtAgeZero()) return
-    const columns = this.table.toColumns(this.ttl)
-    const header = pack([VERSION, columns.count, columns.chunkSizes.length / 4])
+    const { count, chunks } = this.table.savedCounts(this.ttl)
+    const header = pack([VERSION, count, chunks])
     const headerLength = Buffer.alloc(4)
     headerLength.writeUInt32LE(header.length)
-    await writeCheckedParts(this.file, [headerLength, header, ...COLUMNS.map(([name]) => columns[name])])
+    const table = this.table
+    const ttl = this.ttl
+    await writeCheckedParts(this.file, (function* () {
+      yield headerLength
+      yield header
+      for (const [, piece] of table.savedColumns(ttl)) yield piece
+    })())
   }
 
   /** A damaged or missing cache only costs a full read of the files. */

@@ -10,6 +10,9 @@ import * as path from 'node:path'
 import { pack, unpack } from '../encoding/msgpack.js'
 import { writeParts } from '../storage/write-parts.js'
 
+/** Bytes gathered before one writev. */
+const WRITE_BYTES = 1024 * 1024
+
 export async function writeCacheFile(file: string, value: unknown): Promise<void> {
   await writeCheckedParts(file, [pack(value)])
 }
@@ -18,28 +21,47 @@ export async function writeCacheFile(file: string, value: unknown): Promise<void
  * Writes `parts` and then their SHA-256 as one cache file, for caches with a
  * binary layout of their own: msgpack would copy large binaries into a buffer
  * it grows to four times what it holds (33 MiB to save the files cache of
- * 100,000 files, at the end of a backup, its memory peak).
+ * 100,000 files, at the end of a backup, its memory peak). The parts may be
+ * made as they are written (a generator).
  */
-export async function writeCheckedParts(file: string, parts: readonly Uint8Array[]): Promise<void> {
+export async function writeCheckedParts(file: string, parts: Iterable<Uint8Array>): Promise<void> {
   const digest = createHash('sha256')
-  for (const part of parts) digest.update(part)
-  await writeCacheParts(file, [...parts, digest.digest()])
+  await writeCacheParts(file, (function* () {
+    for (const part of parts) {
+      digest.update(part)
+      yield part
+    }
+    yield digest.digest()
+  })())
 }
 
 /**
  * Writes `parts` one after the other as `file`, atomically (a temporary file renamed over it), for cache
- * files with a layout of their own. Parts are written as they are: a cache of a million files is tens of
- * MB, and joining them first was one more copy at a backup's peak.
+ * files with a layout of their own. Parts are written as they come, a megabyte or so at a time: a cache of
+ * a million files is tens of MB, and joining them first was one more copy at a backup's peak.
  */
-export async function writeCacheParts(file: string, parts: readonly Uint8Array[]): Promise<void> {
+export async function writeCacheParts(file: string, parts: Iterable<Uint8Array>): Promise<void> {
   await fs.mkdir(path.dirname(file), { recursive: true, mode: 0o700 })
   const temp = `${file}.${randomBytes(6).toString('hex')}.tmp`
   const handle = await fs.open(temp, 'w', 0o600)
   try {
-    await writeParts(handle, parts)
-  } finally {
-    await handle.close()
+    let group: Uint8Array[] = []
+    let bytes = 0
+    for (const part of parts) {
+      group.push(part)
+      bytes += part.length
+      if (bytes < WRITE_BYTES) continue
+      await writeParts(handle, group)
+      group = []
+      bytes = 0
+    }
+    await writeParts(handle, group)
+  } catch (err) {
+    await handle.close().catch(() => undefined)
+    await fs.rm(temp, { force: true })
+    throw err
   }
+  await handle.close()
   await fs.rename(temp, file)
 }
 

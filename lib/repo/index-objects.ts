@@ -63,14 +63,23 @@ function writeBin32(out: Buffer, at: number, bytes: Uint8Array): void {
   out.set(bytes, at + 2)
 }
 
-/** The sealed index object `[1, [entry, ...]]` of the entries encodePackEntry made. */
+/**
+ * The sealed index object `[1, [entry, ...]]` of the entries encodePackEntry
+ * made, encoded and sealed in one buffer: joining the entries and then
+ * sealing a copy held the index of a million-file backup (51 MB) twice at
+ * its commit.
+ */
 export function encodeIndexObject(entries: readonly Buffer[], sealer: Sealer): Buffer {
-  const head = Buffer.allocUnsafe(7)
-  head[0] = 0x92 // fixarray of 2
-  head[1] = INDEX_VERSION // positive fixint
-  head[2] = 0xdd // array32
-  head.writeUInt32BE(entries.length, 3)
-  return sealer.seal(AAD_INDEX, Buffer.concat([head, ...entries]))
+  const payloadLength = entries.reduce((n, e) => n + e.length, 7)
+  const out = Buffer.allocUnsafe(sealer.overhead + payloadLength)
+  let at = sealer.headLength
+  out[at] = 0x92 // fixarray of 2
+  out[at + 1] = INDEX_VERSION // positive fixint
+  out[at + 2] = 0xdd // array32
+  out.writeUInt32BE(entries.length, at + 3)
+  at += 7
+  for (const e of entries) at += e.copy(out, at)
+  return out.subarray(0, sealer.sealInPlace(AAD_INDEX, out, payloadLength))
 }
 
 export function decodeIndexObject(sealed: Buffer, sealer: Sealer, key: string): PackEntry[] {

@@ -68,7 +68,10 @@ export function cleanUpMounts(t: Test, env: Record<string, string | undefined>):
   }
 }
 
-/** `cairn mount -f ...` in a child process; resolves once the kernel has the mount. */
+/**
+ * `cairn mount -f ...` in a child process; resolves once the kernel has the mount and the process says it
+ * is mounted (its record for `cairn umount` is written between the two).
+ */
 export async function mountForeground(args: string[], mp: string, env: Record<string, string | undefined>, track: (mp: string, child?: ChildProcess) => void): Promise<Foreground> {
   const cleanEnv = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined)) as NodeJS.ProcessEnv
   const child = spawn(process.execPath, [CLI, 'mount', '-f', ...args, mp], { env: cleanEnv, stdio: ['ignore', 'ignore', 'pipe'] })
@@ -77,7 +80,7 @@ export async function mountForeground(args: string[], mp: string, env: Record<st
   child.stderr!.on('data', (d: Buffer) => (err += d.toString()))
   const exited = once(child, 'exit').then(([code]) => code as number | null)
   const ready = (async () => {
-    while (!(await findMount(mp))) {
+    while (!(await findMount(mp)) || !/: mounted .* at /.test(err)) {
       if (child.exitCode !== null) throw new Error(`mount -f exited with ${child.exitCode}: ${err}`)
       await new Promise((r) => setTimeout(r, 50))
     }
