@@ -167,3 +167,22 @@ t.test('a damaged serialized index is refused', async (t) => {
   ]
   for (const [name, bad] of cases) t.throws(() => ChunkIndex.deserialize(bad), { code: 'integrity' }, name)
 })
+
+t.test('serialized a piece at a time: the pieces are the serialized form, and a change between pieces stops it', async (t) => {
+  const index = new ChunkIndex()
+  for (let i = 0; i < 50_000; i++) index.set(createHash('sha256').update(String(i)).digest(), loc(i))
+  const pieces = [...index.serializedPieces()]
+  t.ok(pieces.length > 4, `several pieces (${pieces.length})`)
+  t.ok(pieces.every((p) => p.length <= 1024 * 1024), 'none over a megabyte')
+  const whole = Buffer.concat(pieces)
+  t.same(ChunkIndex.deserialize(whole).get(createHash('sha256').update('49999').digest()), loc(49_999), 'and they read back')
+
+  for (const change of [(i: ChunkIndex) => i.set(randomBytes(32), loc(1)), (i: ChunkIndex) => i.set(createHash('sha256').update('7').digest(), loc(8)), (i: ChunkIndex) => i.delete(createHash('sha256').update('7').digest())]) {
+    const copy = ChunkIndex.deserialize(whole)
+    const taking = copy.serializedPieces()
+    taking.next()
+    taking.next()
+    change(copy)
+    t.throws(() => taking.next(), /changed while it was serialized/, 'an insert, an update or a delete')
+  }
+})

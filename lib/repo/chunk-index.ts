@@ -45,6 +45,8 @@ const RECORD_LENGTH = ID_LENGTH + 16
 const SUM_LENGTH = 32
 /** Records placed per batch while loading: 48 KiB of words. */
 const RECORDS_PER_BATCH = 1024
+/** Records in one piece of serializedPieces() (about 1 MiB). */
+const RECORDS_PER_PIECE = 21_845
 
 /** Most entries per slot a table grows at (inserts), and a dense table loaded for lookups may hold. */
 const MAX_LOAD = 0.75
@@ -72,6 +74,8 @@ export class ChunkIndex {
   #used: Uint8Array
   #mask: number
   #size = 0
+  /** Bumped by every set and delete, so serializedPieces() can tell the index changed under it. */
+  #changes = 0
   // The id being looked up, as words (copied once per call, compared per probe).
   readonly #key = new Uint32Array(ID_LENGTH / 4)
   readonly #keyBytes = new Uint8Array(this.#key.buffer)
@@ -110,6 +114,7 @@ export class ChunkIndex {
 
   set(id: Uint8Array, loc: ChunkLocation): void {
     checkUint32(loc)
+    this.#changes++
     let slot = this.#find(id)
     if (slot < 0) {
       if (this.#size + 1 > (this.#mask + 1) * MAX_LOAD) {
@@ -131,6 +136,7 @@ export class ChunkIndex {
   delete(id: Uint8Array): boolean {
     let hole = this.#find(id)
     if (hole < 0) return false
+    this.#changes++
     const s = this.#slots
     const used = this.#used
     const mask = this.#mask
@@ -161,21 +167,48 @@ export class ChunkIndex {
   }
 
   serialize(): Buffer {
-    const out = Buffer.allocUnsafe(HEAD_LENGTH + this.#size * RECORD_LENGTH + SUM_LENGTH)
-    MAGIC.copy(out)
-    out.writeUInt32LE(VERSION, MAGIC.length)
-    out.writeUInt32LE(this.#size, MAGIC.length + 4)
+    return Buffer.concat([...this.serializedPieces()])
+  }
+
+  /**
+   * The serialized form in pieces of about a megabyte, each made as it is
+   * taken: the cache of a million blobs (48 MB) is written without being
+   * held whole. Throws if the index changes between pieces.
+   */
+  *serializedPieces(): Generator<Buffer> {
+    const changes = this.#changes
+    const unchanged = (): void => {
+      if (this.#changes !== changes) throw new Error('the chunk index changed while it was serialized')
+    }
+    const hash = createHash('sha256')
+    const head = Buffer.allocUnsafe(HEAD_LENGTH)
+    MAGIC.copy(head)
+    head.writeUInt32LE(VERSION, MAGIC.length)
+    head.writeUInt32LE(this.#size, MAGIC.length + 4)
+    hash.update(head)
+    yield head
+    unchanged()
     // A slot is a record: the id, then the four location words.
     const bytes = new Uint8Array(this.#slots.buffer)
-    let o = HEAD_LENGTH
+    const used = this.#used
+    let piece = Buffer.allocUnsafe(RECORDS_PER_PIECE * RECORD_LENGTH)
+    let o = 0
     for (let slot = 0; slot <= this.#mask; slot++) {
-      if (this.#used[slot] === 0) continue
-      out.set(bytes.subarray(slot * SLOT_BYTES, (slot + 1) * SLOT_BYTES), o)
-      if (BIG_ENDIAN) out.subarray(o + ID_LENGTH, o + RECORD_LENGTH).swap32()
+      if (used[slot] === 0) continue
+      piece.set(bytes.subarray(slot * SLOT_BYTES, (slot + 1) * SLOT_BYTES), o)
+      if (BIG_ENDIAN) piece.subarray(o + ID_LENGTH, o + RECORD_LENGTH).swap32()
       o += RECORD_LENGTH
+      if (o < piece.length) continue
+      hash.update(piece)
+      yield piece
+      unchanged()
+      piece = Buffer.allocUnsafe(RECORDS_PER_PIECE * RECORD_LENGTH)
+      o = 0
     }
-    createHash('sha256').update(out.subarray(0, o)).digest().copy(out, o)
-    return out
+    hash.update(piece.subarray(0, o))
+    yield piece.subarray(0, o)
+    unchanged()
+    yield hash.digest()
   }
 
   static deserialize(buf: Uint8Array): ChunkIndex {

@@ -81,7 +81,11 @@ export async function writeCache(cacheFile: string, repoId: string, state: Index
   const header = pack([CACHE_VERSION, repoId, [...state.merged], [...state.packs.all()]])
   const headerLength = Buffer.alloc(4)
   headerLength.writeUInt32LE(header.length)
-  await writeCacheParts(cacheFile, [headerLength, header, createHash('sha256').update(header).digest(), state.index.serialize()])
+  const headerSum = createHash('sha256').update(header).digest()
+  await writeCacheParts(cacheFile, (function* () {
+    yield* [headerLength, header, headerSum]
+    yield* state.index.serializedPieces()
+  })())
 }
 
 /**
