@@ -9,12 +9,13 @@ import { formatSize } from '../format.js'
 
 /**
  * A backup's garbage is short-lived but much of it outlives two scavenges
- * (items wait for their directory, chunks for their pack), and V8 lets the
- * old generation grow to about four times what survived the last full
- * collection before collecting again. Growing by at most twice that keeps the
- * peak down: first backup of the medium corpus, 4 runs of each, 337–370 →
- * 283–304 MiB at the same wall time (within its noise); user CPU +0.5 s.
- * Set here, not in the library: it is the process's policy, not the archive's.
+ * (items wait for their directory, chunks for their pack), and V8 let the
+ * old generation grow to several times what survived the last full
+ * collection before collecting again (82 MiB against 10–25 MiB live).
+ * Growing by at most twice that keeps the peak down: first backup of the
+ * medium corpus, peak 337–370 → 283–304 MiB over 2–4 runs each, wall time
+ * within its noise, user CPU +0.5 s (session 5 in bench/RESULTS.md). Set
+ * here, not in the library: it is the process's policy, not the archive's.
  */
 const HEAP_GROWING_PERCENT = 100
 
