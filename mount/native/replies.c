@@ -131,7 +131,8 @@ static napi_value reply_attr_common(napi_env env, napi_callback_info info, bool 
     e.attr_timeout = s->attr_timeout;
     e.entry_timeout = s->entry_timeout;
     r = fuse_reply_entry(sl->req, &e);
-    if (r == 0 && blob != NULL) xattr_table_remember(&s->xattrs, e.ino, blob, blob_len); /* out of memory: JS answers */
+    /* argc, not blob: an empty Buffer (no xattrs, the common case) may come with a NULL data pointer. */
+    if (r == 0 && argc == 14) xattr_table_remember(&s->xattrs, e.ino, blob, blob_len); /* out of memory: JS answers */
   } else {
     r = fuse_reply_attr(sl->req, &st, s->attr_timeout);
   }

@@ -249,6 +249,21 @@ t.test('listings many pages long, read in turns, come out whole', async (t) => {
   t.ok(asked > WIDE_DIRS, `listings were pushed out and asked for again (${asked} listings for ${WIDE_DIRS} directories)`)
 })
 
+t.test('xattrs handed over with the lookup are answered without JavaScript, an empty list too', async (t) => {
+  const askedOf = (ino: bigint) => server!.events.filter((e) => e.xattrAsked === String(ino)).length
+  for (const file of ['xattr', 'no-xattrs', 'xattr-asked']) {
+    const { ino } = await client('stat', fs.stat(path.join(mp, file), { bigint: true }))
+    const before = askedOf(ino)
+    const out = await sh('getfattr', ['--absolute-names', '-d', '-m', '-', path.join(mp, file)])
+    t.equal(out.code, 0, out.stderr)
+    t.equal(out.stdout.toString().includes('user.'), file !== 'no-xattrs', `${file}: listed as it is`)
+    await new Promise((r) => setTimeout(r, 100)) // events come on the server's stdout
+    const asked = askedOf(ino) - before
+    if (file === 'xattr-asked') t.ok(asked > 0, `${file}: JavaScript was asked (${asked})`)
+    else t.equal(asked, 0, `${file}: answered by the binding`)
+  }
+})
+
 t.test('a listing stays in the kernel until the server invalidates it', async (t) => {
   const command = async (line: string) => {
     const before = server!.events.length
