@@ -223,12 +223,10 @@ export class FileTable {
    * else one more, and those reaching `ttl` left out.
    */
   toColumns(ttl: number): FileColumns {
-    const { count, chunks } = this.savedCounts(ttl)
     const parts = new Map<ColumnName, Buffer[]>(COLUMNS.map(([name]) => [name, []]))
     for (const [name, bytes] of this.savedColumns(ttl)) parts.get(name)!.push(Buffer.from(bytes))
     const column = (name: ColumnName): Buffer => Buffer.concat(parts.get(name)!)
-    if (column('chunkIds').length !== chunks * ID_LENGTH) throw new Error('chunk count changed while saving')
-    return { count, keys: column('keys'), inos: column('inos'), sizes: column('sizes'), mtimes: column('mtimes'), ctimes: column('ctimes'), ages: column('ages'), chunkCounts: column('chunkCounts'), chunkIds: column('chunkIds'), chunkSizes: column('chunkSizes') }
+    return { count: this.savedCounts(ttl).count, keys: column('keys'), inos: column('inos'), sizes: column('sizes'), mtimes: column('mtimes'), ctimes: column('ctimes'), ages: column('ages'), chunkCounts: column('chunkCounts'), chunkIds: column('chunkIds'), chunkSizes: column('chunkSizes') }
   }
 
   /** How many entries and chunks savedColumns(ttl) writes. */
@@ -442,7 +440,7 @@ export class FileTable {
   }
 }
 
-/** `words` as little-endian bytes, in place (they hold `width`-byte values; raw bytes need no swap either). */
+/** `words` as little-endian bytes, in place (they hold `width`-byte values). */
 function littleEndian(words: Uint32Array, width: 4 | 8): Buffer {
   const bytes = Buffer.from(words.buffer, words.byteOffset, words.byteLength)
   if (BIG_ENDIAN && width === 8) bytes.swap64()
