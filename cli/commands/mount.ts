@@ -7,14 +7,16 @@
  * be: the child has none) and sends the key back, so the scrypt KDF's 64 MiB
  * never count in the long-lived child's peak memory; then the child sends
  * "ready" once the kernel has the mount, or the error that stopped it; the
- * parent exits 0, or 2 with that error's one line. With -f it serves in the foreground until Ctrl-C or
- * SIGTERM (or an unmount from outside), then unmounts and exits 0.
+ * parent exits 0, or 2 with that error's one line. With -f it serves in
+ * the foreground until Ctrl-C or SIGTERM (or an unmount from outside), then
+ * unmounts and exits 0.
  */
 import { spawn } from 'node:child_process'
 import { createWriteStream } from 'node:fs'
 import * as path from 'node:path'
 // Light imports only: the detaching parent loads neither the library nor the
-// mount (see cli/main.ts); serve() and umount load them when they run.
+// mount (see cli/main.ts); serve() and umount load them when they run, and the
+// parent only the key module, to unlock the child's key.
 import { CairnError, isCairnError, type CairnErrorCode } from '../../lib/errors.js'
 import { parseMountOptions, type MountOptionSet } from '../../mount/options.js'
 import type { Command, CommandContext } from '../command.js'
