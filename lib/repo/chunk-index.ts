@@ -3,7 +3,8 @@
  * enough for millions of entries: no JS object per entry.
  *
  * Open addressing with linear probing over one Uint32Array of 12-word slots
- * (id as 8 words, then pack, offset, length, rawLength) plus one byte per slot
+ * (id as 8 words, then pack, offset, length, rawLength; a dense table for
+ * lookups keeps 4 words of id, see loader()) plus one byte per slot
  * saying whether it is used. The table doubles when it would pass 3/4 full;
  * deletion shifts later entries of the probe run back (Knuth, TAOCP vol. 3,
  * 6.4 Algorithm R), so there are no tombstones and lookups never slow down
@@ -34,8 +35,11 @@ import { CairnError } from '../errors.js'
 export interface ChunkLocation { pack: number; offset: number; length: number; rawLength: number }
 
 const ID_LENGTH = 32
+/** A full slot: the id's 8 words, then the 4 location words (also the serialized record's layout). */
 const SLOT_WORDS = 12
 const SLOT_BYTES = SLOT_WORDS * 4
+/** Id words a dense table keeps: the first 16 bytes (see loader()). */
+const PREFIX_WORDS = 4
 const MIN_CAPACITY = 1024
 const MAX_CAPACITY = 2 ** 26
 const MAGIC = Buffer.from('CAIRNCIX', 'ascii')
@@ -74,6 +78,9 @@ export class ChunkIndex {
   #used: Uint8Array
   #mask: number
   #size = 0
+  /** Id words per slot (8, or PREFIX_WORDS in a dense table), and words per slot. */
+  readonly #keyWords: number
+  readonly #slotWords: number
   /** Bumped by every set and delete, so serializedPieces() can tell the index changed under it. */
   #changes = 0
   // The id being looked up, as words (copied once per call, compared per probe).
@@ -86,13 +93,20 @@ export class ChunkIndex {
    */
   constructor(expected = 0, dense = false) {
     const capacity = capacityFor(expected, dense ? MAX_DENSE_LOAD : MAX_LOAD)
-    this.#slots = new Uint32Array(capacity * SLOT_WORDS)
+    this.#keyWords = dense ? PREFIX_WORDS : ID_LENGTH / 4
+    this.#slotWords = this.#keyWords + 4
+    this.#slots = new Uint32Array(capacity * this.#slotWords)
     this.#used = new Uint8Array(capacity)
     this.#mask = capacity - 1
   }
 
   get size(): number {
     return this.#size
+  }
+
+  /** A table for lookups (loader's `dense`): it keeps id prefixes, so it cannot be serialized. */
+  get dense(): boolean {
+    return this.#keyWords !== ID_LENGTH / 4
   }
 
   /** Bytes held by the table (for reporting memory use). */
@@ -104,7 +118,7 @@ export class ChunkIndex {
     const slot = this.#find(id)
     if (slot < 0) return undefined
     const s = this.#slots
-    const b = slot * SLOT_WORDS + 8
+    const b = slot * this.#slotWords + this.#keyWords
     return { pack: s[b], offset: s[b + 1], length: s[b + 2], rawLength: s[b + 3] }
   }
 
@@ -122,11 +136,11 @@ export class ChunkIndex {
         slot = this.#find(id)
       }
       slot = ~slot
-      this.#slots.set(this.#key, slot * SLOT_WORDS)
+      this.#slots.set(this.#key.subarray(0, this.#keyWords), slot * this.#slotWords)
       this.#used[slot] = 1
       this.#size++
     }
-    const b = slot * SLOT_WORDS + 8
+    const b = slot * this.#slotWords + this.#keyWords
     this.#slots[b] = loc.pack
     this.#slots[b + 1] = loc.offset
     this.#slots[b + 2] = loc.length
@@ -140,13 +154,14 @@ export class ChunkIndex {
     const s = this.#slots
     const used = this.#used
     const mask = this.#mask
+    const sw = this.#slotWords
     // Move back every later entry of the run that may live in the hole:
     // one whose home slot is not cyclically within (hole, j].
     for (let j = (hole + 1) & mask; used[j] === 1; j = (j + 1) & mask) {
-      const home = s[j * SLOT_WORDS] & mask
+      const home = s[j * sw] & mask
       const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j
       if (!stays) {
-        s.copyWithin(hole * SLOT_WORDS, j * SLOT_WORDS, (j + 1) * SLOT_WORDS)
+        s.copyWithin(hole * sw, j * sw, (j + 1) * sw)
         hole = j
       }
     }
@@ -155,8 +170,9 @@ export class ChunkIndex {
     return true
   }
 
-  /** Entries in table order; ids are copies. Do not modify the index while iterating. */
+  /** Entries in table order; ids are copies. Do not modify the index while iterating. Not for a dense table (it keeps prefixes). */
   *entries(): IterableIterator<[Buffer, ChunkLocation]> {
+    this.#needFullIds()
     const bytes = new Uint8Array(this.#slots.buffer)
     for (let slot = 0; slot <= this.#mask; slot++) {
       if (this.#used[slot] === 0) continue
@@ -176,6 +192,7 @@ export class ChunkIndex {
    * held whole. Throws if the index changes between pieces.
    */
   *serializedPieces(): Generator<Buffer> {
+    this.#needFullIds()
     const changes = this.#changes
     const unchanged = (): void => {
       if (this.#changes !== changes) throw new Error('the chunk index changed while it was serialized')
@@ -223,10 +240,15 @@ export class ChunkIndex {
    * `length` is the serialized length; finish() throws CairnError('integrity') on anything wrong.
    *
    * `dense`: a table that will mostly be looked up in (a mount) is loaded up to 96 % full instead of at
-   * most 75 %, which halves it for some sizes (a million entries: 2^20 slots, 51 MB, instead of 2^21, 103
-   * MB). Linear probing then takes about 10 probes for a present id instead of 2, a microsecond at worst;
-   * an absent id scans its whole cluster, which only a lookup that will fail pays. Inserting grows the
-   * table back to the usual load.
+   * most 75 %, which halves it for some sizes, and keeps the first 16 bytes of each id (32-byte slots
+   * instead of 48): a million entries take 2^20 slots of 32 bytes, 34 MB, instead of 2^21 of 48, 101 MB.
+   * Linear probing then takes about 10 probes for a present id instead of 2, a microsecond at worst; an
+   * absent id scans its whole cluster, which only a lookup that will fail pays. Inserting grows the table
+   * back to the usual load. A prefix is enough to find a blob: every blob is sealed with its full id as
+   * associated data, so a blob found under another id's prefix fails authentication when opened, and
+   * never passes for the one asked for (two ids of one repository sharing 128 bits is a 2^-128 event per
+   * pair; a cache that has them is refused as damaged, and rebuilt in full). It cannot give ids back:
+   * entries() and serializing refuse.
    */
   static loader(length: number, dense = false): { feed(piece: Uint8Array): void; finish(): ChunkIndex } {
     const hash = createHash('sha256')
@@ -302,16 +324,23 @@ export class ChunkIndex {
     const slots = this.#slots
     const used = this.#used
     const mask = this.#mask
+    const kw = this.#keyWords
+    const sw = this.#slotWords
     for (let r = 0; r < records.length; r += SLOT_WORDS) {
       let slot = records[r]! & mask
       for (; used[slot] === 1; slot = (slot + 1) & mask) {
-        if (sameId(slots, slot * SLOT_WORDS, records, r)) throw damaged('duplicate id')
+        if (sameId(slots, slot * sw, records, r, kw)) throw damaged(kw < ID_LENGTH / 4 ? 'two ids share a prefix' : 'duplicate id')
       }
-      const to = slot * SLOT_WORDS
-      for (let w = 0; w < SLOT_WORDS; w++) slots[to + w] = records[r + w]!
+      const to = slot * sw
+      for (let w = 0; w < kw; w++) slots[to + w] = records[r + w]!
+      for (let w = 0; w < 4; w++) slots[to + kw + w] = records[r + 8 + w]!
       used[slot] = 1
       this.#size++
     }
+  }
+
+  #needFullIds(): void {
+    if (this.#keyWords !== ID_LENGTH / 4) throw new Error('a dense chunk index keeps id prefixes: it cannot give ids back')
   }
 
   /** Slot of `id`, or ~(the empty slot where it would go). Leaves `id` in #key. */
@@ -323,11 +352,13 @@ export class ChunkIndex {
     const used = this.#used
     const mask = this.#mask
     const k0 = k[0]
+    const sw = this.#slotWords
+    const full = this.#keyWords === 8
     for (let slot = k0 & mask; ; slot = (slot + 1) & mask) {
       if (used[slot] === 0) return ~slot
-      const b = slot * SLOT_WORDS
+      const b = slot * sw
       if (s[b] === k0 && s[b + 1] === k[1] && s[b + 2] === k[2] && s[b + 3] === k[3] &&
-          s[b + 4] === k[4] && s[b + 5] === k[5] && s[b + 6] === k[6] && s[b + 7] === k[7]) return slot
+          (!full || (s[b + 4] === k[4] && s[b + 5] === k[5] && s[b + 6] === k[6] && s[b + 7] === k[7]))) return slot
     }
   }
 
@@ -335,15 +366,16 @@ export class ChunkIndex {
     const oldSlots = this.#slots
     const oldUsed = this.#used
     const capacity = capacityFor(this.#size + 1)
-    const slots = new Uint32Array(capacity * SLOT_WORDS)
+    const sw = this.#slotWords
+    const slots = new Uint32Array(capacity * sw)
     const used = new Uint8Array(capacity)
     const mask = capacity - 1
     for (let old = 0; old < oldUsed.length; old++) {
       if (oldUsed[old] === 0) continue
-      const from = old * SLOT_WORDS
+      const from = old * sw
       let slot = oldSlots[from] & mask
       while (used[slot] === 1) slot = (slot + 1) & mask
-      slots.set(oldSlots.subarray(from, from + SLOT_WORDS), slot * SLOT_WORDS)
+      slots.set(oldSlots.subarray(from, from + sw), slot * sw)
       used[slot] = 1
     }
     this.#slots = slots
@@ -352,8 +384,8 @@ export class ChunkIndex {
   }
 }
 
-function sameId(a: Uint32Array, at: number, b: Uint32Array, bt: number): boolean {
-  for (let w = 0; w < ID_LENGTH / 4; w++) if (a[at + w] !== b[bt + w]) return false
+function sameId(a: Uint32Array, at: number, b: Uint32Array, bt: number, words: number): boolean {
+  for (let w = 0; w < words; w++) if (a[at + w] !== b[bt + w]) return false
   return true
 }
 

@@ -73,7 +73,8 @@ export async function syncIndex(
     const loaded = await Promise.all(batch.map(async (key) => decodeIndexObject(await backend.get(key), sealer, key)))
     batch.forEach((key, j) => state.add(key, loaded[j]!))
   }
-  if (cacheFile && missing.length > 0) await writeCache(cacheFile, repoId, state)
+  // A dense table (loaded for lookups) keeps id prefixes only: it cannot be written back.
+  if (cacheFile && missing.length > 0 && !state.index.dense) await writeCache(cacheFile, repoId, state)
   return state
 }
 

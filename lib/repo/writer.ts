@@ -130,7 +130,9 @@ export class RepositoryWriter {
   private constructor(readonly repo: Repository, private readonly state: IndexState) {}
 
   static async start(repo: Repository, signal?: AbortSignal): Promise<RepositoryWriter> {
-    return new RepositoryWriter(repo, await repo.index(signal))
+    const state = await repo.index(signal)
+    // A table loaded for lookups (preloadIndex: 'lookups') keeps id prefixes; deduplicating needs whole ids.
+    return new RepositoryWriter(repo, state.index.dense ? await repo.refreshIndex(signal) : state)
   }
 
   /** True when the repository (or this writer, so far) already has the blob. */
