@@ -47,8 +47,9 @@ export interface RepositoryOptions {
    * callers that will need the index (mount, create, extract): the two
    * overlap instead of adding up before the first read. 'lookups': the
    * caller will mostly look blobs up, not add them (a mount), so the index
-   * is loaded into a denser table (ChunkIndex.loader: half the memory for
-   * some sizes, a million blobs among them).
+   * is loaded into a denser table of id prefixes (ChunkIndex.loader: a third
+   * of the memory, a million blobs in 34 instead of 101 MB); a writer started
+   * on it reloads whole ids.
    */
   preloadIndex?: boolean | 'lookups'
 }
