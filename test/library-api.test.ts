@@ -110,3 +110,24 @@ t.test('the key can be unlocked by the caller (elsewhere), and an unlocker that 
   await t.rejects(refused, /no key for you/, 'the unlocker wins over the passphrase, and its failure is the open\'s')
   await t.rejects(Repository.open({ ...options, unlockKey: unlockWithPassphrase('wrong') }), { code: 'wrong-passphrase' })
 })
+
+t.test('a repository opened for lookups (as the mount opens it) still backs up with whole ids', async (t) => {
+  const home = scratch()
+  const options = { location: path.join(home, 'repo'), passphrase: 'pw', configDir: path.join(home, 'config'), cacheDir: path.join(home, 'cache') }
+  const made = await Repository.init({ ...options, encryption: 'repokey', kdf: { N: 1024 } })
+  const src = scratch()
+  const data = randomBytes(3 * 1024 * 1024)
+  await fs.writeFile(path.join(src, 'f'), data)
+  await createArchive(made, { name: 'a1', paths: [src] })
+  await made.close()
+
+  const lookups = await Repository.open({ ...options, preloadIndex: 'lookups' })
+  t.teardown(() => lookups.close())
+  t.ok((await lookups.index()).index.dense, 'the cache was loaded as a table of id prefixes')
+  await fs.writeFile(path.join(src, 'g'), randomBytes(1000))
+  const second = await createArchive(lookups, { name: 'a2', paths: [src] })
+  t.ok(second.archive.stats.deduplicatedSize < 10_000, `f is not stored again (${second.archive.stats.deduplicatedSize} bytes new)`)
+  const reader = await ArchiveReader.open(lookups, 'a2')
+  const item = await reader.resolve(Buffer.from(path.join(src.slice(1), 'f')))
+  t.ok((await reader.content(item!).read(0, data.length)).equals(data), 'and it reads back')
+})
