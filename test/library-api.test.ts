@@ -130,4 +130,6 @@ t.test('a repository opened for lookups (as the mount opens it) still backs up w
   const reader = await ArchiveReader.open(lookups, 'a2')
   const item = await reader.resolve(Buffer.from(path.join(src.slice(1), 'f')))
   t.ok((await reader.content(item!).read(0, data.length)).equals(data), 'and it reads back')
+  t.ok((await lookups.refreshIndex()).index.dense, 'a later refresh (the mount after a new archive) is dense again')
+  t.ok((await lookups.refreshIndex(undefined, true)).index.dense === false, 'unless whole ids are asked for')
 })

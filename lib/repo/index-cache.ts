@@ -56,11 +56,13 @@ export async function syncIndex(
   signal?: AbortSignal,
   /** The cache as readIndexCache read it already (Repository.open's preloadIndex). */
   cached?: Promise<IndexState | null>,
+  /** Read the cache into a dense table for lookups (readIndexCache). */
+  dense = false,
 ): Promise<IndexState> {
   const present = new Set<string>()
   for await (const info of backend.list(INDEX_PREFIX)) present.add(info.key)
 
-  let state = cached !== undefined ? await cached : cacheFile ? await readIndexCache(cacheFile, repoId) : null
+  let state = cached !== undefined ? await cached : cacheFile ? await readIndexCache(cacheFile, repoId, dense) : null
   // An index object we merged has gone: a compaction rewrote the index,
   // so the cached locations may be stale. Start over from the repository.
   if (state && [...state.merged].some((key) => !present.has(key))) state = null

@@ -64,6 +64,8 @@ export class Repository {
   private indexState: Promise<IndexState> | null = null
   /** The local index cache read ahead by open({ preloadIndex }), until index() takes it. */
   private preloadedIndex: Promise<IndexState | null> | null = null
+  /** Opened with preloadIndex 'lookups': re-reads of the index cache keep the dense table too. */
+  private lookupsOnly = false
 
   private constructor(
     readonly backend: Backend,
@@ -131,6 +133,7 @@ export class Repository {
     }
     const repo = Repository.assemble(backend, config, km, options.cacheDir)
     repo.preloadedIndex = preloaded
+    repo.lookupsOnly = options.preloadIndex === 'lookups'
     return repo
   }
 
@@ -155,19 +158,27 @@ export class Repository {
 
   /** The chunk index, synced from the repository on first use. */
   index(signal?: AbortSignal): Promise<IndexState> {
+    return this.syncedIndex(signal, this.lookupsOnly)
+  }
+
+  /**
+   * Re-reads index objects written since the last sync (another client
+   * committed). `wholeIds`: a writer's, which deduplicates by whole ids even
+   * in a repository opened for lookups.
+   */
+  async refreshIndex(signal?: AbortSignal, wholeIds = false): Promise<IndexState> {
+    this.indexState = null
+    return this.syncedIndex(signal, this.lookupsOnly && !wholeIds)
+  }
+
+  private syncedIndex(signal: AbortSignal | undefined, dense: boolean): Promise<IndexState> {
     const cached = this.preloadedIndex ?? undefined
     this.preloadedIndex = null
-    this.indexState ??= syncIndex(this.backend, this.sealer, this.id, this.cacheFile(CHUNKS_CACHE), signal, cached).catch((err: unknown) => {
+    this.indexState ??= syncIndex(this.backend, this.sealer, this.id, this.cacheFile(CHUNKS_CACHE), signal, cached, dense).catch((err: unknown) => {
       this.indexState = null
       throw err
     })
     return this.indexState
-  }
-
-  /** Re-reads index objects written since the last sync (another client committed). */
-  async refreshIndex(signal?: AbortSignal): Promise<IndexState> {
-    this.indexState = null
-    return this.index(signal)
   }
 
   cacheFile(name: string): string | null {
