@@ -5,6 +5,7 @@
  */
 import t from 'tap'
 import { createHash, randomBytes } from 'node:crypto'
+import { isDeepStrictEqual } from 'node:util'
 import { ChunkIndex, type ChunkLocation } from '../lib/repo/chunk-index.js'
 
 function loc(i: number): ChunkLocation {
@@ -110,7 +111,7 @@ t.test('loaded in pieces, and densely for lookups: the same entries, and inserts
     t.equal(back.size, index.size)
     if (dense) t.throws(() => [...back.entries()], /id prefixes/, 'a dense table cannot give ids back')
     else t.same(new Map(back.entries()), new Map(index.entries()), `pieces of ${pieceSize}: the same entries`)
-    t.ok(ids.every((id, i) => t.same(back.get(id), loc(i)) && back.has(id)), `pieces of ${pieceSize}, dense ${dense}: every id found with its location`)
+    t.ok(ids.every((id, i) => isDeepStrictEqual(back.get(id), loc(i)) && back.has(id)), `pieces of ${pieceSize}, dense ${dense}: every id found with its location`)
     t.equal(back.get(clusteredId(5000)), undefined, 'an absent id is absent')
     for (let i = 980; i < all.length; i++) back.set(all[i]!, loc(i)) // past the dense load: the table grows
     t.ok(all.every((id, i) => back.get(id)?.offset === loc(i).offset), 'inserts after loading, growth included')

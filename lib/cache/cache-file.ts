@@ -78,15 +78,16 @@ export async function readCacheFile(file: string): Promise<unknown> {
 
 /** The bytes of the parts written by writeCheckedParts (or writeCacheFile), or null if missing, unreadable or damaged. */
 export async function readCheckedBytes(file: string): Promise<Buffer | null> {
-  let raw: Buffer
+  const reader = await CheckedReader.open(file)
+  if (reader === null) return null
   try {
-    raw = await fs.readFile(file)
+    const body = await reader.read(reader.size) // the one read: its view is not reused
+    return (await reader.intact()) ? body : null
   } catch {
     return null
+  } finally {
+    await reader.close()
   }
-  if (raw.length < 32) return null
-  const body = raw.subarray(0, raw.length - 32)
-  return createHash('sha256').update(body).digest().equals(raw.subarray(raw.length - 32)) ? body : null
 }
 
 /**

@@ -86,6 +86,8 @@ export class ChunkIndex {
   // The id being looked up, as words (copied once per call, compared per probe).
   readonly #key = new Uint32Array(ID_LENGTH / 4)
   readonly #keyBytes = new Uint8Array(this.#key.buffer)
+  /** The words of #key a slot stores (all, or the prefix in a dense table). */
+  readonly #keyStored: Uint32Array
 
   /**
    * `expected`: number of entries to make room for up front. `dense`: size the table for lookups, up to
@@ -95,6 +97,7 @@ export class ChunkIndex {
     const capacity = capacityFor(expected, dense ? MAX_DENSE_LOAD : MAX_LOAD)
     this.#keyWords = dense ? PREFIX_WORDS : ID_LENGTH / 4
     this.#slotWords = this.#keyWords + 4
+    this.#keyStored = this.#key.subarray(0, this.#keyWords)
     this.#slots = new Uint32Array(capacity * this.#slotWords)
     this.#used = new Uint8Array(capacity)
     this.#mask = capacity - 1
@@ -136,7 +139,7 @@ export class ChunkIndex {
         slot = this.#find(id)
       }
       slot = ~slot
-      this.#slots.set(this.#key.subarray(0, this.#keyWords), slot * this.#slotWords)
+      this.#slots.set(this.#keyStored, slot * this.#slotWords)
       this.#used[slot] = 1
       this.#size++
     }
