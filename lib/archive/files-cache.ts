@@ -37,8 +37,8 @@
  * with no cache at all.
  */
 import { hash } from 'node:crypto'
-import { CheckedReader, writeCheckedParts } from '../cache/cache-file.js'
-import { pack, unpack } from '../encoding/msgpack.js'
+import { CheckedReader, framedHeader, writeCheckedParts } from '../cache/cache-file.js'
+import { unpack } from '../encoding/msgpack.js'
 import type { ChunkRef } from './item.js'
 import { COLUMNS, FileTable, KEY_LENGTH, type FileIdentity } from './files-table.js'
 
@@ -144,14 +144,11 @@ export class FilesCache {
     if (!this.file || !this.loaded) return
     if (!this.changed && this.table.allSeenAtAgeZero()) return
     const { count, chunks } = this.table.savedCounts(this.ttl)
-    const header = pack([VERSION, count, chunks])
-    const headerLength = Buffer.alloc(4)
-    headerLength.writeUInt32LE(header.length)
+    const header = framedHeader([VERSION, count, chunks])
     const table = this.table
     const ttl = this.ttl
     await writeCheckedParts(this.file, (function* () {
-      yield headerLength
-      yield header
+      yield* header
       for (const [, piece] of table.savedColumns(ttl)) yield piece
     })())
   }

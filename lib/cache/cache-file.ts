@@ -18,6 +18,18 @@ export async function writeCacheFile(file: string, value: unknown): Promise<void
 }
 
 /**
+ * A msgpack header and its length before it (u32 LE): how a cache file with
+ * a binary layout of its own begins, so that a reader learns the layout
+ * before the bulk.
+ */
+export function framedHeader(value: unknown): [Buffer, Buffer] {
+  const header = pack(value)
+  const length = Buffer.alloc(4)
+  length.writeUInt32LE(header.length)
+  return [length, header]
+}
+
+/**
  * Writes `parts` and then their SHA-256 as one cache file, for caches with a
  * binary layout of their own: msgpack would copy large binaries into a buffer
  * it grows to four times what it holds (33 MiB to save the files cache of

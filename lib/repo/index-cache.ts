@@ -15,8 +15,8 @@
  */
 import { createHash } from 'node:crypto'
 import { promises as fs } from 'node:fs'
-import { writeCacheParts } from '../cache/cache-file.js'
-import { pack, unpack } from '../encoding/msgpack.js'
+import { framedHeader, writeCacheParts } from '../cache/cache-file.js'
+import { unpack } from '../encoding/msgpack.js'
 import type { Sealer } from '../crypto/sealer.js'
 import type { Backend } from '../storage/backend.js'
 import { ChunkIndex } from './chunk-index.js'
@@ -81,9 +81,7 @@ export async function syncIndex(
 }
 
 export async function writeCache(cacheFile: string, repoId: string, state: IndexState): Promise<void> {
-  const header = pack([CACHE_VERSION, repoId, [...state.merged], [...state.packs.all()]])
-  const headerLength = Buffer.alloc(4)
-  headerLength.writeUInt32LE(header.length)
+  const [headerLength, header] = framedHeader([CACHE_VERSION, repoId, [...state.merged], [...state.packs.all()]])
   const headerSum = createHash('sha256').update(header).digest()
   await writeCacheParts(cacheFile, (function* () {
     yield* [headerLength, header, headerSum]

@@ -249,6 +249,18 @@ t.test('listings many pages long, read in turns, come out whole', async (t) => {
   t.ok(asked > WIDE_DIRS, `listings were pushed out and asked for again (${asked} listings for ${WIDE_DIRS} directories)`)
 })
 
+/**
+ * Runs a line of the server's stdin commands and waits for its answer. Events come in order on the
+ * server's stdout, so once it answers, every event of a request answered before is in.
+ */
+async function command(line: string): Promise<void> {
+  const before = server!.events.length
+  server!.child.stdin.write(line + '\n')
+  await client(line, (async () => {
+    while (!server!.events.slice(before).some((e) => e.done === line)) await new Promise((r) => setTimeout(r, 10))
+  })())
+}
+
 t.test('xattrs handed over with the lookup are answered without JavaScript, an empty list too', async (t) => {
   const askedOf = (ino: bigint) => server!.events.filter((e) => e.xattrAsked === String(ino)).length
   for (const file of ['xattr', 'no-xattrs', 'xattr-asked']) {
@@ -257,7 +269,7 @@ t.test('xattrs handed over with the lookup are answered without JavaScript, an e
     const out = await sh('getfattr', ['--absolute-names', '-d', '-m', '-', path.join(mp, file)])
     t.equal(out.code, 0, out.stderr)
     t.equal(out.stdout.toString().includes('user.'), file !== 'no-xattrs', `${file}: listed as it is`)
-    await new Promise((r) => setTimeout(r, 100)) // events come on the server's stdout
+    await command('sync')
     const asked = askedOf(ino) - before
     if (file === 'xattr-asked') t.ok(asked > 0, `${file}: JavaScript was asked (${asked})`)
     else t.equal(asked, 0, `${file}: answered by the binding`)
@@ -265,13 +277,6 @@ t.test('xattrs handed over with the lookup are answered without JavaScript, an e
 })
 
 t.test('a listing stays in the kernel until the server invalidates it', async (t) => {
-  const command = async (line: string) => {
-    const before = server!.events.length
-    server!.child.stdin.write(line + '\n')
-    await client(line, (async () => {
-      while (!server!.events.slice(before).some((e) => e.done === line)) await new Promise((r) => setTimeout(r, 10))
-    })())
-  }
   t.notOk((await client('readdir', fs.readdir(mp))).includes('added'), 'not there yet')
   await command('add added')
   t.notOk((await client('readdir', fs.readdir(mp))).includes('added'), 'listed from the kernel\'s readdir cache: the server was not asked')
