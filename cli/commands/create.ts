@@ -1,23 +1,11 @@
 import { createArchive, formatCompressionSpec, formatNs, parseCompressionSpec, type CreateProgress } from '../../lib/index.js'
 import { promises as fs } from 'node:fs'
-import { setFlagsFromString } from 'node:v8'
 import type { Command } from '../command.js'
 import { EXIT_OK, EXIT_WARNING, usageError } from '../exit.js'
 import { expandPlaceholders, parseLocation, requireArchive } from '../location.js'
 import { openRepository } from '../open-repo.js'
 import { formatSize } from '../format.js'
-
-/**
- * A backup's garbage is short-lived but much of it outlives two scavenges
- * (items wait for their directory, chunks for their pack), and V8 let the
- * old generation grow to several times what survived the last full
- * collection before collecting again (82 MiB against 10–25 MiB live).
- * Growing by at most twice that keeps the peak down: first backup of the
- * medium corpus, peak 337–370 → 283–304 MiB over 2–4 runs each, wall time
- * within its noise, user CPU +0.5 s (session 5 in bench/RESULTS.md). Set
- * here, not in the library: it is the process's policy, not the archive's.
- */
-const HEAP_GROWING_PERCENT = 100
+import { limitHeapGrowthForBackup } from '../backup-heap.js'
 
 export const create: Command = {
   name: 'create',
@@ -48,7 +36,7 @@ export const create: Command = {
       })
       exclude.push(...text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')))
     }
-    setFlagsFromString(`--heap-growing-percent=${HEAP_GROWING_PERCENT}`)
+    limitHeapGrowthForBackup()
     const repo = await openRepository(env, loc.repo, { preloadIndex: true })
     const progress = values.progress && process.stderr.isTTY ? progressLine() : undefined
     let warnings = 0
