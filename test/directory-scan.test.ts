@@ -34,8 +34,12 @@ function asStat(stat: EntryStat | Error): EntryStat {
 
 t.test('a scan lists every entry in byte order with lstat, xattrs and link targets', async (t) => {
   const expectedNames = fs.readdirSync(dir, { encoding: 'buffer' }).sort(Buffer.compare)
-  const { entries } = await scanDirectory(dir)
+  const scan = await scanDirectory(dir)
+  const entries = [...scan.entries]
   t.same(entries.map((e) => e.name), expectedNames, 'names as bytes, sorted like Buffer.compare')
+  t.same(entries.map((e) => e.index), entries.map((_, i) => i), 'each entry knows its place')
+  t.same(entries.map((_, i) => scan.entries.modeAt(i)), entries.map((e) => asStat(e.stat).mode), 'modes read without parsing the entry')
+  t.throws(() => scan.entries.at(entries.length), RangeError)
   for (const e of entries) {
     const st = asStat(e.stat)
     // The times a scan reports are those the entries keep after it (a symlink's atime after its readlink).
@@ -75,14 +79,16 @@ t.test('a scan changes no times: scanning twice gives the same bytes', async (t)
 })
 
 t.test('given names are described in the given order; a missing one is an ENOENT entry', async (t) => {
-  const { entries } = await scanDirectory(dir, [Buffer.from('c-link'), Buffer.from('gone'), latin1])
+  const entries = [...(await scanDirectory(dir, [Buffer.from('c-link'), Buffer.from('gone'), latin1])).entries]
   t.same(entries.map((e) => e.name), [Buffer.from('c-link'), Buffer.from('gone'), latin1])
   const gone = entries[1]!
   t.ok(gone.stat instanceof Error && gone.stat.code === 'ENOENT', 'ENOENT')
   t.match((gone.stat as Error).message, /gone/, 'the message names the path')
   t.notOk(entries[2]!.stat instanceof Error)
+  const scan = await scanDirectory(dir, [Buffer.from('gone')])
+  t.equal(scan.entries.modeAt(0), null, 'no mode for an entry lstat failed on')
   const self = await scanDirectory(Buffer.from('/'), [Buffer.from('.')])
-  t.equal(asStat(self.entries[0]!.stat).ino, fs.lstatSync('/', { bigint: true }).ino, "'.' describes the directory itself")
+  t.equal(asStat(self.entries.at(0).stat).ino, fs.lstatSync('/', { bigint: true }).ino, "'.' describes the directory itself")
 })
 
 t.test('a directory that cannot be read rejects with a SystemError-shaped error', async (t) => {
@@ -100,7 +106,7 @@ t.test('the scanner reads ahead what the walk will enter, and serves each direct
   const expanded: string[] = []
   const scanner = new DirectoryScanner<Dir>((dir, scan) => {
     expanded.push(dir.path.toString())
-    return scan.entries.filter((e) => !(e.stat instanceof Error) && (e.stat.mode & fs.constants.S_IFMT) === fs.constants.S_IFDIR).map((e) => ({ path: Buffer.concat([dir.path, Buffer.from('/'), e.name]), order: [...dir.order, e.name] }))
+    return [...scan.entries].filter((e) => !(e.stat instanceof Error) && (e.stat.mode & fs.constants.S_IFMT) === fs.constants.S_IFDIR).map((e) => ({ path: Buffer.concat([dir.path, Buffer.from('/'), e.name]), order: [...dir.order, e.name] }))
   })
   // Walk depth-first as create.ts does, and collect the files' sizes.
   const sizes: number[] = []

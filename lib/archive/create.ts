@@ -28,7 +28,7 @@ import { OwnerNames } from './owners.js'
 import { compilePatterns, type PathMatcher } from './patterns.js'
 import { isDirectory, itemFromStat, kindOf, xattrsOrNone } from './fs-metadata.js'
 import { DirectoryScanner, type ExpandedScan, type ScanTarget } from './directory-scanner.js'
-import { scanDirectory, type DirectoryScan, type EntryStat, type ScannedEntry } from '../native/scan.js'
+import { scanDirectory, ScanEntries, type DirectoryScan, type EntryStat, type ScannedEntry } from '../native/scan.js'
 import { ShareTally, TreeCache, treeDigest, type CachedTree } from './tree-cache.js'
 import { encodeArchive, type ArchiveMeta, type ArchiveStats } from './archive-object.js'
 import { ZERO_CHUNK_ID, type ChunkRef, type Item } from './item.js'
@@ -276,11 +276,12 @@ class CreateRun {
       scanned = await this.scanner.scan(dir)
     } catch (err) {
       this.warn('unreadable', absPath, `cannot read directory: ${(err as Error).message}`)
-      scanned = { scan: { entries: [], raw: Buffer.alloc(0) }, subdirs: [] }
+      const raw = Buffer.alloc(0)
+      scanned = { scan: { entries: new ScanEntries(raw, absPath), raw }, subdirs: [] }
     }
     const { scan, subdirs } = scanned
-    const subtrees = new Map<ScannedEntry, Promise<DirTree>>()
-    for (const sub of subdirs) subtrees.set(sub.entry!, (await this.walkDirectory(sub)).tree)
+    const subtrees = new Map<number, Promise<DirTree>>()
+    for (const sub of subdirs) subtrees.set(sub.entry!.index, (await this.walkDirectory(sub)).tree)
     const digestOf = async (): Promise<string> => treeDigest(this.treeSettings, scan.raw, await Promise.all(subtrees.values()))
 
     const cacheable = this.treeCache !== null && scan.raw.length > 0
@@ -291,16 +292,19 @@ class CreateRun {
 
     const builder = new DirectoryBuilder(this.writer, this.compression)
     const tally = new ShareTally((id) => this.writer.storedLength(id))
+    // An entry changed at or after the backup's start may change again without its times showing it.
+    let changedSinceStart = false
     for (const entry of scan.entries) {
       this.options.signal?.throwIfAborted()
+      if (!(entry.stat instanceof Error) && (entry.stat.mtimeNs >= this.startNs || entry.stat.ctimeNs >= this.startNs)) changedSinceStart = true
       const childArchivePath = archivePath.length ? Buffer.concat([archivePath, SLASH, entry.name]) : entry.name
       if (this.excluded(childArchivePath)) continue
-      const visited = await this.visitEntry(Buffer.concat([absPath, SLASH, entry.name]), entry, childArchivePath, dev, subtrees.get(entry))
+      const visited = await this.visitEntry(Buffer.concat([absPath, SLASH, entry.name]), entry, childArchivePath, dev, subtrees.get(entry.index))
       const item = visited ? visited.item : Promise.resolve(null)
       builder.add(item.then((i) => (tally.add(i), i)))
     }
     const tree = builder.finish().then(async (stored) => {
-      if (cacheable && !this.dirtyDirs.has(absPath.toString('latin1')) && !changedSince(scan.entries, this.startNs)) {
+      if (cacheable && !this.dirtyDirs.has(absPath.toString('latin1')) && !changedSinceStart) {
         this.treeCache!.remember(absPath, await digestOf(), { tree: stored.tree, entries: stored.entries, ...tally.share() })
       }
       return stored
@@ -312,7 +316,10 @@ class CreateRun {
   /** The entries of `dir` the walk will enter: directories, not excluded, on the same filesystem under --one-file-system. */
   private subdirsOf(dir: DirVisit, scan: DirectoryScan): DirVisit[] {
     const subdirs: DirVisit[] = []
-    for (const entry of scan.entries) {
+    for (let i = 0; i < scan.entries.length; i++) {
+      const mode = scan.entries.modeAt(i)
+      if (mode === null || kindOf(mode) !== 'dir') continue
+      const entry = scan.entries.at(i)
       if (!this.willEnter(entry.stat, dir.dev)) continue
       const archivePath = dir.archivePath.length ? Buffer.concat([dir.archivePath, SLASH, entry.name]) : entry.name
       if (this.excluded(archivePath)) continue
@@ -323,7 +330,7 @@ class CreateRun {
   }
 
   /** A directory unchanged since the last backup: its cached tree, its statistics, and its files kept in the files cache. */
-  private reuseTree(cached: CachedTree, absPath: Buffer, entries: readonly ScannedEntry[]): DirTree {
+  private reuseTree(cached: CachedTree, absPath: Buffer, entries: ScanEntries): DirTree {
     for (const key of ['files', 'dirs', 'others', 'originalSize', 'compressedSize'] as const) this.stats[key] += cached[key]
     for (const entry of entries) {
       if (!(entry.stat instanceof Error) && kindOf(entry.stat.mode) === 'file') this.filesCache.touch(Buffer.concat([absPath, SLASH, entry.name]))
@@ -532,7 +539,7 @@ async function scanPath(path: Buffer): Promise<ScannedEntry> {
   const text = path.toString('latin1')
   const name = nodePath.posix.basename(text) || '.' // '/' is '.' in itself
   const { entries } = await scanDirectory(Buffer.from(nodePath.posix.dirname(text), 'latin1'), [Buffer.from(name, 'latin1')])
-  return entries[0]!
+  return entries.at(0)
 }
 
 /** The file's item, completed with its content (null when it could not be read). Mutates: the item is this walk's own. */
@@ -553,7 +560,3 @@ function hardlinkGroup(st: EntryStat): number {
   return Number(hash('sha256', `${st.dev}:${st.ino}`, 'buffer').readBigUInt64BE(0) >> 11n)
 }
 
-/** An entry changed at or after `startNs` may change again without its times showing it. */
-function changedSince(entries: readonly ScannedEntry[], startNs: bigint): boolean {
-  return entries.some((e) => !(e.stat instanceof Error) && (e.stat.mtimeNs >= startNs || e.stat.ctimeNs >= startNs))
-}
