@@ -6,7 +6,7 @@ import path from 'node:path';
 import {
   CFG, COMMON_HELP, cacheNote, compareManifests, dropCaches, duBytes, ensureCorpus, fmt, headerMd,
   machineInfo, manifest, mdTable, ratioTable, median, mkdirp, nowIso, parseOptions, ratio, rmrf, saveManifest,
-  saveRaw, selectTools, sh, tailFile, timed, toolDefs, toolEnv, versions, writeSection, MiB,
+  saveRaw, selectTools, sh, tailFile, timed, toolDefs, toolEnv, versions, writeSection, MiB, CHECKOUT,
 } from './lib.mjs';
 
 const ALL_TOOLS = ['borg', 'borg-lz4', 'restic', 'cairn'];
@@ -216,7 +216,7 @@ function render() {
     const R = 'REPO';
     const a = t.archiveRef === defs.restic.archiveRef ? { name: 'bench-3', id: 'SNAPID' } : { name: 'bench-3' };
     const ex = t.extract(R, a, 'DEST');
-    const q = (v) => v.map((x) => (x === process.execPath ? 'node' : x === o.cairnMain ? path.relative(path.resolve(path.dirname(o.cairnMain), '../..'), x) : x)).join(' ');
+    const q = (v) => v.map((x) => (x === process.execPath ? 'node' : x === o.cairnMain ? path.relative(CHECKOUT, x) : x)).join(' ');
     out.push(`- ${n}: \`${q(t.init(R))}\`; \`cd SRC && ${q(t.create(R, 'bench-N'))}\`; \`${ex.cwd ? 'cd DEST && ' : ''}${q(ex.argv)}\`; \`${q(t.list(R, a))} >/dev/null\``);
   }
   out.push('');

@@ -41,8 +41,9 @@ export const COMMON_HELP = `Common options:
                            (default $CAIRN_BENCH_DIR or /var/tmp/cairn-bench)
   --results FILE           markdown file whose generated section is replaced
                            (default bench/RESULTS.md; 'none' to only print)
-  --cairn PATH             cairn CLI entry point (default <checkout>/dist/cli/main.js,
-                           or $CAIRN_BENCH_CAIRN); a missing file skips cairn
+  --cairn PATH             the cairn command (default <checkout>/cli/cairn, the launcher
+                           npm installs as \`cairn\`, or $CAIRN_BENCH_CAIRN); a .js path is run
+                           with this node; a missing file skips cairn
   --corpus-gen PATH        make-corpus.py (default <checkout>/../shared/bench/make-corpus.py,
                            then /work/shared/bench/make-corpus.py)
   --no-drop-caches         never drop the page cache (all figures become warm)
@@ -75,7 +76,7 @@ export function parseOptions(extra, help) {
   CFG.timeoutS = posInt(o.timeout, 'timeout');
   o.work = work;
   o.resultsFile = o.results === 'none' ? null : path.resolve(o.results || path.join(BENCH_DIR, 'RESULTS.md'));
-  o.cairnMain = path.resolve(o.cairn || process.env.CAIRN_BENCH_CAIRN || path.join(CHECKOUT, 'dist/cli/main.js'));
+  o.cairnMain = path.resolve(o.cairn || process.env.CAIRN_BENCH_CAIRN || path.join(CHECKOUT, 'cli/cairn'));
   o.corpusGen = o['corpus-gen'] || [path.resolve(CHECKOUT, '../shared/bench/make-corpus.py'),
     '/work/shared/bench/make-corpus.py'].find((p) => fs.existsSync(p));
   o.commandLine = ['node', path.relative(process.cwd(), process.argv[1]) || process.argv[1],
@@ -274,7 +275,9 @@ export function toolDefs(cairnMain) {
       stop: (mnt) => ['borg', 'umount', mnt],
     },
   });
-  const cairn = (...args) => [process.execPath, cairnMain, ...args];
+  // Run as a user runs it: the launcher (which starts node with its flags), or a .js entry point with this node.
+  const cairn = (...args) => (cairnMain.endsWith('.js') ? [process.execPath, cairnMain, ...args] : [cairnMain, ...args]);
+  const built = cairnMain.endsWith('.js') ? cairnMain : path.resolve(path.dirname(cairnMain), '../dist/cli/main.js');
   return {
     borg: borg('zstd,3'),
     'borg-lz4': { ...borg('lz4'), mount: null },
@@ -312,8 +315,8 @@ export function toolDefs(cairnMain) {
       kind: 'cairn',
       label: 'cairn zstd,3',
       settings: 'init --encryption repokey; create --compression zstd,3',
-      available: () => (fs.existsSync(cairnMain)
-        ? null : `${cairnMain} not found (build it: npm ci, or npm run build)`),
+      available: () => (fs.existsSync(cairnMain) && fs.existsSync(built)
+        ? null : `${fs.existsSync(cairnMain) ? built : cairnMain} not found (build it: npm ci, or npm run build)`),
       version: () => {
         const r = sh(cairn('--version'), { timeout: 20000 });
         return r.ok ? r.out : `(cairn --version failed: ${(r.err || r.out).split('\n')[0]})`;

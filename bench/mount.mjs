@@ -12,7 +12,7 @@ import {
   CFG, COMMON_HELP, MiB, cacheNote, compareManifests, die, dropCaches, duBytes, fmt, forceUnmount, headerMd,
   isMounted, loadManifest, machineInfo, manifest, mdTable, median, mkdirp, mountsUnder, nowIso, parseOptions,
   pidAlive, pidsWithArg, posInt, procCpuS, procStatusKiB, ratioTable, rmrf, saveRaw, selectTools, sha256File,
-  sleep, sleepSync, subManifest, tailFile, timed, toolDefs, toolEnv, versions, writeSection,
+  sleep, sleepSync, subManifest, tailFile, timed, toolDefs, toolEnv, versions, writeSection, CHECKOUT,
 } from './lib.mjs';
 
 const ALL_TOOLS = ['borg', 'restic', 'cairn'];
@@ -468,7 +468,7 @@ function render(ds) {
   }
   out.push(`Mount commands: ${[...names, ...skipped.map(([x]) => x), ...excluded].map((n) => {
     const m = defs[n].mount;
-    const show = (v) => v.map((x) => (x === process.execPath ? 'node' : x === o.cairnMain ? 'dist/cli/main.js' : x)).join(' ');
+    const show = (v) => v.map((x) => (x === process.execPath ? 'node' : x === o.cairnMain ? path.relative(CHECKOUT, x) : x)).join(' ');
     return `${n}: \`${show(m.start('REPO', 'MNT'))}\` … ${m.stop ? `\`${show(m.stop('MNT'))}\`` : 'SIGINT to the foreground process'}, then \`fusermount -uz MNT\` / \`umount -l MNT\` if still mounted`;
   }).join('; ')}`, '');
   return out.join('\n');

@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs'
 import { hostname } from 'node:os'
 import * as path from 'node:path'
 import { promisify } from 'node:util'
-import { CLI, cairn, scratch, testEnv } from './helpers/cli.js'
+import { CLI, ROOT, cairn, scratch, testEnv } from './helpers/cli.js'
 
 const run = promisify(execFile)
 
@@ -34,6 +34,21 @@ t.test('help, version and unknown commands', async (t) => {
   const badOption = await cairn(['list', '--no-such-option', 'x'])
   t.equal(badOption.code, 2)
   t.equal(badOption.stderr.trim().split('\n').length, 1)
+})
+
+t.test('the installed command (cli/cairn, reached through a symlink as npm links it) starts node with a small young generation', async (t) => {
+  const bin = path.join(scratch(), 'cairn')
+  await fs.symlink(path.join(ROOT, 'cli/cairn'), bin)
+  // A module node loads first, that tells how node was started.
+  const probe = path.join(scratch(), 'probe.mjs')
+  await fs.writeFile(probe, "process.stderr.write('execArgv=' + JSON.stringify(process.execArgv) + '\\n')\n")
+  const env = { ...process.env, NODE_OPTIONS: `--import=${probe}` }
+  const version = await run(bin, ['--version'], { env })
+  t.match(version.stdout, /^cairn \d+\.\d+\.\d+/)
+  t.match(version.stderr, /execArgv=\["--max-semi-space-size=4"\]/)
+  const failed = await run(bin, ['list', path.join(scratch(), 'nothing-here')], { env }).catch((err: { code: number; stderr: string }) => err)
+  t.equal((failed as { code: number }).code, 2, 'the exit code comes through')
+  t.match((failed as { stderr: string }).stderr, /is not a cairn repository/)
 })
 
 t.test('placeholders, excludes, list and info in text and JSON', async (t) => {

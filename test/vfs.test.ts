@@ -138,7 +138,7 @@ t.test('directory nodes kept (as the kernel keeps inodes) do not pin the memory 
   t.same((await kept[7]!.list()).map((e) => e.name.toString()), ['f'], 'a kept node still lists its directory')
   kept = []
   const pinned = withNodes - external()
-  // Each node keeps its 32-byte tree id (10 KB for 300); a node pinning the Buffer pool slab its item was decoded into kept 600 KB.
+  // Each node keeps its 32-byte tree id (10 KB for 300); nodes pinning the Buffer-pool slabs their items were decoded into kept 1.2 MB.
   t.ok(pinned < 64 * 1024, `${dirs} directory nodes keep ${pinned} bytes of buffers`)
 })
 

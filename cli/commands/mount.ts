@@ -39,7 +39,7 @@ const recordDir = (env: Environment): string => path.join(env.cacheDir, 'mounts'
  * between collections. Peak resident after walking the medium corpus's archive, 3 cold runs each: 159–166
  * MiB with 4 MiB semi-spaces alone, 137–153 MiB with both, and the walk no slower (1.50–1.68 s against
  * 1.56–1.98 s): the daemon waits on its clients half the time, so the extra collections are not felt.
- * Flags the user gave node come after, and win.
+ * They come after the flags node was started with (the `cairn` launcher's 4 MiB semi-spaces), and win.
  */
 const DAEMON_NODE_FLAGS = ['--max-semi-space-size=2', '--heap-growing-percent=50']
 
@@ -181,7 +181,7 @@ async function detach(ctx: CommandContext, loc: Location, mountpoint: string): P
   const { env, signal } = ctx
   const repoArg = `${path.resolve(loc.repo)}${loc.archive !== undefined ? `::${loc.archive}` : ''}`
   const oArgs = ((ctx.values.options as string[] | undefined) ?? []).flatMap((spec) => ['-o', absoluteLog(spec)])
-  const child = spawn(process.execPath, [...DAEMON_NODE_FLAGS, ...process.execArgv, process.argv[1]!, 'mount', '--foreground', ...oArgs, '--', repoArg, mountpoint], {
+  const child = spawn(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, process.argv[1]!, 'mount', '--foreground', ...oArgs, '--', repoArg, mountpoint], {
     detached: true,
     cwd: '/',
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
