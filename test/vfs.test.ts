@@ -7,8 +7,6 @@ import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import * as path from 'node:path'
-import { setFlagsFromString } from 'node:v8'
-import { runInNewContext } from 'node:vm'
 import { scratch } from './helpers/cli.js'
 import { createArchiveFromEntries, makeReaderCaches, ArchiveReader, PathResolver, Repository, RepositoryView, type EntrySpec, type DirNode, type FileNode } from '../dist/lib/index.js'
 import { VersionsView, versionName } from '../dist/lib/vfs/versions-view.js'
@@ -108,38 +106,6 @@ t.test('the repository root follows the manifest', async (t) => {
   await repo.deleteArchive('first')
   t.same(names(await view.list()), ['second'], 'a deleted one disappears')
   t.equal(await view.lookup(b('first')), null)
-})
-
-t.test('directory nodes kept (as the kernel keeps inodes) do not pin the memory of the trees they came from', async (t) => {
-  const repo = await newRepo()
-  const dirs = 300
-  const entries: EntrySpec[] = []
-  for (let d = 0; d < dirs; d++) {
-    entries.push({ path: `d${d}/sub/f`, kind: 'file', content: b('x') })
-    for (let f = 0; f < 20; f++) entries.push({ path: `d${d}/file-${f}-with-a-name-of-some-length`, kind: 'file', content: b(`${d}.${f}`) })
-  }
-  await archive(repo, 'a', entries)
-  setFlagsFromString('--expose-gc')
-  const gc = runInNewContext('gc') as () => void
-  const external = (): number => {
-    gc()
-    return process.memoryUsage().arrayBuffers
-  }
-  // A tree cache of 64 KiB: the trees walked through are evicted, as in a long walk.
-  const view = new RepositoryView(repo, { caches: { treeBytes: 64 * 1024 } })
-  const root = (await view.lookup(b('a'))) as DirNode
-  let kept: DirNode[] = []
-  for (let d = 0; d < dirs; d++) {
-    const dir = (await root.lookup(b(`d${d}`))) as DirNode
-    await dir.list()
-    kept.push((await dir.lookup(b('sub'))) as DirNode)
-  }
-  const withNodes = external()
-  t.same((await kept[7]!.list()).map((e) => e.name.toString()), ['f'], 'a kept node still lists its directory')
-  kept = []
-  const pinned = withNodes - external()
-  // Each node keeps its 32-byte tree id (10 KB for 300); nodes pinning the Buffer-pool slabs their items were decoded into kept 1.2 MB.
-  t.ok(pinned < 64 * 1024, `${dirs} directory nodes keep ${pinned} bytes of buffers`)
 })
 
 t.test('the worker pool opens chunks to the same bytes, and reports damage as integrity errors', async (t) => {
