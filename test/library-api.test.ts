@@ -4,14 +4,10 @@ import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import * as path from 'node:path'
 import { scratch } from './helpers/cli.js'
+import { newTestRepository } from './helpers/repo.js'
 import { ArchiveReader, createArchive, createArchiveFromEntries, Repository, extractArchive, RepositoryView, PathResolver, unlockWithPassphrase } from '../dist/lib/index.js'
 
-async function newRepo() {
-  const home = scratch()
-  const repo = await Repository.init({ location: path.join(home, 'repo'), encryption: 'repokey', passphrase: 'pw', configDir: path.join(home, 'config'), cacheDir: path.join(home, 'cache'), kdf: { N: 1024 } })
-  t.teardown(() => repo.close())
-  return repo
-}
+const newRepo = newTestRepository
 
 t.test('create from paths, then read a file by byte range', async (t) => {
   const repo = await newRepo()

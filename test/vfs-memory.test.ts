@@ -3,11 +3,10 @@
  * memory, which other tests' work in flight would change.
  */
 import t from 'tap'
-import * as path from 'node:path'
 import { setFlagsFromString } from 'node:v8'
 import { runInNewContext } from 'node:vm'
-import { scratch } from './helpers/cli.js'
-import { createArchiveFromEntries, Repository, RepositoryView, type DirNode, type EntrySpec } from '../dist/lib/index.js'
+import { newTestRepository } from './helpers/repo.js'
+import { createArchiveFromEntries, RepositoryView, type DirNode, type EntrySpec } from '../dist/lib/index.js'
 
 // A full collection that frees ArrayBuffers before it returns (by default they are swept concurrently, after it).
 setFlagsFromString('--expose-gc')
@@ -19,15 +18,8 @@ const external = (): number => {
 }
 const b = (s: string): Buffer => Buffer.from(s, 'latin1')
 
-async function newRepo(): Promise<Repository> {
-  const home = scratch()
-  const repo = await Repository.init({ location: path.join(home, 'repo'), encryption: 'repokey', passphrase: 'pw', configDir: path.join(home, 'config'), cacheDir: path.join(home, 'cache'), kdf: { N: 1024 } })
-  t.teardown(() => repo.close())
-  return repo
-}
-
 t.test('directory nodes kept (as the kernel keeps inodes) do not pin the memory of the trees they came from', async (t) => {
-  const repo = await newRepo()
+  const repo = await newTestRepository()
   const dirs = 300
   const entries: EntrySpec[] = []
   for (let d = 0; d < dirs; d++) {

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import * as path from 'node:path'
 import { scratch } from './helpers/cli.js'
+import { newTestRepository } from './helpers/repo.js'
 import { createArchiveFromEntries, makeReaderCaches, ArchiveReader, PathResolver, Repository, RepositoryView, type EntrySpec, type DirNode, type FileNode } from '../dist/lib/index.js'
 import { VersionsView, versionName } from '../dist/lib/vfs/versions-view.js'
 import { BlobOpener, chunkLoader } from '../dist/lib/cache/blob-opener.js'
@@ -16,12 +17,7 @@ import { rememberDamage } from '../dist/mount/damaged-chunks.js'
 import { parseMountOptions, parseSize } from '../dist/mount/options.js'
 import { readAroundDamage } from '../dist/mount/file-reads.js'
 
-async function newRepo(): Promise<Repository> {
-  const home = scratch()
-  const repo = await Repository.init({ location: path.join(home, 'repo'), encryption: 'repokey', passphrase: 'pw', configDir: path.join(home, 'config'), cacheDir: path.join(home, 'cache'), kdf: { N: 1024 } })
-  t.teardown(() => repo.close())
-  return repo
-}
+const newRepo = newTestRepository
 
 const b = (s: string): Buffer => Buffer.from(s, 'latin1')
 const names = (list: { name: Buffer }[]): string[] => list.map((e) => e.name.toString('latin1'))
