@@ -41,31 +41,11 @@ export interface FileIdentity {
   ctimeNs: bigint
 }
 
-/** The table as little-endian columns; entry i is row i of each (the files cache's file layout). */
-export interface FileColumns {
-  count: number
-  /** 16 bytes per entry. */
-  keys: Uint8Array
-  /** uint64 per entry. */
-  inos: Uint8Array
-  /** float64 per entry. */
-  sizes: Uint8Array
-  /** int64 nanoseconds per entry. */
-  mtimes: Uint8Array
-  ctimes: Uint8Array
-  /** uint32 per entry. */
-  ages: Uint8Array
-  chunkCounts: Uint8Array
-  /** 32 bytes per chunk, entry after entry. */
-  chunkIds: Uint8Array
-  /** uint32 per chunk, in the same order. */
-  chunkSizes: Uint8Array
-}
-
 export const KEY_LENGTH = 16
 const ID_LENGTH = 32
 
-export type ColumnName = Exclude<keyof FileColumns, 'count'>
+/** The files cache's columns (files-cache.ts documents the layout); entry i is the i-th value of each per-entry column. */
+export type ColumnName = 'keys' | 'inos' | 'sizes' | 'mtimes' | 'ctimes' | 'ages' | 'chunkCounts' | 'chunkIds' | 'chunkSizes'
 
 /** The columns in file order: name, bytes of one value, and whether there is a value per entry or per chunk. */
 export const COLUMNS: readonly (readonly [ColumnName, number, 'entry' | 'chunk'])[] = [
@@ -219,17 +199,10 @@ export class FileTable {
   }
 
   /**
-   * The entries as they are to be saved after this backup: age 0 if seen,
-   * else one more, and those reaching `ttl` left out.
+   * How many entries and chunks savedColumns(ttl) writes: the entries as
+   * they are to be saved after this backup, age 0 if seen, else one more,
+   * and those reaching `ttl` left out.
    */
-  toColumns(ttl: number): FileColumns {
-    const parts = new Map<ColumnName, Buffer[]>(COLUMNS.map(([name]) => [name, []]))
-    for (const [name, bytes] of this.savedColumns(ttl)) parts.get(name)!.push(Buffer.from(bytes))
-    const column = (name: ColumnName): Buffer => Buffer.concat(parts.get(name)!)
-    return { count: this.savedCounts(ttl).count, keys: column('keys'), inos: column('inos'), sizes: column('sizes'), mtimes: column('mtimes'), ctimes: column('ctimes'), ages: column('ages'), chunkCounts: column('chunkCounts'), chunkIds: column('chunkIds'), chunkSizes: column('chunkSizes') }
-  }
-
-  /** How many entries and chunks savedColumns(ttl) writes. */
   savedCounts(ttl: number): { count: number; chunks: number } {
     let count = 0
     let chunks = 0
@@ -242,7 +215,7 @@ export class FileTable {
   }
 
   /**
-   * toColumns' columns in file order, in pieces of at most `pieceBytes`
+   * The columns in file order, entries aged (see savedCounts), in pieces of at most `pieceBytes`
    * (little-endian, whole values): a cache is written a piece at a time
    * instead of being built whole beside the table (for a million files the
    * columns were 92 MB at the end of a backup). Each piece is a new buffer.
@@ -288,22 +261,9 @@ export class FileTable {
     return this.#rows[b + SEEN] === 1 ? 0 : this.#rows[b + AGE] + 1
   }
 
-  /** The table of toColumns()' output, unseen; null if the columns do not fit together (a damaged file). */
-  static fromColumns(c: FileColumns): FileTable | null {
-    const count = c.count
-    if (!Number.isSafeInteger(count) || count < 0 || c.chunkIds.length % ID_LENGTH !== 0) return null
-    const chunks = c.chunkIds.length / ID_LENGTH
-    const loader = FileTable.loader(count, chunks)
-    for (const [name, width, per] of COLUMNS) {
-      if (c[name].length !== width * (per === 'entry' ? count : chunks)) return null
-      loader.feed(name, 0, c[name])
-    }
-    return loader.finish()
-  }
-
   /**
    * Builds a table of `count` entries and `chunks` chunks from its columns
-   * (toColumns' layout) fed piece by piece, so that a cache file is read
+   * (savedColumns' layout) fed piece by piece, so that a cache file is read
    * into it without being held whole (a million files: 100 MB less at the
    * load). Each piece holds whole values; `finish` checks what the pieces
    * cannot: that the chunk counts add up and no key comes twice.
