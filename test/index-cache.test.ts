@@ -1,7 +1,8 @@
 /**
  * The local chunk index cache (lib/repo/index-cache.ts): what is written reads back exactly, read a
- * piece at a time, and a cache that is damaged, truncated, of another repository or of an older layout
- * reads as null (so it is rebuilt from the repository) instead of being trusted.
+ * piece at a time into memory or looked up in the file (as a mount does), and a cache that is damaged,
+ * truncated, of another repository or of an older layout reads as null (so it is rebuilt from the
+ * repository) instead of being trusted.
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
@@ -41,14 +42,48 @@ function same(t: Tap.Test, a: IndexState | null, b: IndexState, what: string): v
   t.equal(differ, 0, `${what}: every location`)
 }
 
-t.test('what is written reads back exactly, small and over many pieces', async (t) => {
+/** Every blob of `b` is found in `a`'s file, at its location; ids it does not have are not. */
+async function sameLookups(t: Tap.Test, a: IndexState | null, b: IndexState, what: string): Promise<void> {
+  t.ok(a?.file, `${what}: read for lookups in the file`)
+  if (!a?.file) return
+  t.equal(a.index.size, 0, `${what}: nothing held in memory but the fence`)
+  t.equal(a.file.size, b.index.size, `${what}: blob count`)
+  t.same(a.packs.all(), b.packs.all(), `${what}: pack table`)
+  let differ = 0
+  for (const [id, loc] of b.index.entries()) {
+    const got = await a.locate(id)
+    if (!got || got.pack !== loc.pack || got.offset !== loc.offset || got.length !== loc.length || got.rawLength !== loc.rawLength) differ++
+  }
+  t.equal(differ, 0, `${what}: every location`)
+  const absent = await Promise.all(Array.from({ length: 2000 }, () => a.locate(randomBytes(32))))
+  t.ok(absent.every((loc) => loc === undefined), `${what}: an id it does not have is not found`)
+  await a.close()
+}
+
+t.test('what is written reads back exactly, small and over many pieces, into memory or for lookups', async (t) => {
   for (const blobs of [0, 10, 60_000]) {
     const state = sampleState(blobs)
     const file = path.join(scratch(), 'chunks')
     await writeCache(file, REPO, state)
     if (blobs === 60_000) t.ok((await fs.stat(file)).size > 2 * 1024 * 1024, 'larger than one piece')
     same(t, await readIndexCache(file, REPO), state, `${state.index.size} blobs`)
+    await sameLookups(t, await readIndexCache(file, REPO, true), state, `${state.index.size} blobs, lookups`)
   }
+})
+
+t.test('lookups keep at most a quarter of a byte a blob, and closing waits for the lookups under way', async (t) => {
+  const state = sampleState(200_000)
+  const file = path.join(scratch(), 'chunks')
+  await writeCache(file, REPO, state)
+  const lookups = (await readIndexCache(file, REPO, true))!
+  const fence = lookups.file!.byteLength
+  t.ok(fence <= state.index.size / 4 + 8, `${fence} bytes for ${state.index.size} blobs (the table in memory: ${state.index.byteLength})`)
+  const [id, loc] = state.index.entries().next().value!
+  const under = lookups.locate(id)
+  const closing = lookups.close()
+  t.same(await under, loc, 'a lookup under way is answered')
+  await closing
+  await t.rejects(lookups.locate(id), /closed/, 'one after close is refused')
 })
 
 t.test('a damaged, truncated, foreign or old cache reads as null', async (t) => {
@@ -69,10 +104,13 @@ t.test('a damaged, truncated, foreign or old cache reads as null', async (t) => 
   for (const [what, bytes] of cases) {
     await fs.writeFile(file, bytes)
     t.equal(await readIndexCache(file, REPO), null, what)
+    t.equal(await readIndexCache(file, REPO, true), null, `${what}, read for lookups`)
   }
   await fs.writeFile(file, good)
   t.equal(await readIndexCache(file, 'b'.repeat(64)), null, 'another repository\'s cache')
   await writeCacheFile(file, [1, REPO, [], [], state.index.serialize()])
   t.equal(await readIndexCache(file, REPO), null, 'the layout before version 2')
+  await writeCacheFile(file, [2, REPO, [], [], state.index.serialize()])
+  t.equal(await readIndexCache(file, REPO, true), null, 'the layout before version 3, whose table was not in id order')
   t.equal(await readIndexCache(path.join(scratch(), 'missing'), REPO), null, 'no file')
 })

@@ -107,7 +107,7 @@ t.test('the key can be unlocked by the caller (elsewhere), and an unlocker that 
   await t.rejects(Repository.open({ ...options, unlockKey: unlockWithPassphrase('wrong') }), { code: 'wrong-passphrase' })
 })
 
-t.test('a repository opened for lookups (as the mount opens it) still backs up with whole ids', async (t) => {
+t.test('a repository opened for lookups (as the mount opens it) reads the index from its cache file, follows other clients, and still backs up with whole ids', async (t) => {
   const home = scratch()
   const options = { location: path.join(home, 'repo'), passphrase: 'pw', configDir: path.join(home, 'config'), cacheDir: path.join(home, 'cache') }
   const made = await Repository.init({ ...options, encryption: 'repokey', kdf: { N: 1024 } })
@@ -116,16 +116,32 @@ t.test('a repository opened for lookups (as the mount opens it) still backs up w
   await fs.writeFile(path.join(src, 'f'), data)
   await createArchive(made, { name: 'a1', paths: [src] })
   await made.close()
+  const read = async (repo: Repository, archive: string, name: string): Promise<Buffer> => {
+    const reader = await ArchiveReader.open(repo, archive)
+    const item = await reader.resolve(Buffer.from(path.join(src.slice(1), name)))
+    return reader.content(item!).read(0, item!.size)
+  }
 
   const lookups = await Repository.open({ ...options, preloadIndex: 'lookups' })
   t.teardown(() => lookups.close())
-  t.ok((await lookups.index()).index.dense, 'the cache was loaded as a table of id prefixes')
-  await fs.writeFile(path.join(src, 'g'), randomBytes(1000))
-  const second = await createArchive(lookups, { name: 'a2', paths: [src] })
-  t.ok(second.archive.stats.deduplicatedSize < 10_000, `f is not stored again (${second.archive.stats.deduplicatedSize} bytes new)`)
-  const reader = await ArchiveReader.open(lookups, 'a2')
-  const item = await reader.resolve(Buffer.from(path.join(src.slice(1), 'f')))
-  t.ok((await reader.content(item!).read(0, data.length)).equals(data), 'and it reads back')
-  t.ok((await lookups.refreshIndex()).index.dense, 'a later refresh (the mount after a new archive) is dense again')
-  t.ok((await lookups.refreshIndex(undefined, true)).index.dense === false, 'unless whole ids are asked for')
+  const opened = await lookups.index()
+  t.ok(opened.file !== null && opened.index.size === 0, 'blobs are looked up in the cache file, none is held in memory')
+  t.ok((await read(lookups, 'a1', 'f')).equals(data), 'and they read back')
+
+  // Another client, with a cache of its own, backs up a new file.
+  const other = await Repository.open({ ...options, cacheDir: path.join(home, 'other-cache') })
+  const added = randomBytes(5000)
+  await fs.writeFile(path.join(src, 'g'), added)
+  await createArchive(other, { name: 'a2', paths: [src] })
+  await other.close()
+  t.ok((await read(lookups, 'a2', 'g')).equals(added), 'a blob another client added is found')
+  const refreshed = await lookups.index()
+  t.equal(refreshed.file, opened.file, 'the refresh kept the file open, without reading it again')
+  t.ok(refreshed.index.size > 0 && refreshed.index.size < 10, `what it merged since is held in memory (${refreshed.index.size} blobs)`)
+
+  await fs.writeFile(path.join(src, 'h'), randomBytes(1000))
+  const third = await createArchive(lookups, { name: 'a3', paths: [src] })
+  t.ok(third.archive.stats.deduplicatedSize < 10_000, `f is not stored again (${third.archive.stats.deduplicatedSize} bytes new)`)
+  t.ok((await read(lookups, 'a3', 'f')).equals(data), 'and it reads back')
+  t.equal((await lookups.index()).file, null, 'the writer loaded the table into memory')
 })

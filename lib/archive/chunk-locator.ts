@@ -39,7 +39,10 @@ export class ChunkLocator {
     return plans
   }
 
-  /** An id the index does not know (another client committed since it was read), or a backend without local files. */
+  /**
+   * An id the index does not know (another client committed since it was read), one it looks up in its
+   * file (a repository opened for lookups), or a backend without local files.
+   */
   private async planSlowly(chunks: readonly ChunkRef[]): Promise<ChunkPlan[]> {
     const plans: ChunkPlan[] = []
     for (const ref of chunks) {
@@ -47,12 +50,13 @@ export class ChunkLocator {
         plans.push({ size: ref.size, zero: true })
         continue
       }
-      if (!this.state.index.has(ref.id)) {
+      let loc = await this.state.locate(ref.id)
+      if (!loc) {
         this.state = await this.repo.refreshIndex()
         // A fresh index may number the packs differently.
         this.packFiles.clear()
+        loc = await this.state.locate(ref.id)
       }
-      const loc = this.state.index.get(ref.id)
       if (!loc) {
         throw new CairnError('missing-object', `blob ${ref.id.toString('hex').slice(0, 16)}… is not in the index of ${this.repo.backend.location}`, {
           hint: 'the repository is damaged; run cairn check',

@@ -17,6 +17,7 @@
  * missing blob fails alone. Every blob is still authenticated on its own
  * by whoever opens it.
  */
+import type { ChunkLocation } from '../repo/chunk-index.js'
 import type { Repository } from '../repo/repository.js'
 import { packKey } from '../repo/pack-table.js'
 import { BlobType } from '../repo/blob.js'
@@ -72,9 +73,16 @@ export class CoalescingLoader {
       for (const p of batch) p.reject(err)
       return
     }
+    let locations: (ChunkLocation | undefined)[]
+    try {
+      locations = await Promise.all(batch.map((p) => state.locate(p.id)))
+    } catch (err) {
+      for (const p of batch) p.reject(err)
+      return
+    }
     const byPack = new Map<number, Located[]>()
-    for (const p of batch) {
-      const loc = state.index.get(p.id)
+    for (const [i, p] of batch.entries()) {
+      const loc = locations[i]
       if (!loc) {
         this.loadAlone(p) // the repository refreshes its index, or says the blob is missing
         continue

@@ -47,7 +47,7 @@ export class PackBlockReader {
   /** The sealed bytes of blob `id`, in a buffer of their own (the caller may decrypt them in place). */
   async load(id: Uint8Array): Promise<SealedBlob> {
     const state = await this.repo.index()
-    const loc = state.index.get(id)
+    const loc = await state.locate(id)
     if (!loc || loc.length > ALONE_ABOVE) return this.repo.loadSealedBlob(id) // missing: the repository refreshes its index or says so
     const key = packKey(state.packs.idOf(loc.pack))
     const sealed = Buffer.allocUnsafe(loc.length)

@@ -7,11 +7,12 @@
  * Cache file, written atomically (lib/cache/cache-file.ts):
  *   headerLength u32 LE | header | SHA-256(header) | ChunkIndex bytes
  * where header = msgpack [version, repoId, mergedIndexKeys, packIds] and the
- * ChunkIndex bytes carry their own SHA-256 (chunk-index.ts). The table is
- * read a megabyte at a time into the index: a million blobs are a 48 MB
- * file, which used to be held whole beside the 103 MB table it becomes (the
- * peak of a mount of a million-file repository). A file of another layout or
- * version, damaged or unreadable, reads as null and is rebuilt.
+ * ChunkIndex bytes carry their own SHA-256 and list blobs in id order
+ * (chunk-index.ts). A writer reads the table into memory a megabyte at a
+ * time (a million blobs are a 48 MB file, never held whole beside the
+ * 103 MB table it becomes); a mount keeps it on disk and looks blobs up in
+ * the file (index-file.ts). A file of another layout or version, damaged or
+ * unreadable, reads as null and is rebuilt.
  */
 import { createHash } from 'node:crypto'
 import { promises as fs } from 'node:fs'
@@ -19,11 +20,12 @@ import { framedHeader, writeCacheParts } from '../cache/cache-file.js'
 import { unpack } from '../encoding/msgpack.js'
 import type { Sealer } from '../crypto/sealer.js'
 import type { Backend } from '../storage/backend.js'
-import { ChunkIndex } from './chunk-index.js'
+import { ChunkIndex, type ChunkLocation } from './chunk-index.js'
+import { IndexFile } from './index-file.js'
 import { PackTable } from './pack-table.js'
 import { INDEX_PREFIX, decodeIndexObject, type PackEntry } from './index-objects.js'
 
-const CACHE_VERSION = 2
+const CACHE_VERSION = 3
 /** Bytes of the table read at a time. */
 const PIECE_BYTES = 1024 * 1024
 /** The chunk index cache's file name in a repository's cache folder. */
@@ -32,10 +34,23 @@ const PARALLEL_LOADS = 8
 
 export class IndexState {
   constructor(
+    /** Every blob; or, beside `file`, those of the index objects merged after the file was written. */
     readonly index = new ChunkIndex(),
     readonly packs = new PackTable(),
     readonly merged = new Set<string>(),
+    /** The cache file the other blobs are looked up in (a state read for lookups), or null. */
+    readonly file: IndexFile | null = null,
   ) {}
+
+  /** Where blob `id` is, or undefined when the index does not know it. */
+  async locate(id: Uint8Array): Promise<ChunkLocation | undefined> {
+    return this.index.get(id) ?? (await this.file?.get(id))
+  }
+
+  /** Releases the cache file a state read for lookups keeps open. */
+  async close(): Promise<void> {
+    await this.file?.close()
+  }
 
   /** Adds what an index object (or a commit of ours) says. */
   add(key: string, entries: readonly PackEntry[]): void {
@@ -54,19 +69,22 @@ export async function syncIndex(
   repoId: string,
   cacheFile: string | null,
   signal?: AbortSignal,
-  /** The cache as readIndexCache read it already (Repository.open's preloadIndex). */
+  /** The cache as readIndexCache read it already (Repository.open's preloadIndex), or the state to bring up to date. */
   cached?: Promise<IndexState | null>,
-  /** Read the cache into a dense table for lookups (readIndexCache). */
-  dense = false,
+  /** Look blobs up in the cache file rather than load it (readIndexCache). */
+  lookups = false,
 ): Promise<IndexState> {
   const present = new Set<string>()
   for await (const info of backend.list(INDEX_PREFIX)) present.add(info.key)
 
-  let state = cached !== undefined ? await cached : cacheFile ? await readIndexCache(cacheFile, repoId, dense) : null
+  let found = (cached ? await cached : null) ?? (cacheFile ? await readIndexCache(cacheFile, repoId, lookups) : null)
   // An index object we merged has gone: a compaction rewrote the index,
   // so the cached locations may be stale. Start over from the repository.
-  if (state && [...state.merged].some((key) => !present.has(key))) state = null
-  state ??= new IndexState()
+  if (found && [...found.merged].some((key) => !present.has(key))) {
+    await found.close()
+    found = null
+  }
+  const state = found ?? new IndexState()
   const missing = [...present].filter((key) => !state.merged.has(key))
 
   for (let i = 0; i < missing.length; i += PARALLEL_LOADS) {
@@ -75,8 +93,13 @@ export async function syncIndex(
     const loaded = await Promise.all(batch.map(async (key) => decodeIndexObject(await backend.get(key), sealer, key)))
     batch.forEach((key, j) => state.add(key, loaded[j]!))
   }
-  // A dense table (loaded for lookups) keeps id prefixes only: it cannot be written back.
-  if (cacheFile && missing.length > 0 && !state.index.dense) await writeCache(cacheFile, repoId, state)
+  // A state that looks blobs up in a file keeps what it merged since in memory: writing it back would mean
+  // merging the file with it, and the next backup of this client writes the cache anyway.
+  if (cacheFile && missing.length > 0 && state.file === null) {
+    await writeCache(cacheFile, repoId, state)
+    // A mount that had to build the index serves lookups from the file it wrote, and lets the table go.
+    if (lookups) return (await readIndexCache(cacheFile, repoId, true)) ?? state
+  }
   return state
 }
 
@@ -91,15 +114,17 @@ export async function writeCache(cacheFile: string, repoId: string, state: Index
 
 /**
  * The cached index, or null when the cache is missing, damaged or of another repository (it is then
- * rebuilt). Never rejects. `dense`: loaded for lookups (ChunkIndex.loader).
+ * rebuilt). Never rejects. `lookups`: checked, then left in the file for lookups (IndexFile), which keeps
+ * it open; otherwise loaded into memory.
  */
-export async function readIndexCache(cacheFile: string, repoId: string, dense = false): Promise<IndexState | null> {
+export async function readIndexCache(cacheFile: string, repoId: string, lookups = false): Promise<IndexState | null> {
   let handle: fs.FileHandle
   try {
     handle = await fs.open(cacheFile, 'r')
   } catch {
     return null
   }
+  let keepOpen = false
   try {
     const size = (await handle.stat()).size
     const read = async (position: number, length: number, into = Buffer.allocUnsafe(length)): Promise<Buffer> => {
@@ -115,15 +140,20 @@ export async function readIndexCache(cacheFile: string, repoId: string, dense = 
     if (!createHash('sha256').update(header).digest().equals(await read(4 + headerLength, 32))) return null
     const [version, id, merged, packIds] = unpack(header) as [number, string, string[], string[]]
     if (version !== CACHE_VERSION || id !== repoId || !Array.isArray(merged) || !Array.isArray(packIds)) return null
-    const loader = ChunkIndex.loader(size - tableAt, dense)
-    const piece = Buffer.allocUnsafe(Math.min(PIECE_BYTES, size - tableAt))
-    for (let at = tableAt; at < size; at += piece.length) loader.feed(await read(at, Math.min(piece.length, size - at), piece))
     const packs = new PackTable()
     for (const packId of packIds) packs.numberOf(packId)
+    if (lookups) {
+      const file = await IndexFile.open(handle, tableAt, size)
+      keepOpen = true
+      return new IndexState(new ChunkIndex(), packs, new Set(merged), file)
+    }
+    const loader = ChunkIndex.loader(size - tableAt)
+    const piece = Buffer.allocUnsafe(Math.min(PIECE_BYTES, size - tableAt))
+    for (let at = tableAt; at < size; at += piece.length) loader.feed(await read(at, Math.min(piece.length, size - at), piece))
     return new IndexState(loader.finish(), packs, new Set(merged))
   } catch {
     return null
   } finally {
-    await handle.close().catch(() => undefined)
+    if (!keepOpen) await handle.close().catch(() => undefined)
   }
 }

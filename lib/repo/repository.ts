@@ -47,9 +47,9 @@ export interface RepositoryOptions {
    * callers that will need the index (mount, create, extract): the two
    * overlap instead of adding up before the first read. 'lookups': the
    * caller will mostly look blobs up, not add them (a mount), so the index
-   * is loaded into a denser table of id prefixes (ChunkIndex.loader: a third
-   * of the memory, a million blobs in 34 instead of 101 MB); a writer started
-   * on it reloads whole ids.
+   * stays in the cache file and blobs are looked up there (IndexFile: 0.25
+   * bytes of memory a blob, where a table in memory takes about 100); a
+   * writer started on it loads the table.
    */
   preloadIndex?: boolean | 'lookups'
 }
@@ -64,7 +64,7 @@ export class Repository {
   private indexState: Promise<IndexState> | null = null
   /** The local index cache read ahead by open({ preloadIndex }), until index() takes it. */
   private preloadedIndex: Promise<IndexState | null> | null = null
-  /** Opened with preloadIndex 'lookups': re-reads of the index cache keep the dense table too. */
+  /** Opened with preloadIndex 'lookups': the index stays in the cache file, refreshes included. */
   private lookupsOnly = false
 
   private constructor(
@@ -163,18 +163,26 @@ export class Repository {
 
   /**
    * Re-reads index objects written since the last sync (another client
-   * committed). `wholeIds`: a writer's, which deduplicates by whole ids even
-   * in a repository opened for lookups.
+   * committed). `inMemory`: a writer's, which needs the table in memory
+   * (to add to it) even in a repository opened for lookups. Otherwise a
+   * state that looks blobs up in the cache file is brought up to date as
+   * it is, without reading the file again.
    */
-  async refreshIndex(signal?: AbortSignal, wholeIds = false): Promise<IndexState> {
+  async refreshIndex(signal?: AbortSignal, inMemory = false): Promise<IndexState> {
+    const current = this.indexState
     this.indexState = null
-    return this.syncedIndex(signal, this.lookupsOnly && !wholeIds)
+    const lookups = this.lookupsOnly && !inMemory
+    const reused = lookups && current ? current.catch(() => null) : undefined
+    const state = await this.syncedIndex(signal, lookups, reused)
+    // A state read for lookups that a table in memory replaces lets its file go.
+    if (!lookups && current) await (await current.catch(() => null))?.close()
+    return state
   }
 
-  private syncedIndex(signal: AbortSignal | undefined, dense: boolean): Promise<IndexState> {
-    const cached = this.preloadedIndex ?? undefined
+  private syncedIndex(signal: AbortSignal | undefined, lookups: boolean, current?: Promise<IndexState | null>): Promise<IndexState> {
+    const cached = current ?? this.preloadedIndex ?? undefined
     this.preloadedIndex = null
-    this.indexState ??= syncIndex(this.backend, this.sealer, this.id, this.cacheFile(CHUNKS_CACHE), signal, cached, dense).catch((err: unknown) => {
+    this.indexState ??= syncIndex(this.backend, this.sealer, this.id, this.cacheFile(CHUNKS_CACHE), signal, cached, lookups).catch((err: unknown) => {
       this.indexState = null
       throw err
     })
@@ -188,10 +196,10 @@ export class Repository {
   /** The stored (sealed) bytes of a blob and its raw length. */
   async loadSealedBlob(id: Uint8Array): Promise<{ sealed: Buffer; rawLength: number }> {
     let state = await this.index()
-    let loc = state.index.get(id)
+    let loc = await state.locate(id)
     if (!loc) {
       state = await this.refreshIndex()
-      loc = state.index.get(id)
+      loc = await state.locate(id)
     }
     if (!loc) {
       throw new CairnError('missing-object', `blob ${Buffer.from(id).toString('hex').slice(0, 16)}… is not in the index of ${this.backend.location}`, { hint: 'the repository is damaged; run cairn check' })
@@ -221,6 +229,10 @@ export class Repository {
    * collector). The repository may still be used after; it reopens what it needs.
    */
   async close(): Promise<void> {
+    const states = [this.indexState, this.preloadedIndex]
+    this.indexState = null
+    this.preloadedIndex = null
+    for (const state of states) await (await state?.catch(() => null))?.close()
     await this.backend.close?.()
   }
 

@@ -131,8 +131,8 @@ export class RepositoryWriter {
 
   static async start(repo: Repository, signal?: AbortSignal): Promise<RepositoryWriter> {
     const state = await repo.index(signal)
-    // A table loaded for lookups (preloadIndex: 'lookups') keeps id prefixes; deduplicating needs whole ids.
-    return new RepositoryWriter(repo, state.index.dense ? await repo.refreshIndex(signal, true) : state)
+    // A state read for lookups (preloadIndex: 'lookups') leaves most blobs in the cache file; a writer adds to a table in memory.
+    return new RepositoryWriter(repo, state.file ? await repo.refreshIndex(signal, true) : state)
   }
 
   /** True when the repository (or this writer, so far) already has the blob. */

@@ -4,13 +4,13 @@ import * as path from 'node:path'
 
 /** What the helper needs of a Repository (from lib or dist alike). */
 interface IndexedRepository {
-  index(): Promise<{ index: { get(id: Uint8Array): { pack: number; offset: number; length: number } | undefined }; packs: { idOf(n: number): string } }>
+  index(): Promise<{ locate(id: Uint8Array): Promise<{ pack: number; offset: number; length: number } | undefined>; packs: { idOf(n: number): string } }>
 }
 
 /** Flips one byte in the middle of blob `id` in its pack under `root`; returns the pack file. */
 export async function damageBlob(repo: IndexedRepository, root: string, id: Uint8Array): Promise<string> {
   const state = await repo.index()
-  const loc = state.index.get(id)!
+  const loc = (await state.locate(id))!
   const packId = state.packs.idOf(loc.pack)
   const file = path.join(root, 'data', packId.slice(0, 2), packId)
   const handle = await fs.open(file, 'r+')
