@@ -11,6 +11,8 @@ import * as path from 'node:path'
 import { scratch } from './helpers/cli.js'
 import { IndexState, readIndexCache, writeCache } from '../dist/lib/repo/index-cache.js'
 import { writeCacheFile } from '../dist/lib/cache/cache-file.js'
+import { readCachedSync } from '../dist/lib/native/posix.js'
+import { evictFromPageCache } from './helpers/page-cache.js'
 
 const REPO = 'a'.repeat(64)
 
@@ -84,6 +86,19 @@ t.test('lookups keep at most a quarter of a byte a blob, and closing waits for t
   t.same(await under, loc, 'a lookup under way is answered')
   await closing
   await t.rejects(lookups.locate(id), /closed/, 'one after close is refused')
+})
+
+t.test('lookups in a file the page cache no longer holds are read through the thread pool, and are right', async (t) => {
+  const state = sampleState(30_000)
+  const file = path.join(scratch(), 'chunks')
+  await writeCache(file, REPO, state)
+  const lookups = (await readIndexCache(file, REPO, true))!
+  evictFromPageCache(file)
+  const probe = await fs.open(file, 'r')
+  const cached = readCachedSync(probe.fd, Buffer.alloc(48), 1000)
+  await probe.close()
+  t.equal(cached, -1, 'the file is out of the page cache: no lookup is answered on the spot')
+  await sameLookups(t, lookups, state, 'after eviction')
 })
 
 t.test('a damaged, truncated, foreign or old cache reads as null', async (t) => {

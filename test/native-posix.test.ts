@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import t from 'tap'
 import { isCairnError } from '../lib/errors.js'
+import { evictFromPageCache } from './helpers/page-cache.js'
 import {
   displayPath,
   getXattr,
@@ -18,6 +19,7 @@ import {
   mknod,
   mknodSync,
   type PosixError,
+  readCachedSync,
   setTimes,
   setTimesSync,
   setXattr,
@@ -248,6 +250,25 @@ t.test('mknod makes fifos and devices', async (t) => {
   await mknod(blk, S_IFBLK | 0o600, makedev(7, 0))
   t.ok(fs.lstatSync(blk).isBlockDevice(), 'block device')
   t.equal(BigInt(fs.lstatSync(blk).rdev), makedev(7, 0))
+})
+
+t.test('readCachedSync reads what is in the page cache, and never waits for a disk', async (t) => {
+  const file = join(root, 'cached')
+  const data = Buffer.from(Array.from({ length: 64 * 1024 }, (_, i) => (i * 7) & 0xff))
+  fs.writeFileSync(file, data)
+  fs.readFileSync(file)
+  const fd = fs.openSync(file, 'r')
+  t.teardown(() => fs.closeSync(fd))
+  const got = Buffer.alloc(1500)
+  t.equal(readCachedSync(fd, got, 30_000), 1500, 'cached: read on the spot')
+  t.ok(got.equals(data.subarray(30_000, 31_500)), 'the bytes at that position')
+  t.equal(readCachedSync(fd, Buffer.alloc(10), data.length), 0, 'at the end: nothing')
+  evictFromPageCache(file)
+  t.equal(readCachedSync(fd, Buffer.alloc(1500), 30_000), -1, 'dropped from the cache: -1, so the caller reads the usual way')
+  const closed = fs.openSync(file, 'r')
+  fs.closeSync(closed)
+  t.equal(readCachedSync(closed, Buffer.alloc(10), 0), -1, 'a failure is -1 too: the usual read reports it')
+  t.throws(() => readCachedSync(-1, Buffer.alloc(1), 0), { code: 'ERR_INVALID_ARG_TYPE' })
 })
 
 t.test('without the built addon: CairnError at first use, not at import', async (t) => {

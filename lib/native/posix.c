@@ -9,6 +9,7 @@
  *   makedev(major, minor) -> bigint, major(dev), minor(dev)
  *   scanDirectory(dir, names?) -> Promise<Buffer>      see scan.c
  *   adviseWillNeed(fd) -> boolean                      posix_fadvise(WILLNEED)
+ *   readCachedSync(fd, buf, position) -> number        preadv2(RWF_NOWAIT)
  *   sealAesGcmInPlace(encKey, buf, length, aad)        see seal.c (not syscalls:
  *   openAesGcmInPlace(encKey, buf, aad) -> boolean      OpenSSL in caller memory)
  *
@@ -36,6 +37,7 @@
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <sys/xattr.h>
 #include <time.h>
 
@@ -467,6 +469,35 @@ static napi_value js_advise_will_need(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * readCachedSync(fd, buf, position): fills `buf` from `position` if the bytes
+ * are in the page cache, on the calling thread, without ever waiting for a
+ * disk: preadv2 with RWF_NOWAIT (Linux 4.14). Returns the bytes read, or -1
+ * when reading would have to wait, or failed (a caller then reads the usual
+ * way, on libuv's thread pool, which reports any error). From the cache it
+ * takes about a microsecond, where a trip through the thread pool takes
+ * 30-40 here: the mount looks blobs up in the chunk index file this way.
+ */
+static napi_value js_read_cached_sync(napi_env env, napi_callback_info info) {
+  napi_value argv[3], result;
+  size_t argc = 3;
+  int32_t fd = -1;
+  void *data = NULL;
+  size_t length = 0;
+  int64_t position = -1;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
+  if (argc < 3 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0 ||
+      napi_get_buffer_info(env, argv[1], &data, &length) != napi_ok ||
+      napi_get_value_int64(env, argv[2], &position) != napi_ok || position < 0) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "readCachedSync(fd, buffer, position)");
+    return NULL;
+  }
+  struct iovec iov = {.iov_base = data, .iov_len = length};
+  ssize_t n = length == 0 ? 0 : preadv2(fd, &iov, 1, (off_t)position, RWF_NOWAIT);
+  CHECK(env, napi_create_int64(env, n < 0 ? -1 : (int64_t)n, &result), NULL);
+  return result;
+}
+
 /* ---- dev_t helpers (libc's own encoding) --------------------------------- */
 
 static napi_value js_makedev(napi_env env, napi_callback_info info) {
@@ -511,7 +542,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mknod", mknod__async},           {"mknodSync", mknod__sync},
       {"makedev", js_makedev},           {"major", js_major},
       {"minor", js_minor},               {"scanDirectory", scan_directory},
-      {"adviseWillNeed", js_advise_will_need}, {"sealAesGcmInPlace", seal_aes_gcm_in_place},
+      {"adviseWillNeed", js_advise_will_need}, {"readCachedSync", js_read_cached_sync}, {"sealAesGcmInPlace", seal_aes_gcm_in_place},
       {"openAesGcmInPlace", open_aes_gcm_in_place}, {"scryptRoMix", scrypt_romix},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {

@@ -8,7 +8,10 @@
  * distributed (MAC or SHA-256 outputs). Opening streams the file once, checking all of it, and keeps a
  * fence: for each value of an id's first `bits` bits, the number of the first record at or past it, sized
  * so that 16 to 32 records (0.75 to 1.5 KiB) share a value. A lookup then reads that one run with a positioned
- * read, which the page cache usually answers, and searches it.
+ * read and searches it. The page cache usually holds the run (opening read the whole file): the read is
+ * then made on the calling thread, without waiting for a disk ever (readCachedSync), and takes a
+ * microsecond instead of 30-40 through libuv's thread pool, which a walk of the mount paid once per
+ * directory (1.65 s against 0.91 s with the table in memory).
  *
  * The file is read again at each lookup, after its checksum was verified once. Cache files are replaced by
  * rename, never rewritten in place, so the open file keeps the bytes that were checked. Should the disk
@@ -17,6 +20,7 @@
  */
 import type { FileHandle } from 'node:fs/promises'
 import { CairnError } from '../errors.js'
+import { readCachedSync } from '../native/posix.js'
 import { bucketBits, compareIds, HEAD_LENGTH, ID_LENGTH, idPrefix, readSerializedIndex, RECORD_LENGTH, type ChunkLocation } from './chunk-index.js'
 
 /** Records that share a fence entry, on average. */
@@ -86,7 +90,10 @@ export class IndexFile {
   }
 
   private async search(id: Uint8Array, first: number, count: number): Promise<ChunkLocation | undefined> {
-    const run = await readExactly(this.handle, this.recordsAt + first * RECORD_LENGTH, count * RECORD_LENGTH)
+    const position = this.recordsAt + first * RECORD_LENGTH
+    const run = Buffer.allocUnsafe(count * RECORD_LENGTH)
+    // From the page cache on this thread (a microsecond), else through the thread pool (30-40 µs).
+    if (readCachedSync(this.handle.fd, run, position) !== run.length) await readExactly(this.handle, position, run.length, run)
     let lo = 0
     let hi = count
     while (lo < hi) {
