@@ -139,9 +139,21 @@ t.test('a repository opened for lookups (as the mount opens it) reads the index 
   t.equal(refreshed.file, opened.file, 'the refresh kept the file open, without reading it again')
   t.ok(refreshed.index.size > 0 && refreshed.index.size < 10, `what it merged since is held in memory (${refreshed.index.size} blobs)`)
 
+  // A client sharing the cache (a backup on this machine while the mount runs) replaces the cache file.
+  const sharing = await Repository.open(options)
+  const more = randomBytes(5000)
+  await fs.writeFile(path.join(src, 'k'), more)
+  await createArchive(sharing, { name: 'a3', paths: [src] })
+  await sharing.close()
+  t.ok((await read(lookups, 'a3', 'k')).equals(more), 'a blob of a backup made beside it is found')
+  const moved = await lookups.index()
+  t.ok(moved.file !== null && moved.file !== opened.file, 'the index moved to the newer cache file')
+  t.equal(moved.index.size, 0, 'which holds all it knew, so nothing is kept in memory any more')
+  t.ok((await read(lookups, 'a2', 'g')).equals(added), 'and what it had merged is still found')
+
   await fs.writeFile(path.join(src, 'h'), randomBytes(1000))
-  const third = await createArchive(lookups, { name: 'a3', paths: [src] })
+  const third = await createArchive(lookups, { name: 'a4', paths: [src] })
   t.ok(third.archive.stats.deduplicatedSize < 10_000, `f is not stored again (${third.archive.stats.deduplicatedSize} bytes new)`)
-  t.ok((await read(lookups, 'a3', 'f')).equals(data), 'and it reads back')
+  t.ok((await read(lookups, 'a4', 'f')).equals(data), 'and it reads back')
   t.equal((await lookups.index()).file, null, 'the writer loaded the table into memory')
 })

@@ -23,7 +23,7 @@ import type { Backend } from '../storage/backend.js'
 import { ChunkIndex, type ChunkLocation } from './chunk-index.js'
 import { IndexFile } from './index-file.js'
 import { PackTable } from './pack-table.js'
-import { INDEX_PREFIX, decodeIndexObject, type PackEntry } from './index-objects.js'
+import { INDEX_PREFIX, indexedBlobs, type IndexedBlob } from './index-objects.js'
 
 const CACHE_VERSION = 3
 /** Bytes of the table read at a time. */
@@ -31,6 +31,8 @@ const PIECE_BYTES = 1024 * 1024
 /** The chunk index cache's file name in a repository's cache folder. */
 export const CHUNKS_CACHE = 'chunks'
 const PARALLEL_LOADS = 8
+/** Bytes an index object written by encodePackEntry takes for each blob (a few more per pack, and the seal). */
+const INDEX_BYTES_PER_BLOB = 51
 
 export class IndexState {
   constructor(
@@ -52,11 +54,13 @@ export class IndexState {
     await this.file?.close()
   }
 
-  /** Adds what an index object (or a commit of ours) says. */
-  add(key: string, entries: readonly PackEntry[]): void {
-    for (const entry of entries) {
-      const pack = this.packs.numberOf(entry.packId)
-      for (const b of entry.blobs) this.index.set(b.id, { pack, offset: b.offset, length: b.length, rawLength: b.rawLength })
+  /** Adds the blobs an index object lists, and notes it as merged. */
+  add(key: string, blobs: Iterable<IndexedBlob>): void {
+    let packId = ''
+    let pack = 0
+    for (const b of blobs) {
+      if (b.packId !== packId) pack = this.packs.numberOf((packId = b.packId))
+      this.index.set(b.id, { pack, offset: b.offset, length: b.length, rawLength: b.rawLength })
     }
     this.merged.add(key)
   }
@@ -74,24 +78,40 @@ export async function syncIndex(
   /** Look blobs up in the cache file rather than load it (readIndexCache). */
   lookups = false,
 ): Promise<IndexState> {
-  const present = new Set<string>()
-  for await (const info of backend.list(INDEX_PREFIX)) present.add(info.key)
+  const present = new Map<string, number>()
+  for await (const info of backend.list(INDEX_PREFIX)) present.set(info.key, info.size)
 
+  // An index object a state merged has gone: a compaction rewrote the index,
+  // so the state's locations may be stale.
+  const stale = (state: IndexState): boolean => [...state.merged].some((key) => !present.has(key))
+  const unmerged = (state: IndexState | null): string[] => [...present.keys()].filter((key) => !state?.merged.has(key))
   let found = (cached ? await cached : null) ?? (cacheFile ? await readIndexCache(cacheFile, repoId, lookups) : null)
-  // An index object we merged has gone: a compaction rewrote the index,
-  // so the cached locations may be stale. Start over from the repository.
-  if (found && [...found.merged].some((key) => !present.has(key))) {
-    await found.close()
+  if (found && stale(found)) {
+    await found.close() // start over from the repository
     found = null
   }
-  const state = found ?? new IndexState()
-  const missing = [...present].filter((key) => !state.merged.has(key))
+  // A state looking blobs up in a cache file that has since been replaced (this client backed up while a
+  // mount ran) moves to the newer file when it holds all the state knew: what the newer one lacks is all
+  // the state then keeps in memory, so a mount that runs for months stays as small as a new one.
+  if (found?.file && cacheFile && unmerged(found).length > 0 && (await found.file.replacedAt(cacheFile))) {
+    const newer = await readIndexCache(cacheFile, repoId, true)
+    if (newer && !stale(newer) && [...found.merged].every((key) => newer.merged.has(key))) {
+      await found.close()
+      found = newer
+    } else {
+      await newer?.close()
+    }
+  }
+  const missing = unmerged(found)
+  // Built from nothing, the table is sized up front from the objects' sizes (cairn writes 51 bytes a
+  // blob): growing it holds the old table beside one twice its size, 150 MB at a million blobs.
+  const state = found ?? new IndexState(new ChunkIndex(missing.reduce((n, key) => n + present.get(key)!, 0) / INDEX_BYTES_PER_BLOB))
 
   for (let i = 0; i < missing.length; i += PARALLEL_LOADS) {
     signal?.throwIfAborted()
     const batch = missing.slice(i, i + PARALLEL_LOADS)
-    const loaded = await Promise.all(batch.map(async (key) => decodeIndexObject(await backend.get(key), sealer, key)))
-    batch.forEach((key, j) => state.add(key, loaded[j]!))
+    const loaded = await Promise.all(batch.map((key) => backend.get(key)))
+    batch.forEach((key, j) => state.add(key, indexedBlobs(loaded[j]!, sealer, key)))
   }
   // A state that looks blobs up in a file keeps what it merged since in memory: writing it back would mean
   // merging the file with it, and the next backup of this client writes the cache anyway.
@@ -126,7 +146,8 @@ export async function readIndexCache(cacheFile: string, repoId: string, lookups 
   }
   let keepOpen = false
   try {
-    const size = (await handle.stat()).size
+    const stat = await handle.stat()
+    const size = stat.size
     const read = async (position: number, length: number, into = Buffer.allocUnsafe(length)): Promise<Buffer> => {
       const { bytesRead } = await handle.read(into, 0, length, position)
       if (bytesRead !== length) throw new RangeError('short read')
@@ -143,7 +164,7 @@ export async function readIndexCache(cacheFile: string, repoId: string, lookups 
     const packs = new PackTable()
     for (const packId of packIds) packs.numberOf(packId)
     if (lookups) {
-      const file = await IndexFile.open(handle, tableAt, size)
+      const file = await IndexFile.open(handle, tableAt, stat)
       keepOpen = true
       return new IndexState(new ChunkIndex(), packs, new Set(merged), file)
     }

@@ -18,10 +18,16 @@
  * still change them, a wrong location only names bytes that fail authentication: every blob is sealed
  * with its id as associated data, so no other blob's bytes can pass for it.
  */
+import { promises as fs } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { CairnError } from '../errors.js'
 import { readCachedSync } from '../native/posix.js'
 import { bucketBits, compareIds, HEAD_LENGTH, ID_LENGTH, idPrefix, readSerializedIndex, RECORD_LENGTH, type ChunkLocation } from './chunk-index.js'
+
+interface FileIdentity {
+  dev: number
+  ino: number
+}
 
 /** Records that share a fence entry, on average. */
 const RECORDS_PER_RUN = 32
@@ -35,6 +41,8 @@ export class IndexFile {
 
   private constructor(
     private readonly handle: FileHandle,
+    /** The file's device and inode, to tell when the cache has been replaced. */
+    private readonly identity: FileIdentity,
     /** Where the first record is in the file. */
     private readonly recordsAt: number,
     /** fence[v] is the first record whose id's first bits are v or more; fence[2^bits] is the count. */
@@ -43,10 +51,12 @@ export class IndexFile {
   ) {}
 
   /**
-   * Checks the serialized index that fills `handle` from `at` to its end and builds the fence. Throws
-   * CairnError('integrity') if anything is wrong. The handle is the IndexFile's from then on.
+   * Checks the serialized index that fills `handle` (whose fstat is `stat`) from `at` to its end and
+   * builds the fence. Throws CairnError('integrity') if anything is wrong. The handle is the IndexFile's
+   * from then on.
    */
-  static async open(handle: FileHandle, at: number, size: number): Promise<IndexFile> {
+  static async open(handle: FileHandle, at: number, stat: FileIdentity & { size: number }): Promise<IndexFile> {
+    const size = stat.size
     let shift = 32
     let fence = new Uint32Array(1)
     const reader = readSerializedIndex(size - at, {
@@ -63,7 +73,13 @@ export class IndexFile {
     for (let p = at; p < size; p += piece.length) reader.feed(await readExactly(handle, p, Math.min(piece.length, size - p), piece))
     reader.finish()
     for (let v = 1; v < fence.length; v++) fence[v]! += fence[v - 1]!
-    return new IndexFile(handle, at + HEAD_LENGTH, fence, shift)
+    return new IndexFile(handle, { dev: stat.dev, ino: stat.ino }, at + HEAD_LENGTH, fence, shift)
+  }
+
+  /** Whether `file` is now another file than this one (a newer cache, written and renamed over it). */
+  async replacedAt(file: string): Promise<boolean> {
+    const now = await fs.stat(file).catch(() => null)
+    return now !== null && (now.dev !== this.identity.dev || now.ino !== this.identity.ino)
   }
 
   /** Blobs in the file. */
@@ -76,10 +92,13 @@ export class IndexFile {
     return this.fence.byteLength
   }
 
-  /** Where blob `id` is, or undefined when the file does not list it. */
+  /**
+   * Where blob `id` is, or undefined when the file does not list it, or is closed: a caller still holding
+   * an index this file was replaced in then looks again in the current one, as for any blob it lacks.
+   */
   get(id: Uint8Array): Promise<ChunkLocation | undefined> {
     if (id.length !== ID_LENGTH) throw new TypeError(`chunk ids are ${ID_LENGTH} bytes, got ${id.length}`)
-    if (this.closed) return Promise.reject(new Error('the chunk index file is closed'))
+    if (this.closed) return Promise.resolve(undefined)
     const value = idPrefix(id, 0) >>> this.shift
     const first = this.fence[value]!
     const count = this.fence[value + 1]! - first
@@ -109,7 +128,7 @@ export class IndexFile {
     return undefined
   }
 
-  /** Closes the file once the lookups under way are answered; later lookups reject. */
+  /** Closes the file once the lookups under way are answered; later lookups find nothing. */
   async close(): Promise<void> {
     if (this.closed) return
     this.closed = true

@@ -43,7 +43,7 @@ export function decodePackHeader(packBytes: Buffer, sealer: Sealer, name: string
   return decodeRows(unpack(plain), headerStart, name)
 }
 
-export function decodeRows(value: unknown, dataEnd: number, name: string): PackedBlob[] {
+function decodeRows(value: unknown, dataEnd: number, name: string): PackedBlob[] {
   if (!Array.isArray(value) || value[0] !== HEADER_VERSION || !Array.isArray(value[1])) throw damaged(name)
   return (value[1] as unknown[]).map((row) => {
     if (!Array.isArray(row) || row.length !== 5) throw damaged(name)
