@@ -128,23 +128,25 @@ t.test('a repository opened for lookups (as the mount opens it) reads the index 
   t.ok(opened.file !== null && opened.index.size === 0, 'blobs are looked up in the cache file, none is held in memory')
   t.ok((await read(lookups, 'a1', 'f')).equals(data), 'and they read back')
 
+  /** Another client adds file `name` to the tree and backs it up; the file's bytes. */
+  const backUpNewFile = async (cacheDir: string, archive: string, name: string): Promise<Buffer> => {
+    const client = await Repository.open({ ...options, cacheDir })
+    const bytes = randomBytes(5000)
+    await fs.writeFile(path.join(src, name), bytes)
+    await createArchive(client, { name: archive, paths: [src] })
+    await client.close()
+    return bytes
+  }
+
   // Another client, with a cache of its own, backs up a new file.
-  const other = await Repository.open({ ...options, cacheDir: path.join(home, 'other-cache') })
-  const added = randomBytes(5000)
-  await fs.writeFile(path.join(src, 'g'), added)
-  await createArchive(other, { name: 'a2', paths: [src] })
-  await other.close()
+  const added = await backUpNewFile(path.join(home, 'other-cache'), 'a2', 'g')
   t.ok((await read(lookups, 'a2', 'g')).equals(added), 'a blob another client added is found')
   const refreshed = await lookups.index()
   t.equal(refreshed.file, opened.file, 'the refresh kept the file open, without reading it again')
   t.ok(refreshed.index.size > 0 && refreshed.index.size < 10, `what it merged since is held in memory (${refreshed.index.size} blobs)`)
 
   // A client sharing the cache (a backup on this machine while the mount runs) replaces the cache file.
-  const sharing = await Repository.open(options)
-  const more = randomBytes(5000)
-  await fs.writeFile(path.join(src, 'k'), more)
-  await createArchive(sharing, { name: 'a3', paths: [src] })
-  await sharing.close()
+  const more = await backUpNewFile(options.cacheDir, 'a3', 'k')
   t.ok((await read(lookups, 'a3', 'k')).equals(more), 'a blob of a backup made beside it is found')
   const moved = await lookups.index()
   t.ok(moved.file !== null && moved.file !== opened.file, 'the index moved to the newer cache file')
