@@ -259,7 +259,8 @@ export class ChunkIndex {
     for (let r = 0; r < records.length; r += SLOT_WORDS) {
       let slot = records[r]! & mask
       while (used[slot] === 1) slot = (slot + 1) & mask
-      slots.set(records.subarray(r, r + SLOT_WORDS), slot * SLOT_WORDS)
+      const to = slot * SLOT_WORDS
+      for (let w = 0; w < SLOT_WORDS; w++) slots[to + w] = records[r + w]!
       used[slot] = 1
       this.#size++
     }
