@@ -41,24 +41,48 @@ export class MsgpackReader {
 
   /** The binary string that starts here, as a view of the buffer (copy it to keep it). */
   binary(): Buffer {
+    const length = this.binaryLength()
+    this.need(length)
+    this.at += length
+    return this.bytes.subarray(this.at - length, this.at)
+  }
+
+  /**
+   * Copies the binary string that starts here into `into` if it is as long, and says whether it was.
+   * For the many short strings of a large layout: no view is made (a Buffer view costs more than
+   * copying 32 bytes).
+   */
+  binaryInto(into: Uint8Array): boolean {
+    const length = this.binaryLength()
+    this.need(length)
+    const from = this.at
+    this.at += length
+    if (length !== into.length) return false
+    for (let i = 0; i < length; i++) into[i] = this.bytes[from + i]!
+    return true
+  }
+
+  private binaryLength(): number {
     const tag = this.byte()
-    const length = tag === 0xc4 ? this.uint(1) : tag === 0xc5 ? this.uint(2) : tag === 0xc6 ? this.uint(4) : -1
-    if (length < 0) throw new RangeError(`expected binary, found tag 0x${tag.toString(16)}`)
-    return this.take(length)
+    if (tag === 0xc4) return this.uint(1)
+    if (tag === 0xc5) return this.uint(2)
+    if (tag === 0xc6) return this.uint(4)
+    throw new RangeError(`expected binary, found tag 0x${tag.toString(16)}`)
   }
 
   private byte(): number {
-    return this.take(1)[0]!
+    this.need(1)
+    return this.bytes[this.at++]!
   }
 
   private uint(bytes: 1 | 2 | 4): number {
-    return this.take(bytes).readUIntBE(0, bytes)
+    this.need(bytes)
+    let value = 0
+    for (let i = 0; i < bytes; i++) value = value * 256 + this.bytes[this.at++]!
+    return value
   }
 
-  private take(length: number): Buffer {
+  private need(length: number): void {
     if (this.at + length > this.bytes.length) throw new RangeError('the bytes end inside a value')
-    const view = this.bytes.subarray(this.at, this.at + length)
-    this.at += length
-    return view
   }
 }
