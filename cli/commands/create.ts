@@ -6,6 +6,7 @@ import { expandPlaceholders, parseLocation, requireArchive } from '../location.j
 import { openRepository } from '../open-repo.js'
 import { formatSize } from '../format.js'
 import { limitHeapGrowthForBackup } from '../backup-heap.js'
+import { releaseStartupPages } from '../startup-pages.js'
 
 export const create: Command = {
   name: 'create',
@@ -37,6 +38,7 @@ export const create: Command = {
       exclude.push(...text.split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#')))
     }
     limitHeapGrowthForBackup()
+    releaseStartupPages()
     const repo = await openRepository(env, loc.repo, { preloadIndex: true })
     const progress = values.progress && process.stderr.isTTY ? progressLine() : undefined
     let warnings = 0

@@ -24,6 +24,7 @@ import type { Environment } from '../environment.js'
 import { EXIT_OK, usageError } from '../exit.js'
 import { parseLocation, type Location } from '../location.js'
 import { passphraseSource } from '../passphrase.js'
+import { releaseStartupPages } from '../startup-pages.js'
 import type { KeyMaterial } from '../../lib/crypto/key-material.js'
 
 /** Key material crosses the channel as hex (the channel speaks JSON). */
@@ -120,6 +121,7 @@ async function serve(ctx: CommandContext, loc: Location, mountpoint: string, opt
     logger.log(`mounted ${loc.repo}${loc.archive !== undefined ? `::${loc.archive}` : ''} at ${mounted.mountpoint} (pid ${process.pid})`)
     tell({ type: 'ready', mountpoint: mounted.mountpoint })
     parent?.disconnect?.()
+    releaseStartupPages(logger.log)
 
     const stop = new Promise<string>((resolve) => {
       if (signal.aborted) resolve('signal')
