@@ -8,7 +8,7 @@
  *   headerLength u32 LE | header | SHA-256(header) | ChunkIndex bytes
  * where header = msgpack [version, repoId, mergedIndexKeys, packIds] and the
  * ChunkIndex bytes carry their own SHA-256 and list blobs in id order
- * (chunk-index.ts). A writer reads the table into memory a megabyte at a
+ * (serialized-index.ts). A writer reads the table into memory a megabyte at a
  * time (a million blobs are a 48 MB file, never held whole beside the
  * 103 MB table it becomes); a mount keeps it on disk and looks blobs up in
  * the file (index-file.ts). A file of another layout or version, damaged or

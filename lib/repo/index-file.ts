@@ -4,7 +4,7 @@
  * blobs the repository holds (a table of a million blobs took 34 MB even with 16-byte id prefixes; this
  * keeps 0.125 to 0.25 bytes a blob).
  *
- * The serialized index lists its records in ascending id order (chunk-index.ts), and ids are uniformly
+ * The serialized index lists its records in ascending id order (serialized-index.ts), and ids are uniformly
  * distributed (MAC or SHA-256 outputs). Opening streams the file once, checking all of it, and keeps a
  * fence: for each value of an id's first `bits` bits, the number of the first record at or past it, sized
  * so that 16 to 32 records (0.75 to 1.5 KiB) share a value. A lookup then reads that one run with a positioned
@@ -22,7 +22,8 @@ import { promises as fs } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
 import { CairnError } from '../errors.js'
 import { readCachedSync } from '../native/posix.js'
-import { bucketBits, compareIds, HEAD_LENGTH, ID_LENGTH, idPrefix, readSerializedIndex, RECORD_LENGTH, type ChunkLocation } from './chunk-index.js'
+import type { ChunkLocation } from './chunk-index.js'
+import { bucketBits, compareIds, HEAD_LENGTH, ID_LENGTH, idPrefix, readSerializedIndex, RECORD_LENGTH } from './serialized-index.js'
 
 interface FileIdentity {
   dev: number
