@@ -68,6 +68,20 @@ t.test('create from an async iterable of entries, read back through the filesyst
   t.equal(await fs.readFile(Buffer.from(path.join(dest, 'docs/') + 'caf\xe9.txt', 'latin1'), 'utf8'), 'hello world')
 })
 
+t.test('chunks too large for a worker\'s ring are sealed on their own, and read back', async (t) => {
+  const repo = await newTestRepository()
+  const src = scratch()
+  // A long run of one byte has no cut point until the maximal chunk (8 MiB); a ring keeps 4 MiB for one blob.
+  const data = Buffer.concat([Buffer.alloc(13 * 1024 * 1024, 0x2a), randomBytes(300_000)])
+  await fs.writeFile(path.join(src, 'long'), data)
+  await createArchive(repo, { name: 'a', paths: [src] })
+  const largest = Math.max(...[...(await repo.index()).index.entries()].map(([, loc]) => loc.rawLength))
+  t.ok(largest > 4 * 1024 * 1024, `a chunk of ${(largest / 2 ** 20).toFixed(1)} MiB was stored`)
+  const reader = await ArchiveReader.open(repo, 'a')
+  const item = await reader.resolve(Buffer.from(path.join(src.slice(1), 'long')))
+  t.ok((await reader.content(item!).read(0, data.length)).equals(data), 'and the file reads back')
+})
+
 t.test('a directory with more entries than one tree page', async (t) => {
   const repo = await newRepo()
   async function* many() {

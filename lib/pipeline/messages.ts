@@ -11,6 +11,8 @@ export interface WorkerSetup {
   windows: SharedArrayBuffer[]
   /** This worker's ring, which it seals blobs into (sealed-ring.ts). */
   ring: RingShared
+  /** The most room one blob may take in the ring; a larger one is sealed into a buffer of its own. */
+  ringBlobMax: number
   /** Largest file a 'files' request reads. */
   smallFileLimit: number
 }
@@ -58,7 +60,7 @@ export interface FilesRequest {
 
 /** What reading one small file gave: its chunk (id null for all zeros), or that it grew, or an error. */
 export type SmallFileResult =
-  | { kind: 'read'; bytesRead: number; id: WireId | null; sealed: RingBlob | null }
+  | { kind: 'read'; bytesRead: number; id: WireId | null; sealed: SealedChunk | null }
   | { kind: 'grew' }
   | { kind: 'error'; message: string }
 
@@ -73,9 +75,15 @@ export type WireId = string
 
 export type WorkerRequest = HashRequest | SealRequest | StoreRequest | FilesRequest
 
+/**
+ * A sealed chunk: in the worker's ring, or, when it would take more room than the ring keeps for one blob
+ * (a chunk of over 4 MiB, which the chunker rarely cuts), in a buffer of its own that the reply transfers.
+ */
+export type SealedChunk = RingBlob | Uint8Array
+
 export type WorkerReply =
   | { job: number; op: 'hash'; id: WireId | null }
-  | { job: number; op: 'seal'; sealed: RingBlob }
-  | { job: number; op: 'store'; id: WireId | null; sealed: RingBlob | null }
+  | { job: number; op: 'seal'; sealed: SealedChunk }
+  | { job: number; op: 'store'; id: WireId | null; sealed: SealedChunk | null }
   | { job: number; op: 'files'; results: SmallFileResult[] }
   | { job: number; op: 'error'; message: string; code?: string }

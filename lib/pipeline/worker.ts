@@ -12,8 +12,8 @@ import { encodePayloadInto, payloadCapacity } from '../compress/codec.js'
 import { blobAad, BlobType } from '../repo/blob.js'
 import { CairnError } from '../errors.js'
 import { adviseWillNeed } from '../native/posix.js'
-import type { SmallFileResult, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
-import { RingWriter, type RingBlob } from './sealed-ring.js'
+import type { SealedChunk, SmallFileResult, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
+import { RingWriter } from './sealed-ring.js'
 
 const setup = workerData as WorkerSetup
 const keys = setup.keys && {
@@ -103,9 +103,18 @@ function handle(req: WorkerRequest): WorkerReply {
   return { job: req.job, op: 'seal', sealed: seal(Buffer.from(req.id, 'latin1'), data) }
 }
 
-/** Compresses and seals the chunk straight into the ring: nothing is allocated per blob. */
-function seal(id: Buffer, data: Buffer): RingBlob {
+/**
+ * Compresses and seals the chunk straight into the ring: nothing is allocated per blob. A chunk that
+ * would take more room than the ring keeps for one blob is sealed into a buffer of its own, which the
+ * reply transfers.
+ */
+function seal(id: Buffer, data: Buffer): SealedChunk {
   const room = sealer.headLength + payloadCapacity(data.length, setup.compression, padding) + tagLength
+  if (room > setup.ringBlobMax) {
+    const out = Buffer.allocUnsafeSlow(room)
+    const payloadLength = encodePayloadInto(data, setup.compression, padding, out.subarray(sealer.headLength))
+    return out.subarray(0, sealer.sealInPlace(blobAad(BlobType.Data, id), out, payloadLength))
+  }
   const start = ring.reserve(room)
   const out = ring.view(start, room)
   const payloadLength = encodePayloadInto(data, setup.compression, padding, out.subarray(sealer.headLength))
@@ -119,5 +128,11 @@ port.on('message', (req: WorkerRequest) => {
   } catch (err) {
     reply = { job: req.job, op: 'error', message: (err as Error).message, code: err instanceof CairnError ? err.code : undefined }
   }
-  port.postMessage(reply)
+  port.postMessage(reply, ownBuffers(reply))
 })
+
+/** The buffers of the blobs a reply carries outside the ring, moved to the main thread rather than copied. */
+function ownBuffers(reply: WorkerReply): ArrayBuffer[] {
+  const sealed = reply.op === 'seal' || reply.op === 'store' ? [reply.sealed] : reply.op === 'files' ? reply.results.map((r) => (r.kind === 'read' ? r.sealed : null)) : []
+  return sealed.filter((s): s is Uint8Array => s instanceof Uint8Array).map((s) => s.buffer as ArrayBuffer)
+}
