@@ -5,7 +5,9 @@
  * ciphertext came from node:crypto in a new buffer that was transferred to
  * the main thread: in a first backup of 2.9 GB the two workers' malloc
  * arenas grew to 63 MiB each and the main thread held up to 100 MiB of such
- * buffers awaiting collection.)
+ * buffers awaiting collection.) The pipeline keeps chunks over 4 MiB, which
+ * are rare, out of the rings, so that a ring need only take two of 4 MiB
+ * (chunk-pipeline.ts, RING_CHUNK_LIMIT).
  *
  * One ring per worker. Positions are monotonic byte counts; position p is
  * at offset p % size. The worker reserves room at its head (skipping to the
