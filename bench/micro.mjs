@@ -8,6 +8,20 @@
 //                                                            against msgpackr's path (median of 7 passes)
 //   node bench/micro.mjs kdf                                 the default scrypt, cairn's lanes at once
 //                                                            against node:crypto's (median of 5)
+//   node bench/micro.mjs index                               (session 7) serializing and loading a chunk
+//                                                            index of a million random ids (3 passes)
+//   node bench/micro.mjs lookups --repo REPO                 (session 7) 5,000 random lookups one after
+//                                                            another in REPO's chunk index cache file, as
+//                                                            a mount makes them (3 passes), and what a
+//                                                            read of one run costs through libuv's pool
+//                                                            and on the calling thread
+//   node bench/micro.mjs build --repo REPO                   (session 7) the chunk index cache built from
+//                                                            REPO's index objects into an empty cache
+//                                                            directory, as a first mount does: time and
+//                                                            the process's peak (VmHWM, the KDF's 64 MiB
+//                                                            included)
+//   node bench/micro.mjs pages                               (session 7) a bare node's resident memory
+//                                                            before and after dropCleanFilePages
 //
 // Environment as for cairn (CAIRN_PASSPHRASE, CAIRN_CACHE_DIR, CAIRN_CONFIG_DIR). Run `npm run build` first.
 import { randomBytes, scryptSync } from 'node:crypto';
@@ -18,6 +32,12 @@ import { readLeaf } from '../dist/lib/archive/leaf-reader.js';
 import { decodeItem } from '../dist/lib/archive/item.js';
 import { unpack } from '../dist/lib/encoding/msgpack.js';
 import { DEFAULT_KDF_PARAMS, deriveKey } from '../dist/lib/crypto/kdf.js';
+import { ChunkIndex } from '../dist/lib/repo/chunk-index.js';
+import { readIndexCache, CHUNKS_CACHE } from '../dist/lib/repo/index-cache.js';
+import { dropCleanFilePages } from '../dist/lib/native/posix.js';
+import { mkdtempSync, promises as fsPromises, readFileSync, readSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 const TREE = 1;
 const { positionals: [what], values: o } = parseArgs({ allowPositionals: true, options: { repo: { type: 'string' }, archive: { type: 'string' } } });
@@ -86,9 +106,80 @@ async function kdf() {
   console.log(`scrypt N=${N} r=${r} p=${p}: lanes at once ${lanes.toFixed(0)} ms, node:crypto ${openssl.toFixed(0)} ms`);
 }
 
-const steps = { walk, leaves, kdf };
+const status = (field) => Number(readFileSync('/proc/self/status', 'utf8').match(new RegExp(`${field}:\\s+(\\d+)`))[1]) / 1024;
+
+async function index() {
+  const n = 1_000_000;
+  const table = new ChunkIndex(n);
+  const ids = randomBytes(32 * n);
+  for (let i = 0; i < n; i++) table.set(ids.subarray(i * 32, i * 32 + 32), { pack: i % 1000, offset: i, length: 100, rawLength: 200 });
+  for (let pass = 0; pass < 3; pass++) {
+    let t0 = performance.now();
+    const bytes = table.serialize();
+    const serialized = performance.now() - t0;
+    t0 = performance.now();
+    ChunkIndex.deserialize(bytes);
+    console.log(`a million ids: serialize ${serialized.toFixed(0)} ms, deserialize ${(performance.now() - t0).toFixed(0)} ms`);
+  }
+}
+
+/** REPO opened as a mount opens it, its index looked blobs up in, with the cache in `cacheDir`. */
+async function openForLookups(cacheDir) {
+  if (!o.repo) throw new Error(`${what} needs --repo REPO`);
+  const env = process.env;
+  return Repository.open({ location: o.repo, passphrase: env.CAIRN_PASSPHRASE, cacheDir, configDir: env.CAIRN_CONFIG_DIR, preloadIndex: 'lookups' });
+}
+
+async function lookups() {
+  const repo = await openForLookups(process.env.CAIRN_CACHE_DIR ?? null);
+  const state = await repo.index();
+  if (!state.file) throw new Error('no chunk index cache to look blobs up in: set CAIRN_CACHE_DIR to the one the backups used');
+  const ids = Array.from({ length: 5000 }, () => randomBytes(32));
+  for (let pass = 0; pass < 3; pass++) {
+    const t0 = performance.now();
+    for (const id of ids) await state.locate(id);
+    console.log(`${state.file.size} blobs: a lookup in the cache file takes ${((performance.now() - t0) / 5).toFixed(1)} µs`);
+  }
+  // What a lookup's read costs through libuv's thread pool, against the calling thread.
+  const file = join(process.env.CAIRN_CACHE_DIR, repo.id, CHUNKS_CACHE);
+  const handle = await fsPromises.open(file, 'r');
+  const size = (await handle.stat()).size;
+  const at = Array.from({ length: 5000 }, () => Math.floor(Math.random() * (size - 1536)));
+  const run = Buffer.alloc(1536);
+  let t0 = performance.now();
+  for (const p of at) await handle.read(run, 0, run.length, p);
+  const pooled = (performance.now() - t0) / 5;
+  t0 = performance.now();
+  for (const p of at) readSync(handle.fd, run, 0, run.length, p);
+  console.log(`a read of 1,536 bytes of it: ${pooled.toFixed(1)} µs through the thread pool, ${((performance.now() - t0) / 5).toFixed(1)} µs on the calling thread`);
+  await handle.close();
+  await repo.close();
+}
+
+async function build() {
+  const empty = mkdtempSync(join(tmpdir(), 'cairn-index-'));
+  const t0 = performance.now();
+  const repo = await openForLookups(empty);
+  const state = await repo.index();
+  console.log(`${state.file?.size} blobs: cache built in ${((performance.now() - t0) / 1000).toFixed(2)} s (key unlock included), peak ${status('VmHWM').toFixed(1)} MiB`);
+  await repo.close();
+  rmSync(empty, { recursive: true, force: true });
+}
+
+async function pages() {
+  const before = status('VmRSS');
+  const t0 = performance.now();
+  const dropped = dropCleanFilePages() / 2 ** 20;
+  const took = performance.now() - t0;
+  console.log(`resident ${before.toFixed(1)} MiB; dropped ${dropped.toFixed(1)} MiB of clean file pages in ${took.toFixed(1)} ms; resident now ${status('VmRSS').toFixed(1)} MiB`);
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  JSON.stringify(Array.from({ length: 100_000 }, (_, i) => ({ i })));
+  console.log(`after some work: ${status('VmRSS').toFixed(1)} MiB`);
+}
+
+const steps = { walk, leaves, kdf, index, lookups, build, pages };
 if (!steps[what]) {
-  console.error('usage: node bench/micro.mjs walk|leaves|kdf [--repo REPO --archive NAME]');
+  console.error('usage: node bench/micro.mjs walk|leaves|kdf|index|lookups|build|pages [--repo REPO --archive NAME]');
   process.exit(2);
 }
 await steps[what]();

@@ -21,7 +21,7 @@ import { unpack } from '../encoding/msgpack.js'
 import type { Sealer } from '../crypto/sealer.js'
 import type { Backend } from '../storage/backend.js'
 import { ChunkIndex, type ChunkLocation } from './chunk-index.js'
-import { IndexFile } from './index-file.js'
+import { IndexFile, readExactly } from './index-file.js'
 import { PackTable } from './pack-table.js'
 import { INDEX_PREFIX, indexedBlobs, type IndexedBlob } from './index-objects.js'
 
@@ -148,30 +148,24 @@ export async function readIndexCache(cacheFile: string, repoId: string, lookups 
   try {
     const stat = await handle.stat()
     const size = stat.size
-    const read = async (position: number, length: number, into = Buffer.allocUnsafe(length)): Promise<Buffer> => {
-      const { bytesRead } = await handle.read(into, 0, length, position)
-      if (bytesRead !== length) throw new RangeError('short read')
-      return into.subarray(0, length)
-    }
     if (size < 4) return null
-    const headerLength = (await read(0, 4)).readUInt32LE(0)
+    const headerLength = (await readExactly(handle, 0, 4)).readUInt32LE(0)
     const tableAt = 4 + headerLength + 32
     if (tableAt > size) return null
-    const header = await read(4, headerLength)
-    if (!createHash('sha256').update(header).digest().equals(await read(4 + headerLength, 32))) return null
+    const header = await readExactly(handle, 4, headerLength)
+    if (!createHash('sha256').update(header).digest().equals(await readExactly(handle, 4 + headerLength, 32))) return null
     const [version, id, merged, packIds] = unpack(header) as [number, string, string[], string[]]
     if (version !== CACHE_VERSION || id !== repoId || !Array.isArray(merged) || !Array.isArray(packIds)) return null
     const packs = new PackTable()
     for (const packId of packIds) packs.numberOf(packId)
-    if (lookups) {
-      const file = await IndexFile.open(handle, tableAt, stat)
-      keepOpen = true
-      return new IndexState(new ChunkIndex(), packs, new Set(merged), file)
-    }
-    const loader = ChunkIndex.loader(size - tableAt)
+    // For lookups the table stays in the file (IndexFile); otherwise it is loaded. Either way all of it is checked.
+    const loader = lookups ? IndexFile.loader(handle, tableAt, stat) : ChunkIndex.loader(size - tableAt)
     const piece = Buffer.allocUnsafe(Math.min(PIECE_BYTES, size - tableAt))
-    for (let at = tableAt; at < size; at += piece.length) loader.feed(await read(at, Math.min(piece.length, size - at), piece))
-    return new IndexState(loader.finish(), packs, new Set(merged))
+    for (let at = tableAt; at < size; at += piece.length) loader.feed(await readExactly(handle, at, Math.min(piece.length, size - at), piece))
+    const table = loader.finish()
+    if (table instanceof ChunkIndex) return new IndexState(table, packs, new Set(merged))
+    keepOpen = true
+    return new IndexState(new ChunkIndex(), packs, new Set(merged), table)
   } catch {
     return null
   } finally {

@@ -32,8 +32,6 @@ interface FileIdentity {
 
 /** Records that share a fence entry, on average. */
 const RECORDS_PER_RUN = 32
-/** Bytes of the file read at a time while opening. */
-const PIECE_BYTES = 1024 * 1024
 
 export class IndexFile {
   /** Lookups under way, which close() waits for. */
@@ -52,15 +50,14 @@ export class IndexFile {
   ) {}
 
   /**
-   * Checks the serialized index that fills `handle` (whose fstat is `stat`) from `at` to its end and
-   * builds the fence. Throws CairnError('integrity') if anything is wrong. The handle is the IndexFile's
-   * from then on.
+   * Takes the serialized index that fills `handle` (whose fstat is `stat`) from `at` to its end, fed in
+   * pieces as ChunkIndex.loader is, checks it and builds the fence; finish() throws
+   * CairnError('integrity') if anything is wrong. The IndexFile it gives owns the handle.
    */
-  static async open(handle: FileHandle, at: number, stat: FileIdentity & { size: number }): Promise<IndexFile> {
-    const size = stat.size
+  static loader(handle: FileHandle, at: number, stat: FileIdentity & { size: number }): { feed(piece: Uint8Array): void; finish(): IndexFile } {
     let shift = 32
     let fence = new Uint32Array(1)
-    const reader = readSerializedIndex(size - at, {
+    const reader = readSerializedIndex(stat.size - at, {
       count(count) {
         shift = 32 - bucketBits(count, RECORDS_PER_RUN)
         fence = new Uint32Array(2 ** (32 - shift) + 1)
@@ -70,11 +67,14 @@ export class IndexFile {
         for (let r = 0; r < bytes.length; r += RECORD_LENGTH) fence[(idPrefix(bytes, r) >>> shift) + 1]!++
       },
     })
-    const piece = Buffer.allocUnsafe(Math.min(PIECE_BYTES, size - at))
-    for (let p = at; p < size; p += piece.length) reader.feed(await readExactly(handle, p, Math.min(piece.length, size - p), piece))
-    reader.finish()
-    for (let v = 1; v < fence.length; v++) fence[v]! += fence[v - 1]!
-    return new IndexFile(handle, { dev: stat.dev, ino: stat.ino }, at + HEAD_LENGTH, fence, shift)
+    return {
+      feed: (piece) => reader.feed(piece),
+      finish: () => {
+        reader.finish()
+        for (let v = 1; v < fence.length; v++) fence[v]! += fence[v - 1]!
+        return new IndexFile(handle, { dev: stat.dev, ino: stat.ino }, at + HEAD_LENGTH, fence, shift)
+      },
+    }
   }
 
   /** Whether `file` is now another file than this one (a newer cache, written and renamed over it). */
@@ -138,7 +138,8 @@ export class IndexFile {
   }
 }
 
-async function readExactly(handle: FileHandle, position: number, length: number, into = Buffer.allocUnsafe(length)): Promise<Buffer> {
+/** `length` bytes of `handle` at `position`, into `into` if given; a shorter file is a damaged cache. */
+export async function readExactly(handle: FileHandle, position: number, length: number, into: Buffer = Buffer.allocUnsafe(length)): Promise<Buffer> {
   const { bytesRead } = await handle.read(into, 0, length, position)
   if (bytesRead !== length) throw new CairnError('integrity', 'the chunk index cache is damaged: it is shorter than it says', { hint: 'delete the cache directory; cairn rebuilds it from the repository' })
   return into.subarray(0, length)
