@@ -15,7 +15,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import type { DirNode, NodeAttr, VfsNode } from '../lib/index.js'
-import { EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOTDIR, type FuseAttr, type FuseDirEntry, type FuseHandlers, type FuseStatfs } from './fuse-binding.js'
+import { EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOTDIR, type FuseAttr, type FuseHandlers, type FuseStatfs } from './fuse-binding.js'
 import { FileReads, readAroundDamage } from './file-reads.js'
 
 export interface AdapterOptions {
@@ -93,14 +93,18 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
 
     getattr: async (node) => fuseAttr(node.vfs.attr),
 
-    readdir: (node) => guard('readdir', node, async () => {
+    readdir: (node, listing) => guard('readdir', node, async () => {
       const dir = node.vfs
       if (dir.kind !== 'dir') return ENOTDIR
-      const entries: readonly FuseDirEntry[] = await dir.list()
-      if (entries.every((e) => showable(e.name))) return entries as FuseDirEntry[]
-      const shown = entries.filter((e) => showable(e.name))
-      log(`readdir ${show(node.path())}: skipped ${entries.length - shown.length} entries whose names cannot be shown`)
-      return shown
+      let skipped = 0
+      const add = (name: Buffer, ino: bigint, mode: number): void => {
+        if (showable(name)) listing.add(name, ino, mode)
+        else skipped++
+      }
+      if (dir.forEachEntry) await dir.forEachEntry(add)
+      else for (const e of await dir.list()) add(e.name, e.ino, e.mode)
+      if (skipped > 0) log(`readdir ${show(node.path())}: skipped ${skipped} entries whose names cannot be shown`)
+      return undefined
     }),
 
     read: (node, length, position) => guard('read', node, async () => {

@@ -24,7 +24,7 @@ import { makeDispatch, type FuseHandlerError, type FuseHandlers, type NativeRepl
 import { exists, findMount, forceUnmount, poll, resolveMountpoint, run } from './mount-table.js'
 
 export { abortFuseConnection, findMount, forceUnmount, readMountInfo, type ForceUnmountResult, type MountInfo } from './mount-table.js'
-export { FuseErrno, type FuseAttr, type FuseDirEntry, type FuseEntry, type FuseHandlerError, type FuseHandlers, type FuseResult, type FuseStatfs } from './fuse-dispatch.js'
+export { FuseErrno, FuseListing, type FuseAttr, type FuseEntry, type FuseHandlerError, type FuseHandlers, type FuseResult, type FuseStatfs } from './fuse-dispatch.js'
 
 const E = osConstants.errno
 /** FUSE wants negative errno values. */

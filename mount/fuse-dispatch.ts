@@ -64,13 +64,6 @@ export interface FuseAttr {
   ctimeNs: bigint
 }
 
-/** A name in a listing; of its attributes a listing shows only the inode number and the type (d_ino, d_type). */
-export interface FuseDirEntry {
-  name: Buffer
-  ino: bigint
-  mode: number
-}
-
 export interface FuseEntry<N> {
   node: N
   attr: FuseAttr
@@ -109,8 +102,11 @@ export interface FuseHandlers<N> {
   /** The child `name` of directory `parent`; its attr.ino becomes the kernel's name for it. */
   lookup(parent: N, name: Buffer): Promise<FuseResult<FuseEntry<N>>>
   getattr(node: N): Promise<FuseResult<FuseAttr>>
-  /** The whole listing, without `.` and `..`: read when a program opens the directory, served from memory after. */
-  readdir(node: N): Promise<FuseResult<FuseDirEntry[]>>
+  /**
+   * Adds the whole listing to `listing`, without `.` and `..`: read when a program opens the directory, served
+   * from memory after. An errno answered after some entries were added discards them.
+   */
+  readdir(node: N, listing: FuseListing): Promise<FuseResult<void>>
   /** Up to `length` bytes at `position`; fewer at the end of the file. */
   read(node: N, length: number, position: number): Promise<FuseResult<Uint8Array>>
   readlink?(node: N): Promise<FuseResult<Buffer>>
@@ -222,10 +218,10 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
         return undefined
       })
       case Op.List: return serve(op, req, ino, undefined, async (node) => {
-        const r = await h.readdir(node)
+        const listing = new FuseListing(ino)
+        const r = await h.readdir(node, listing)
         if (typeof r === 'number') return errnoResult(op, r)
-        const { packed, count } = packListing(ino, r)
-        native.replyDir(req, packed, count)
+        native.replyDir(req, listing.packed, listing.count)
         return undefined
       })
       case Op.Read: return serve(op, req, ino, undefined, async (node) => {
@@ -306,30 +302,51 @@ function attrArgs(a: FuseAttr): AttrArgs {
 }
 
 /**
- * `.`, `..` and the entries in lowlevel.c's packed form: ino (u64 LE), mode (u32 LE), name, NUL.
- * `..` carries the directory's own number: the kernel does not use it (FUSE fills no parent links).
+ * A listing in lowlevel.c's packed form, built as a handler adds its entries, so that no array of them is
+ * held: per entry ino (u64 LE), mode (u32 LE), name, NUL. It starts with `.` and `..`, `..` carrying the
+ * directory's own number: the kernel does not use it (FUSE fills no parent links).
  */
-export function packListing(dirIno: bigint, entries: readonly FuseDirEntry[]): { packed: Buffer; count: number } {
-  let size = 2 * 12 + 2 + 3
-  for (const e of entries) {
-    const n = e.name
-    if (!Buffer.isBuffer(n) || n.length === 0 || n.length > NAME_MAX || n.includes(0) || n.includes(0x2f)) {
+export class FuseListing {
+  private buf = Buffer.allocUnsafe(4096)
+  private end = 0
+  private entries = 0
+
+  constructor(dirIno: bigint) {
+    this.put(DOT, dirIno, 0o040000)
+    this.put(DOTDOT, dirIno, 0o040000)
+  }
+
+  /** Adds an entry; a name is 1 to 255 bytes without NUL or '/'. Only the type bits of `mode` are shown (d_type). */
+  add(name: Buffer, ino: bigint, mode: number): void {
+    if (!Buffer.isBuffer(name) || name.length === 0 || name.length > NAME_MAX || name.includes(0) || name.includes(0x2f)) {
       throw new TypeError('readdir: a name must be 1 to 255 bytes without NUL or \'/\'')
     }
-    size += 13 + n.length
+    this.put(name, ino, mode)
   }
-  const packed = Buffer.allocUnsafe(size)
-  let p = 0
-  const put = (ino: bigint, mode: number, name: Buffer): void => {
-    p = packed.writeBigUInt64LE(inoOf(ino), p)
-    p = packed.writeUInt32LE(int(mode, 'mode', U32), p)
-    p += name.copy(packed, p)
-    packed[p++] = 0
+
+  /** The entries so far, `.` and `..` included, and their number. */
+  get packed(): Buffer {
+    return this.buf.subarray(0, this.end)
   }
-  put(dirIno, 0o040000, DOT)
-  put(dirIno, 0o040000, DOTDOT)
-  for (const e of entries) put(e.ino, e.mode, e.name)
-  return { packed, count: entries.length + 2 }
+
+  get count(): number {
+    return this.entries
+  }
+
+  private put(name: Buffer, ino: bigint, mode: number): void {
+    const end = this.end + 13 + name.length
+    if (end > this.buf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(end, 2 * this.buf.length))
+      this.buf.copy(grown, 0, 0, this.end)
+      this.buf = grown
+    }
+    let p = this.buf.writeBigUInt64LE(inoOf(ino), this.end)
+    p = this.buf.writeUInt32LE(int(mode, 'mode', U32), p)
+    p += name.copy(this.buf, p)
+    this.buf[p] = 0
+    this.end = end
+    this.entries++
+  }
 }
 
 const NO_XATTRS = Buffer.alloc(0)

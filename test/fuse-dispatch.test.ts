@@ -3,7 +3,8 @@
  * fake native module. The inode table follows the kernel's lookup counts; every request gets exactly one reply.
  */
 import t from 'tap'
-import { Op, makeDispatch, packListing, packXattrs, type FuseAttr, type FuseHandlers, type NativeReplies } from '../dist/mount/fuse-dispatch.js'
+import { unpackListing } from './helpers/listing.js'
+import { FuseListing, Op, makeDispatch, packXattrs, type FuseAttr, type FuseHandlers, type NativeReplies } from '../dist/mount/fuse-dispatch.js'
 
 interface Node { name: string; attr: FuseAttr; children?: Map<string, Node> }
 const attr = (ino: bigint, mode = 0o100644): FuseAttr => ({ ino, mode, nlink: 1, uid: 0, gid: 0, size: 3, atimeNs: -1n, mtimeNs: 0n, ctimeNs: 1n })
@@ -27,7 +28,7 @@ function setup() {
       return n ? { node: n, attr: n.attr, xattrs: n === file ? [[Buffer.from('user.a'), Buffer.from('v')]] : undefined } : -2
     },
     async getattr(n) { return n.attr },
-    async readdir(n) { return [...(n.children ?? [])].map(([name, c]) => ({ name: Buffer.from(name), ino: c.attr.ino, mode: c.attr.mode })) },
+    async readdir(n, listing) { for (const [name, c] of n.children ?? []) listing.add(Buffer.from(name), c.attr.ino, c.attr.mode) },
     async read(n) { return Buffer.from(n.name) },
   }
   let gone = 0
@@ -75,12 +76,19 @@ t.test('errors: errno results, thrown bugs become EIO and are reported, gone is 
 })
 
 t.test('listings and xattrs pack as lowlevel.c reads them', async (t) => {
-  const { packed, count } = packListing(7n, [{ name: Buffer.from('a\xe9', 'latin1'), ino: (1n << 63n) + 1n, mode: 0o100644 }])
+  const listing = new FuseListing(7n)
+  listing.add(Buffer.from('a\xe9', 'latin1'), (1n << 63n) + 1n, 0o100644)
+  const { packed, count } = listing
   t.equal(count, 3, '. and .. first')
   t.equal(packed.readBigUInt64LE(29), (1n << 63n) + 1n, 'after . (14 bytes) and .. (15 bytes)')
   t.equal(packed.readUInt32LE(37), 0o100644)
   t.same(packed.subarray(41), Buffer.from([0x61, 0xe9, 0]))
-  t.throws(() => packListing(7n, [{ name: Buffer.from('a/b'), ino: 9n, mode: 0 }]), TypeError, 'a name with / is refused')
+  t.throws(() => listing.add(Buffer.from('a/b'), 9n, 0), TypeError, 'a name with / is refused')
+  t.equal(listing.count, 3, 'and not added')
+  const long = new FuseListing(7n)
+  const names = Array.from({ length: 3000 }, (_, i) => Buffer.from(`entry-${i}`))
+  for (const [i, name] of names.entries()) long.add(name, BigInt(i + 2), 0o100644)
+  t.same(unpackListing(long.packed).slice(2).map((e) => e.name.toString()), names.map(String), 'a listing grows past its first buffer')
   t.same(packXattrs([[Buffer.from('user.x'), Buffer.from([0, 1])]]), Buffer.from([...Buffer.from('user.x'), 0, 2, 0, 0, 0, 0, 1]))
   t.equal(packXattrs([]).length, 0)
 })

@@ -81,27 +81,36 @@ export class ArchiveReader {
 
   /** The entries of a directory in name-byte order, one page at a time. */
   async *entries(dir: DirRef): AsyncIterable<Item> {
-    const top = await this.tree(dir.tree)
-    if (top.kind === 'leaf') {
-      yield* top.entries
-      return
-    }
-    for (const page of top.pages) {
-      const leaf = await this.tree(page.id)
-      if (leaf.kind !== 'leaf') throw nestedPages()
-      yield* leaf.entries
-    }
+    for await (const page of this.pages(dir)) yield* page
   }
 
-  /** All entries of a directory in name-byte order, as one array (cheaper than iterating `entries` for a whole listing). */
-  async entryList(dir: DirRef): Promise<readonly Item[]> {
+  /**
+   * A directory's entries in name-byte order, as its pages' arrays (one array
+   * for a directory of one page). PAGES_AHEAD pages load ahead of the one
+   * handed out, and none is held after it: a listing of a directory of 24,000
+   * entries that kept all its pages' items at once raised the mount's peak by
+   * 12-16 MiB.
+   */
+  async *pages(dir: DirRef): AsyncIterable<readonly Item[]> {
     const top = await this.tree(dir.tree)
-    if (top.kind === 'leaf') return top.entries
-    const leaves = await Promise.all(top.pages.map((page) => this.tree(page.id)))
-    return leaves.flatMap((leaf) => {
+    if (top.kind === 'leaf') {
+      yield top.entries
+      return
+    }
+    const ahead: Promise<TreeObject>[] = []
+    let next = 0
+    const loadNext = (): void => {
+      const loading = this.tree(top.pages[next++]!.id)
+      loading.catch(() => undefined) // a failure surfaces when its page's turn comes
+      ahead.push(loading)
+    }
+    while (next < top.pages.length && ahead.length < PAGES_AHEAD) loadNext()
+    while (ahead.length > 0) {
+      const leaf = await ahead.shift()!
+      if (next < top.pages.length) loadNext()
       if (leaf.kind !== 'leaf') throw nestedPages()
-      return leaf.entries
-    })
+      yield leaf.entries
+    }
   }
 
   /** The entry called `name` in a directory, loading at most one page. */
@@ -162,6 +171,8 @@ export class ArchiveReader {
 const SLASH = Buffer.from('/')
 /** Entries whose subdirectory trees a walk fetches ahead. */
 const PREFETCH = 32
+/** Pages of a directory loaded ahead of the one being read (their reads coalesce: see CoalescingLoader). */
+const PAGES_AHEAD = 3
 
 export function splitPath(path: Buffer): Buffer[] {
   const parts: Buffer[] = []

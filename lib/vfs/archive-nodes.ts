@@ -104,22 +104,30 @@ export class ArchiveDirNode implements DirNode {
     readonly xattrs: readonly [Buffer, Buffer][],
   ) {}
 
-  /** Lists the directory and starts loading its first subdirectories' trees: whoever lists a directory tends to enter them next. */
   async list(): Promise<DirEntry[]> {
-    const items = await this.reader.entryList(this.dir)
-    const out: DirEntry[] = new Array(items.length)
+    const out: DirEntry[] = []
+    await this.eachItem((item, ino) => out.push(new ArchiveEntry(this, item, ino)))
+    return out
+  }
+
+  async forEachEntry(visit: (name: Buffer, ino: bigint, mode: number) => void): Promise<void> {
+    await this.eachItem((item, ino) => visit(item.name, ino, item.mode))
+  }
+
+  /** Goes through the items page by page and starts loading the first subdirectories' trees: whoever lists a directory tends to enter them next. */
+  private async eachItem(visit: (item: Item, ino: bigint) => void): Promise<void> {
     let ahead = 0
     let aheadEntries = 0
-    for (let i = 0; i < items.length; i++) {
-      const item = items[i]!
-      out[i] = new ArchiveEntry(this, item, inodeForItem(this.reader, item, extendKey(this.key, item.name)))
-      if (item.tree && ahead < TREES_AHEAD && aheadEntries < TREE_ENTRIES_AHEAD) {
-        ahead++
-        aheadEntries += item.entries ?? 0
-        this.reader.tree(item.tree).catch(() => undefined) // entering it reports failures
+    for await (const page of this.reader.pages(this.dir)) {
+      for (const item of page) {
+        visit(item, inodeForItem(this.reader, item, extendKey(this.key, item.name)))
+        if (item.tree && ahead < TREES_AHEAD && aheadEntries < TREE_ENTRIES_AHEAD) {
+          ahead++
+          aheadEntries += item.entries ?? 0
+          this.reader.tree(item.tree).catch(() => undefined) // entering it reports failures
+        }
       }
     }
-    return out
   }
 
   async lookup(name: Buffer): Promise<VfsNode | null> {

@@ -48,6 +48,11 @@ export interface DirNode extends NodeBase {
   readonly kind: 'dir'
   /** Entries in name-byte order. */
   list(): Promise<DirEntry[]>
+  /**
+   * The same entries, in the same order, handed to `visit` without a DirEntry each, for callers that keep
+   * only names and types (a FUSE listing): a directory of many pages is then never all in memory at once.
+   */
+  forEachEntry?(visit: (name: Buffer, ino: bigint, mode: number) => void): Promise<void>
   lookup(name: Buffer): Promise<VfsNode | null>
 }
 
