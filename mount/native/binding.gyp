@@ -9,7 +9,8 @@
       "defines": ["NAPI_VERSION=8"],
       "include_dirs": ["../../lib/native", "<!(node -p \"require('path').join(require('path').dirname(require.resolve('fuse-shared-library-linux/package.json')), 'libfuse/include')\")"],
       "libraries": ["<!(node -p \"require('path').join(require('path').dirname(require.resolve('fuse-shared-library-linux/package.json')), 'libfuse/lib/libfuse.so')\")"],
-      "cflags_c": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+      "cflags_c": ["-std=gnu11", "-O2", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "ldflags": ["-Wl,-z,now"]
     }
   ]
 }
