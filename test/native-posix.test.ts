@@ -1,6 +1,7 @@
 // cairn's POSIX addon: exact ns times, xattrs as bytes, mknod, SystemError-shaped errors.
 // Runs in a temp dir under os.tmpdir() (/tmp here: ext4, with user xattrs).
 // Needs the addon built: node lib/native/build-native.mjs
+import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
@@ -21,6 +22,7 @@ import {
   type PosixError,
   readCachedSync,
   dropCleanFilePages,
+  fixMallocMmapThreshold,
   setTimes,
   setTimesSync,
   setXattr,
@@ -286,6 +288,35 @@ t.test('dropCleanFilePages lowers the resident set, and the process goes on as b
   await setXattr(touch(Buffer.from(file)), Buffer.from('user.cairn.x'), Buffer.from('y')).catch(() => undefined)
   t.same(JSON.parse(JSON.stringify({ a: [1, 'é'] })), { a: [1, 'é'] }, 'JSON, strings, the runtime')
   t.equal(major(makedev(8, 1)), 8, 'the addon')
+})
+
+t.test('fixMallocMmapThreshold: a big block freed goes back to the system, also after a bigger one was freed', async (t) => {
+  // In a child of its own: the thresholds are the process's. It frees a 16 MiB block (glibc then raises its
+  // thresholds to 16 and 32 MiB), then writes and frees an 8 MiB one, and prints what that one left resident.
+  const script = `
+    import { readFileSync } from 'node:fs'
+    import { fixMallocMmapThreshold } from ${JSON.stringify(new URL('../dist/lib/native/posix.js', import.meta.url).href)}
+    if (process.argv[1] === 'fix' && !fixMallocMmapThreshold(128 * 1024)) process.exit(3)
+    const anon = () => Number(/RssAnon:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024
+    const collect = async () => { for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setTimeout(r, 20)) } }
+    let block = Buffer.allocUnsafeSlow(16 << 20).fill(1)
+    block = null
+    await collect()
+    const before = anon()
+    block = Buffer.allocUnsafeSlow(8 << 20).fill(2)
+    block = null
+    await collect()
+    console.log(anon() - before)`
+  const left = (mode: string): number => {
+    const r = spawnSync(process.execPath, ['--expose-gc', '--no-concurrent-array-buffer-sweeping', '--input-type=module', '-e', script, mode], { encoding: 'utf8' })
+    if (r.status !== 0) throw new Error(`child exited ${r.status}: ${r.stderr}`)
+    return Number(r.stdout.trim())
+  }
+  const adapting = left('default')
+  const fixed = left('fix')
+  t.ok(adapting > 6 * 1024 * 1024, `glibc adapting its thresholds kept ${(adapting / 2 ** 20).toFixed(1)} MiB of the freed block resident`)
+  t.ok(fixed < 2 * 1024 * 1024, `with them fixed, ${(fixed / 2 ** 20).toFixed(1)} MiB`)
+  t.throws(() => fixMallocMmapThreshold(0), RangeError)
 })
 
 t.test('without the built addon: CairnError at first use, not at import', async (t) => {

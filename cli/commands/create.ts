@@ -6,7 +6,7 @@ import { expandPlaceholders, parseLocation, requireArchive } from '../location.j
 import { openRepository } from '../open-repo.js'
 import { formatSize } from '../format.js'
 import { limitHeapGrowthForBackup } from '../backup-heap.js'
-import { releaseStartupPages } from '../startup-pages.js'
+import { releaseStartupPages } from '../process-memory.js'
 
 export const create: Command = {
   name: 'create',

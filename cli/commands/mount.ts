@@ -24,7 +24,7 @@ import type { Environment } from '../environment.js'
 import { EXIT_OK, usageError } from '../exit.js'
 import { parseLocation, type Location } from '../location.js'
 import { passphraseSource } from '../passphrase.js'
-import { releaseStartupPages } from '../startup-pages.js'
+import { holdMallocThresholds, releaseStartupPages } from '../process-memory.js'
 import type { KeyMaterial } from '../../lib/crypto/key-material.js'
 
 /** Key material crosses the channel as hex (the channel speaks JSON). */
@@ -92,6 +92,7 @@ async function serve(ctx: CommandContext, loc: Location, mountpoint: string, opt
   try {
     // Only the repository's module before the KDF starts (40 ms less than the whole library from a cold cache).
     const { Repository } = await import('../../lib/repo/repository.js')
+    await holdMallocThresholds() // before the big blocks of opening the repository are freed
     const opening = Repository.open({
       location: loc.repo,
       passphrase: passphraseSource(env, false),

@@ -11,6 +11,7 @@
  *   adviseWillNeed(fd) -> boolean                      posix_fadvise(WILLNEED)
  *   readCachedSync(fd, buf, position) -> number        preadv2(RWF_NOWAIT)
  *   dropCleanFilePages() -> number                     madvise(MADV_DONTNEED)
+ *   fixMallocMmapThreshold(bytes) -> boolean           mallopt(M_MMAP_THRESHOLD)
  *   sealAesGcmInPlace(encKey, buf, length, aad)        see seal.c (not syscalls:
  *   openAesGcmInPlace(encKey, buf, aad) -> boolean      OpenSSL in caller memory)
  *
@@ -30,6 +31,8 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <malloc.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -551,6 +554,28 @@ static napi_value js_drop_clean_file_pages(napi_env env, napi_callback_info info
   return result;
 }
 
+/*
+ * fixMallocMmapThreshold(bytes): glibc serves allocations of at least `bytes`
+ * with mmap from now on, and keeps both that threshold and the 128 KiB above
+ * which it trims the top of its heap, instead of adapting them: by default the
+ * mmap threshold rises to the size of any mmap-served block that is freed (up
+ * to 32 MiB) and the trim threshold to twice that, after which big blocks come
+ * from the heap and the heap's free top is kept resident. Returns whether
+ * mallopt accepted it.
+ */
+static napi_value js_fix_malloc_mmap_threshold(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  size_t argc = 1;
+  int64_t bytes = 0;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
+  if (argc < 1 || napi_get_value_int64(env, argv[0], &bytes) != napi_ok || bytes <= 0 || bytes > INT_MAX) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "bytes must be a positive 32-bit integer");
+    return NULL;
+  }
+  CHECK(env, napi_get_boolean(env, mallopt(M_MMAP_THRESHOLD, (int)bytes) == 1, &result), NULL);
+  return result;
+}
+
 /* ---- dev_t helpers (libc's own encoding) --------------------------------- */
 
 static napi_value js_makedev(napi_env env, napi_callback_info info) {
@@ -596,7 +621,8 @@ static napi_value init(napi_env env, napi_value exports) {
       {"makedev", js_makedev},           {"major", js_major},
       {"minor", js_minor},               {"scanDirectory", scan_directory},
       {"adviseWillNeed", js_advise_will_need}, {"readCachedSync", js_read_cached_sync},
-      {"dropCleanFilePages", js_drop_clean_file_pages}, {"sealAesGcmInPlace", seal_aes_gcm_in_place},
+      {"dropCleanFilePages", js_drop_clean_file_pages}, {"fixMallocMmapThreshold", js_fix_malloc_mmap_threshold},
+      {"sealAesGcmInPlace", seal_aes_gcm_in_place},
       {"openAesGcmInPlace", open_aes_gcm_in_place}, {"scryptRoMix", scrypt_romix},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {

@@ -61,6 +61,7 @@ interface Binding {
   adviseWillNeed(fd: number): boolean
   readCachedSync(fd: number, buf: Buffer, position: number): number
   dropCleanFilePages(): number
+  fixMallocMmapThreshold(bytes: number): boolean
   sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void
   openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean
   scryptRoMix(lane: Buffer, N: number, r: number): Promise<void>
@@ -271,6 +272,20 @@ export function readCachedSync(fd: number, buf: Buffer, position: number): numbe
  */
 export function dropCleanFilePages(): number {
   return native().dropCleanFilePages()
+}
+
+/**
+ * From now on glibc serves allocations of at least `bytes` with mmap, so that freeing one gives its memory
+ * back, and trims the free top of its heap above 128 KiB, instead of raising both thresholds after big
+ * blocks are freed (its default). Whether it took effect (false without the native helper).
+ */
+export function fixMallocMmapThreshold(bytes: number): boolean {
+  try {
+    return native().fixMallocMmapThreshold(bytes)
+  } catch (err) {
+    if (!(err instanceof CairnError)) throw err
+    return false
+  }
 }
 
 /**

@@ -1,0 +1,32 @@
+/**
+ * Memory of the long-lived commands (a mount, a backup), through the native helper (lib/native/posix.ts);
+ * without it, both do nothing.
+ */
+
+/**
+ * Node keeps about 40 MiB of its own binary resident after startup, and a long command (a mount, a
+ * backup) uses little of it again. Those pages are dropped from the process's resident set once the
+ * command is under way: they stay in the page cache, and what is used again comes back with a minor
+ * fault (dropCleanFilePages). Measured in bench/RESULTS.md, session 7.
+ */
+export function releaseStartupPages(log?: (line: string) => void): void {
+  import('../lib/native/posix.js')
+    .then(({ dropCleanFilePages }) => {
+      const dropped = dropCleanFilePages()
+      log?.(`released ${(dropped / 2 ** 20).toFixed(1)} MiB of startup pages`)
+    })
+    .catch(() => undefined)
+}
+
+/**
+ * Keeps glibc's thresholds where they start (blocks of 128 KiB and more mmap-served, the heap's free top
+ * trimmed above 128 KiB) instead of letting them rise after big blocks are freed, so that memory freed
+ * goes back to the system (fixMallocMmapThreshold). For the mount daemon, whose blocks above 128 KiB are
+ * few (a big listing, the optimizing compiler's zones, the chunks of file reads). Walking the medium
+ * corpus's archive, 3 alternated runs each: peak 59-61 MiB against 65-66 with glibc adapting them, the
+ * walk as fast; cold reads of a 1 GiB file as fast (587-673 against 528-638 MiB/s, 4 runs each).
+ */
+export async function holdMallocThresholds(): Promise<void> {
+  const { fixMallocMmapThreshold } = await import('../lib/native/posix.js')
+  fixMallocMmapThreshold(128 * 1024)
+}
