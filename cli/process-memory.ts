@@ -7,7 +7,8 @@
  * Node keeps about 40 MiB of its own binary resident after startup, and a long command (a mount, a
  * backup) uses little of it again. Those pages are dropped from the process's resident set once the
  * command is under way: they stay in the page cache, and what is used again comes back with a minor
- * fault (dropCleanFilePages). Measured in bench/RESULTS.md, session 7.
+ * fault (dropCleanFilePages). Measured in bench/RESULTS.md, sessions 7 and 8. A backup calls it twice: when
+ * it starts, and once its sealing workers, each of which boots node again, are up.
  */
 export function releaseStartupPages(log?: (line: string) => void): void {
   import('../lib/native/posix.js')

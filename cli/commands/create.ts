@@ -41,6 +41,16 @@ export const create: Command = {
     releaseStartupPages()
     const repo = await openRepository(env, loc.repo, { preloadIndex: true })
     const progress = values.progress && process.stderr.isTTY ? progressLine() : undefined
+    // Once new data is stored the sealing workers have started, and booting node in each of them brought
+    // back pages of node's startup: they are given back again.
+    let workersStarted = false
+    const onProgress = (p: CreateProgress): void => {
+      if (!workersStarted && p.deduplicatedSize > 0) {
+        workersStarted = true
+        releaseStartupPages()
+      }
+      progress?.update(p)
+    }
     let warnings = 0
     const result = await createArchive(repo, {
       name,
@@ -54,7 +64,7 @@ export const create: Command = {
       commandLine: argv,
       comment: values.comment as string | undefined,
       signal,
-      onProgress: progress?.update,
+      onProgress,
       onWarning: (w) => {
         warnings++
         progress?.clear()
