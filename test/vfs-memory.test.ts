@@ -72,6 +72,8 @@ t.test('listing a directory of many pages holds only a few pages of it at once',
   t.equal(seen, count, 'every entry is visited')
   t.ok(inOrder, 'in name order')
   t.equal(firstNames.length, 16)
-  t.ok(pagesAlive >= 1 && pagesAlive <= 2, `at the last entry, ${pagesAlive} of the 16 pages read are still held`)
+  // The page being read, and at most the 3 loaded ahead of it: those may have been read without a pause, and a
+  // WeakRef made in the same pause keeps its target until the pause ends.
+  t.ok(pagesAlive >= 1 && pagesAlive <= 4, `at the last entry, ${pagesAlive} of the 16 pages read are still held`)
   t.same((await dir.list()).map((e) => e.name.toString()).slice(-2), [name(count - 2), name(count - 1)], 'list() gives the same entries')
 })
