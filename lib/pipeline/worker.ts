@@ -112,13 +112,16 @@ function seal(id: Buffer, data: Buffer): SealedChunk {
   const room = sealer.headLength + payloadCapacity(data.length, setup.compression, padding) + tagLength
   if (room > setup.ringBlobMax) {
     const out = Buffer.allocUnsafeSlow(room)
-    const payloadLength = encodePayloadInto(data, setup.compression, padding, out.subarray(sealer.headLength))
-    return out.subarray(0, sealer.sealInPlace(blobAad(BlobType.Data, id), out, payloadLength))
+    return out.subarray(0, sealInto(out, id, data))
   }
   const start = ring.reserve(room)
-  const out = ring.view(start, room)
+  return ring.commit(start, sealInto(ring.view(start, room), id, data))
+}
+
+/** Compresses and seals the chunk into `out`; the sealed length. */
+function sealInto(out: Buffer, id: Buffer, data: Buffer): number {
   const payloadLength = encodePayloadInto(data, setup.compression, padding, out.subarray(sealer.headLength))
-  return ring.commit(start, sealer.sealInPlace(blobAad(BlobType.Data, id), out, payloadLength))
+  return sealer.sealInPlace(blobAad(BlobType.Data, id), out, payloadLength)
 }
 
 port.on('message', (req: WorkerRequest) => {

@@ -20,10 +20,9 @@
  */
 import { promises as fs } from 'node:fs'
 import type { FileHandle } from 'node:fs/promises'
-import { CairnError } from '../errors.js'
 import { readCachedSync } from '../native/posix.js'
 import type { ChunkLocation } from './chunk-index.js'
-import { bucketBits, compareIds, HEAD_LENGTH, ID_LENGTH, idPrefix, readSerializedIndex, RECORD_LENGTH } from './serialized-index.js'
+import { bucketBits, compareIds, damaged, HEAD_LENGTH, ID_LENGTH, idPrefix, readSerializedIndex, RECORD_LENGTH } from './serialized-index.js'
 
 interface FileIdentity {
   dev: number
@@ -141,6 +140,6 @@ export class IndexFile {
 /** `length` bytes of `handle` at `position`, into `into` if given; a shorter file is a damaged cache. */
 export async function readExactly(handle: FileHandle, position: number, length: number, into: Buffer = Buffer.allocUnsafe(length)): Promise<Buffer> {
   const { bytesRead } = await handle.read(into, 0, length, position)
-  if (bytesRead !== length) throw new CairnError('integrity', 'the chunk index cache is damaged: it is shorter than it says', { hint: 'delete the cache directory; cairn rebuilds it from the repository' })
+  if (bytesRead !== length) throw damaged('it is shorter than it says')
   return into.subarray(0, length)
 }

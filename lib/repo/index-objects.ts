@@ -91,41 +91,29 @@ export interface IndexedBlob extends PackedBlob {
  */
 export function* indexedBlobs(sealed: Buffer, sealer: Sealer, key: string): Generator<IndexedBlob> {
   const malformed = (): CairnError => new CairnError('integrity', `index object ${key} is malformed`, { hint: 'run cairn check' })
-  let reader: MsgpackReader
-  let packs: number
   try {
-    reader = new MsgpackReader(sealer.open(AAD_INDEX, sealed))
+    const reader = new MsgpackReader(sealer.open(AAD_INDEX, sealed))
     if (reader.arrayLength() !== 2 || reader.unsigned() !== INDEX_VERSION) throw malformed()
-    packs = reader.arrayLength()
-  } catch (err) {
-    throw err instanceof RangeError ? malformed() : err
-  }
-  const blob: IndexedBlob = { packId: '', type: 0, id: Buffer.alloc(BLOB_ID_LENGTH), offset: 0, length: 0, rawLength: 0 }
-  for (let p = 0; p < packs; p++) {
-    let rows: number
-    try {
+    const blob: IndexedBlob = { packId: '', type: 0, id: Buffer.alloc(BLOB_ID_LENGTH), offset: 0, length: 0, rawLength: 0 }
+    for (let packs = reader.arrayLength(); packs > 0; packs--) {
       if (reader.arrayLength() !== 2) throw malformed()
       const packId = reader.binary()
       if (packId.length !== 32) throw malformed()
       blob.packId = packId.toString('hex')
-      rows = reader.arrayLength()
-    } catch (err) {
-      throw err instanceof RangeError ? malformed() : err
-    }
-    for (let r = 0; r < rows; r++) {
-      try {
+      for (let rows = reader.arrayLength(); rows > 0; rows--) {
         if (reader.arrayLength() !== 5) throw malformed()
         blob.type = reader.unsigned() as PackedBlob['type']
         if (!reader.binaryInto(blob.id)) throw malformed()
         blob.offset = reader.unsigned()
         blob.length = reader.unsigned()
         blob.rawLength = reader.unsigned()
-      } catch (err) {
-        throw err instanceof RangeError ? malformed() : err
+        if (blob.length <= 0) throw malformed()
+        yield blob
       }
-      if (blob.length <= 0) throw malformed()
-      yield blob
     }
+    if (!reader.done) throw malformed()
+  } catch (err) {
+    // The reader's RangeError (bytes that end early, an unexpected tag); a consumer's own errors never come here.
+    throw err instanceof RangeError ? malformed() : err
   }
-  if (!reader.done) throw malformed()
 }

@@ -146,7 +146,8 @@ export function bucketBits(entries: number, perBucket: number): number {
   return Math.min(24, Math.max(1, Math.ceil(Math.log2(Math.max(1, entries / perBucket)))))
 }
 
-function damaged(why: string): CairnError {
+/** The error for a chunk index cache that is not what it should be: the cache is then rebuilt. */
+export function damaged(why: string): CairnError {
   return new CairnError('integrity', `the chunk index cache is damaged: ${why}`, {
     hint: 'delete the cache directory; cairn rebuilds it from the repository',
   })
