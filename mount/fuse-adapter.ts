@@ -14,6 +14,7 @@
  * that request only.
  */
 import { LRUCache } from 'lru-cache'
+import { constants } from 'node:fs'
 import type { DirNode, NodeAttr, VfsNode } from '../lib/index.js'
 import { EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOTDIR, type FuseAttr, type FuseHandlers, type FuseStatfs } from './fuse-binding.js'
 import { FileReads, readAroundDamage } from './file-reads.js'
@@ -62,6 +63,16 @@ function quieter(log: (message: string) => void): (message: string) => void {
   }
 }
 
+/**
+ * A name the node keeps while the kernel knows it: a listing's names are views of a whole decoded tree,
+ * which must not stay alive for one of them (nor a slab of Node's shared pool, as Buffer.from would make).
+ */
+function ownedCopy(name: Buffer): Buffer {
+  const copy = Buffer.allocUnsafeSlow(name.length)
+  name.copy(copy)
+  return copy
+}
+
 const showable = (name: Buffer): boolean => name.length > 0 && name.length <= NAME_MAX && !name.includes(0x2f) && !name.includes(0)
 
 export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
@@ -97,12 +108,17 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
       const dir = node.vfs
       if (dir.kind !== 'dir') return ENOTDIR
       let skipped = 0
-      const add = (name: Buffer, ino: bigint, mode: number): void => {
-        if (showable(name)) listing.add(name, ino, mode)
-        else skipped++
+      // Subdirectories go with their nodes and attributes: entering one then needs no lookup (FuseListing).
+      const add = (name: Buffer, ino: bigint, mode: number, child?: () => VfsNode): void => {
+        if (!showable(name)) skipped++
+        else if (!child || !listing.takesEntries) listing.add(name, ino, mode)
+        else {
+          const vfs = child()
+          listing.addEntry(name, new MountNode(vfs, node, ownedCopy(name)), fuseAttr(vfs.attr))
+        }
       }
       if (dir.forEachEntry) await dir.forEachEntry(add)
-      else for (const e of await dir.list()) add(e.name, e.ino, e.mode)
+      else for (const e of await dir.list()) add(e.name, e.ino, e.mode, (e.mode & constants.S_IFMT) === constants.S_IFDIR ? () => e.node : undefined)
       if (skipped > 0) log(`readdir ${show(node.path())}: skipped ${skipped} entries whose names cannot be shown`)
       return undefined
     }),

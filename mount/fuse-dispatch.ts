@@ -43,7 +43,8 @@ export interface NativeReplies {
   replyBuf(h: number, data: Uint8Array): number
   replyReadlink(h: number, target: Uint8Array): number
   replyXattr(h: number, value: Uint8Array): number
-  replyDir(h: number, packed: Buffer, count: number): number
+  /** With `records` (FuseListing.records): how many of them, from the first, reached the kernel as looked up. */
+  replyDir(h: number, packed: Buffer, count: number, records?: Buffer): number
   replyStatfs(h: number, ...fields: number[]): number
 }
 type AttrArgs = [ino: bigint, mode: number, nlink: number, uid: number, gid: number, rdev: number, size: number, blocks: number, blksize: number, atimeNs: bigint, mtimeNs: bigint, ctimeNs: bigint]
@@ -106,7 +107,7 @@ export interface FuseHandlers<N> {
    * Adds the whole listing to `listing`, without `.` and `..`: read when a program opens the directory, served
    * from memory after. An errno answered after some entries were added discards them.
    */
-  readdir(node: N, listing: FuseListing): Promise<FuseResult<void>>
+  readdir(node: N, listing: FuseListing<N>): Promise<FuseResult<void>>
   /** Up to `length` bytes at `position`; fewer at the end of the file. */
   read(node: N, length: number, position: number): Promise<FuseResult<Uint8Array>>
   readlink?(node: N): Promise<FuseResult<Buffer>>
@@ -194,11 +195,16 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     if (ino === 0n || (ino === ROOT && r.node !== h.root)) throw new TypeError(`lookup: inode number ${ino} is reserved`)
     const replied = r.xattrs ? native.replyEntry(req, ...attr, packXattrs(r.xattrs)) : native.replyEntry(req, ...attr)
     if (replied !== 0) return undefined // interrupted: the kernel did not take it
-    const known = inodes.get(ino)
-    if (known) known.lookups++
-    else inodes.set(ino, { node: r.node, lookups: 1 })
+    looked(ino, r.node)
     return undefined
   })
+
+  /** The kernel took one more lookup of `node` (a lookup answered, or an entry of a listing given with its attributes). */
+  const looked = (ino: bigint, node: N): void => {
+    const known = inodes.get(ino)
+    if (known) known.lookups++
+    else inodes.set(ino, { node, lookups: 1 })
+  }
 
   const forget = (ino: bigint, n: number): void => {
     const known = inodes.get(ino)
@@ -218,10 +224,16 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
         return undefined
       })
       case Op.List: return serve(op, req, ino, undefined, async (node) => {
-        const listing = new FuseListing(ino)
+        const listing = new FuseListing<N>(ino)
         const r = await h.readdir(node, listing)
         if (typeof r === 'number') return errnoResult(op, r)
-        native.replyDir(req, listing.packed, listing.count)
+        const { records, nodes } = listing.entries
+        if (nodes.length === 0) {
+          native.replyDir(req, listing.packed, listing.count)
+          return undefined
+        }
+        const given = native.replyDir(req, listing.packed, listing.count, records)
+        for (let i = 0; i < given; i++) looked(nodes[i]!.ino, nodes[i]!.node)
         return undefined
       })
       case Op.Read: return serve(op, req, ino, undefined, async (node) => {
@@ -305,11 +317,19 @@ function attrArgs(a: FuseAttr): AttrArgs {
  * A listing in lowlevel.c's packed form, built as a handler adds its entries, so that no array of them is
  * held: per entry ino (u64 LE), mode (u32 LE), name, NUL. It starts with `.` and `..`, `..` carrying the
  * directory's own number: the kernel does not use it (FUSE fills no parent links).
+ *
+ * Entries added with their node and attributes (addEntry; the first ENTRIES_LIMIT entries at most) also get
+ * a record: index, nlink, uid, gid, rdev, blksize (u32 LE), size, blocks, atime, mtime, ctime (64-bit LE,
+ * times in nanoseconds). When the kernel asks for the listing's first page as READDIRPLUS, the binding
+ * gives those entries to it as looked up, so that entering them needs no LOOKUP; the dispatcher then
+ * counts a lookup of each node that went.
  */
-export class FuseListing {
+export class FuseListing<N = unknown> {
   private buf = Buffer.allocUnsafe(4096)
   private end = 0
-  private entries = 0
+  private entryCount = 0
+  private recordBuf: Buffer | null = null
+  private readonly entryNodes: { ino: bigint; node: N }[] = []
 
   constructor(dirIno: bigint) {
     this.put(DOT, dirIno, 0o040000)
@@ -318,10 +338,36 @@ export class FuseListing {
 
   /** Adds an entry; a name is 1 to 255 bytes without NUL or '/'. Only the type bits of `mode` are shown (d_type). */
   add(name: Buffer, ino: bigint, mode: number): void {
-    if (!Buffer.isBuffer(name) || name.length === 0 || name.length > NAME_MAX || name.includes(0) || name.includes(0x2f)) {
-      throw new TypeError('readdir: a name must be 1 to 255 bytes without NUL or \'/\'')
-    }
+    checkName(name)
     this.put(name, ino, mode)
+  }
+
+  /** Whether addEntry still keeps attributes: a first page holds no more than ENTRIES_LIMIT entries. */
+  get takesEntries(): boolean {
+    return this.entryCount < ENTRIES_LIMIT
+  }
+
+  /** Adds an entry with the node it stands for and its attributes (past ENTRIES_LIMIT, as add() does). */
+  addEntry(name: Buffer, node: N, attr: FuseAttr): void {
+    checkName(name)
+    const a = attrArgs(attr)
+    if (a[0] === ROOT || a[0] === 0n) throw new TypeError(`readdir: inode number ${a[0]} is reserved`)
+    const index = this.entryCount
+    this.put(name, a[0], a[1])
+    if (index >= ENTRIES_LIMIT) return
+    const at = this.entryNodes.length * RECORD_BYTES
+    if (!this.recordBuf || at + RECORD_BYTES > this.recordBuf.length) {
+      const grown = Buffer.allocUnsafe(Math.max(16, 2 * this.entryNodes.length + 2) * RECORD_BYTES)
+      this.recordBuf?.copy(grown)
+      this.recordBuf = grown
+    }
+    const r = this.recordBuf
+    let p = r.writeUInt32LE(index, at)
+    for (const v of [a[2], a[3], a[4], a[5], a[8]]) p = r.writeUInt32LE(v, p)
+    p = r.writeBigInt64LE(BigInt(a[6]), p)
+    p = r.writeBigInt64LE(BigInt(a[7]), p)
+    for (const t of [a[9], a[10], a[11]]) p = r.writeBigInt64LE(t, p)
+    this.entryNodes.push({ ino: a[0], node })
   }
 
   /** The entries so far, `.` and `..` included, and their number. */
@@ -330,7 +376,12 @@ export class FuseListing {
   }
 
   get count(): number {
-    return this.entries
+    return this.entryCount
+  }
+
+  /** The records of the entries added with attributes, and their nodes, in the same order. */
+  get entries(): { records: Buffer; nodes: readonly { ino: bigint; node: N }[] } {
+    return { records: (this.recordBuf ?? NO_RECORDS).subarray(0, this.entryNodes.length * RECORD_BYTES), nodes: this.entryNodes }
   }
 
   private put(name: Buffer, ino: bigint, mode: number): void {
@@ -345,7 +396,21 @@ export class FuseListing {
     p += name.copy(this.buf, p)
     this.buf[p] = 0
     this.end = end
-    this.entries++
+    this.entryCount++
+  }
+}
+
+/**
+ * READDIRPLUS entries are 152 bytes and the name: the kernel's pages (at most 128 KiB here) hold fewer than
+ * 900, so attributes past that would never be used.
+ */
+const ENTRIES_LIMIT = 1024
+const RECORD_BYTES = 64
+const NO_RECORDS = Buffer.alloc(0)
+
+function checkName(name: Buffer): void {
+  if (!Buffer.isBuffer(name) || name.length === 0 || name.length > NAME_MAX || name.includes(0) || name.includes(0x2f)) {
+    throw new TypeError('readdir: a name must be 1 to 255 bytes without NUL or \'/\'')
   }
 }
 

@@ -110,8 +110,8 @@ export class ArchiveDirNode implements DirNode {
     return out
   }
 
-  async forEachEntry(visit: (name: Buffer, ino: bigint, mode: number) => void): Promise<void> {
-    await this.eachItem((item, ino) => visit(item.name, ino, item.mode))
+  async forEachEntry(visit: (name: Buffer, ino: bigint, mode: number, node?: () => VfsNode) => void): Promise<void> {
+    await this.eachItem((item, ino) => visit(item.name, ino, item.mode, item.kind === 'dir' ? () => this.nodeFor(item) : undefined))
   }
 
   /** Goes through the items page by page and starts loading the first subdirectories' trees: whoever lists a directory tends to enter them next. */

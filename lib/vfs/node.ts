@@ -51,8 +51,9 @@ export interface DirNode extends NodeBase {
   /**
    * The same entries, in the same order, handed to `visit` without a DirEntry each, for callers that keep
    * only names and types (a FUSE listing): a directory of many pages is then never all in memory at once.
+   * For a subdirectory, `node` makes its node, for callers that hand those over ready to enter.
    */
-  forEachEntry?(visit: (name: Buffer, ino: bigint, mode: number) => void): Promise<void>
+  forEachEntry?(visit: (name: Buffer, ino: bigint, mode: number, node?: () => VfsNode) => void): Promise<void>
   lookup(name: Buffer): Promise<VfsNode | null>
 }
 

@@ -8,7 +8,7 @@
  *   invalidate(session, ino)            the kernel drops its caches of the inode
  *   replyErr(h, errno)                  replyEntry(h, <attr>[, xattrs])   replyAttr(h, <attr>)
  *   replyBuf(h, bytes)                  replyReadlink(h, target)
- *   replyXattr(h, value)                replyDir(h, packed, count)
+ *   replyXattr(h, value)                replyDir(h, packed, count[, records])
  *   replyStatfs(h, bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax)
  *   <attr> = ino, mode, nlink, uid, gid, rdev, size, blocks, blksize, atimeNs, mtimeNs, ctimeNs
  *
@@ -23,9 +23,11 @@
  * polls /dev/fuse for a moment before it sleeps (on_prepare). Files and directories are not
  * opened at all (see op_opendir). A listing is handed over whole when
  * READDIR asks for offset 0 (replyDir) and the rest of its pages are
- * served from C by offset; getxattr and listxattr are answered in C when
- * the lookup reply carried the inode's xattrs (xattr-table.h), as cairn's
- * always do.
+ * served from C by offset. The kernel is asked to list with READDIRPLUS
+ * (see init_send), so that the subdirectories of a listing's first page
+ * reach it with their attributes, as if looked up. getxattr and listxattr
+ * are answered in C when the lookup reply carried the inode's xattrs
+ * (xattr-table.h), as cairn's always do.
  *
  * Handles: a pending request sits in a slot; h = generation * 2^24 + slot,
  * so a reply to an answered (or abandoned) request is refused (returns
@@ -40,6 +42,7 @@
  *
  * Packed listing (replyDir): per entry, ino (u64 LE), mode (u32 LE), the
  * name (1-255 bytes, no NUL or '/'), a NUL. Entry i is given offset i + 1.
+ * Records (ENTRY_RECORD bytes, see session.h) give entries their attributes.
  *
  * Lifetime: close() may be called any number of times, also after the
  * kernel dropped the connection (dispatch is told OP_GONE, once) and from
@@ -139,6 +142,7 @@ static void call_js_at(session_t *s, int op, fuse_req_t req, size_t size, off_t 
     slot_t *sl = slot_find(h);
     sl->off = off;
     sl->ino = ino;
+    sl->plus = s->plus_request;
   }
   napi_value argv[8], fn, recv, result;
   size_t argc = 3 + extra_argc;
@@ -261,36 +265,107 @@ void dir_free(session_t *s, dir_t *d) {
   free(d);
 }
 
-/* Answers a READDIR from `d`; the listing is dropped once a page past its end was asked for. */
-static int dir_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off) {
+/* The kernel's layout of a READDIRPLUS entry (protocol 7.21): an entry as LOOKUP answers it, then the dirent. */
+struct direntplus {
+  struct fuse_entry_out entry_out;
+  struct fuse_dirent dirent;
+};
+
+static uint64_t whole_seconds(double t) { return t > 0 ? (uint64_t)t : 0; }
+static uint32_t nanoseconds(double t) { return t > 0 ? (uint32_t)((t - (double)(uint64_t)t) * 1e9) : 0; }
+
+static void fuse_attr_of(const struct stat *st, struct fuse_attr *a) {
+  a->ino = st->st_ino;
+  a->mode = st->st_mode;
+  a->nlink = (uint32_t)st->st_nlink;
+  a->uid = st->st_uid;
+  a->gid = st->st_gid;
+  a->rdev = (uint32_t)st->st_rdev;
+  a->size = (uint64_t)st->st_size;
+  a->blocks = (uint64_t)st->st_blocks;
+  a->blksize = (uint32_t)st->st_blksize;
+  a->atime = (uint64_t)st->st_atim.tv_sec;
+  a->mtime = (uint64_t)st->st_mtim.tv_sec;
+  a->ctime = (uint64_t)st->st_ctim.tv_sec;
+  a->atimensec = (uint32_t)st->st_atim.tv_nsec;
+  a->mtimensec = (uint32_t)st->st_mtim.tv_nsec;
+  a->ctimensec = (uint32_t)st->st_ctim.tv_nsec;
+}
+
+static uint32_t u32_at(const char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+static uint64_t u64_at(const char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
+
+/* Entry `i` of `d` as a READDIRPLUS entry at `out` (`room` bytes): its size, or 0 if it does not fit. `rec`: its record, or NULL (no attributes: nodeid 0, which the kernel takes as "not looked up"). */
+static size_t direntplus_put(const session_t *s, const dir_t *d, uint64_t i, const char *rec, char *out, size_t room) {
+  const char *e = d->data + d->pos[i];
+  const char *name = e + ENTRY_HEADER;
+  size_t namelen = strlen(name);
+  size_t size = FUSE_DIRENT_ALIGN(offsetof(struct direntplus, dirent.name) + namelen);
+  if (size > room) return 0;
+  memset(out, 0, size);
+  struct direntplus *dp = (struct direntplus *)out;
+  uint64_t ino = u64_at(e);
+  uint32_t mode = u32_at(e + 8);
+  if (rec != NULL) {
+    int64_t times[3] = { (int64_t)u64_at(rec + 40), (int64_t)u64_at(rec + 48), (int64_t)u64_at(rec + 56) };
+    struct stat st;
+    make_stat(s, ino, mode, u32_at(rec + 4), u32_at(rec + 8), u32_at(rec + 12), u32_at(rec + 16), (int64_t)u64_at(rec + 24),
+              (int64_t)u64_at(rec + 32), u32_at(rec + 20), times, &st);
+    dp->entry_out.nodeid = ino;
+    dp->entry_out.entry_valid = whole_seconds(s->entry_timeout);
+    dp->entry_out.entry_valid_nsec = nanoseconds(s->entry_timeout);
+    dp->entry_out.attr_valid = whole_seconds(s->attr_timeout);
+    dp->entry_out.attr_valid_nsec = nanoseconds(s->attr_timeout);
+    fuse_attr_of(&st, &dp->entry_out.attr);
+  }
+  dp->dirent.ino = ino;
+  dp->dirent.off = i + 1;
+  dp->dirent.namelen = (uint32_t)namelen;
+  dp->dirent.type = (mode & S_IFMT) >> 12;
+  memcpy(dp->dirent.name, name, namelen);
+  return size;
+}
+
+/*
+ * Answers a READDIR (or READDIRPLUS) from `d`; the listing is dropped once a page past its end was asked
+ * for. Records, if any, are used from the first and counted in *given.
+ */
+static int dir_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords, uint32_t *given) {
   if (scratch(s, req, size) == NULL) return -ENOMEM;
-  size_t used = 0;
+  size_t used = 0, r = 0;
   struct stat st;
   memset(&st, 0, sizeof st);
   uint64_t first = off < 0 ? 0 : (uint64_t)off;
   for (uint64_t i = first; i < d->count; i++) {
-    const char *e = d->data + d->pos[i];
-    uint64_t ino_le;
-    uint32_t mode_le;
-    memcpy(&ino_le, e, 8);
-    memcpy(&mode_le, e + 8, 4);
-    st.st_ino = (ino_t)le64toh(ino_le);
-    st.st_mode = (mode_t)le32toh(mode_le);
-    size_t n = fuse_add_direntry(req, s->dirbuf + used, size - used, e + ENTRY_HEADER, &st, (off_t)(i + 1));
-    if (n > size - used) break;
+    size_t n;
+    if (plus) {
+      const char *rec = r < nrecords && u32_at(records + r * ENTRY_RECORD) == i ? records + r * ENTRY_RECORD : NULL;
+      n = direntplus_put(s, d, i, rec, s->dirbuf + used, size - used);
+      if (n == 0) break;
+      if (rec != NULL) r++;
+    } else {
+      const char *e = d->data + d->pos[i];
+      st.st_ino = (ino_t)u64_at(e);
+      st.st_mode = (mode_t)u32_at(e + 8);
+      n = fuse_add_direntry(req, s->dirbuf + used, size - used, e + ENTRY_HEADER, &st, (off_t)(i + 1));
+      if (n > size - used) break;
+    }
     used += n;
   }
   if (first >= d->count) dir_free(s, d);
-  return fuse_reply_buf(req, s->dirbuf, used);
+  int res = fuse_reply_buf(req, s->dirbuf, used);
+  if (given != NULL) *given = res == 0 ? (uint32_t)r : 0;
+  return res;
 }
 
-int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off) {
+int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords, uint32_t *given) {
   dir_t *old = dir_find(s, d->ino);
   if (old != NULL) dir_free(s, old);
   while (s->ndirs >= DIRS_KEPT) dir_free(s, s->dirs.prev);
   dir_link_first(s, d);
   s->ndirs++;
-  return dir_serve(s, req, d, size, off);
+  /* Records only at offset 0, so that those given are always the first ones. */
+  return dir_serve(s, req, d, size, off, plus, off == 0 ? records : NULL, off == 0 ? nrecords : 0, given);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -302,7 +377,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
   }
   dir_unlink(d); /* most recently used first */
   dir_link_first(s, d);
-  dir_serve(s, req, d, size, off);
+  dir_serve(s, req, d, size, off, s->plus_request, NULL, 0, NULL); /* entries after the first page go without attributes */
 }
 
 /*
@@ -410,6 +485,52 @@ static const struct fuse_lowlevel_ops ll_ops = {
 
 static void session_close(session_t *s);
 
+/*
+ * READDIRPLUS (protocol 7.21) through libfuse 2, which speaks 7.19: INIT is handed to libfuse with the
+ * channel init_ch, whose send adds the flags that ask the kernel for READDIRPLUS (adaptive: at a
+ * directory's first page, and after lookups in it) when the kernel offered it. A READDIRPLUS request
+ * carries the same fuse_read_in as READDIR, so it is handed to libfuse as READDIR, and op_readdir, seeing
+ * plus_request, answers in READDIRPLUS's layout. Why: a subdirectory given with its attributes in its
+ * parent's listing is not looked up when a program enters it (one request fewer per directory of a walk).
+ */
+static int init_send(struct fuse_chan *ch, const struct iovec iov[], size_t count) {
+  session_t *s = fuse_chan_data(ch);
+  struct iovec out[2];
+  struct fuse_init_out init;
+  const struct fuse_out_header *head = count == 2 && iov[0].iov_len == sizeof *head ? iov[0].iov_base : NULL;
+  if (head != NULL && head->error == 0 && s->plus_offered && iov[1].iov_len <= sizeof init
+      && iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof init.flags) {
+    memcpy(&init, iov[1].iov_base, iov[1].iov_len);
+    init.flags |= INIT_DO_READDIRPLUS | INIT_READDIRPLUS_AUTO;
+    out[0] = iov[0];
+    out[1] = (struct iovec){ .iov_base = &init, .iov_len = iov[1].iov_len };
+    iov = out;
+  }
+  return writev(fuse_chan_fd(ch), iov, (int)count) == -1 ? -errno : 0;
+}
+
+/* init_ch only sends (requests are read through s->ch, which owns the fd). */
+static int init_receive(struct fuse_chan **chp, char *buf, size_t size) { return -EIO; }
+static void init_destroy(struct fuse_chan *ch) {}
+static struct fuse_chan_ops init_ops = { .receive = init_receive, .send = init_send, .destroy = init_destroy };
+
+/* Hands one request read into s->buf to libfuse (see init_send for INIT and READDIRPLUS). */
+static void process(session_t *s, size_t len, struct fuse_chan *ch) {
+  struct fuse_in_header *in = (struct fuse_in_header *)s->buf;
+  if (in->opcode == FUSE_INIT && s->init_ch != NULL && len >= sizeof *in + sizeof(struct fuse_init_in)) {
+    const struct fuse_init_in *arg = (const struct fuse_init_in *)(s->buf + sizeof *in);
+    s->plus_offered = arg->major == FUSE_KERNEL_VERSION && (arg->flags & INIT_DO_READDIRPLUS) != 0;
+    fuse_session_process(s->se, s->buf, len, s->init_ch);
+    fuse_chan_destroy(s->init_ch);
+    s->init_ch = NULL;
+    return;
+  }
+  s->plus_request = in->opcode == OPCODE_READDIRPLUS && s->plus_offered;
+  if (s->plus_request) in->opcode = FUSE_READDIR;
+  fuse_session_process(s->se, s->buf, len, ch);
+  s->plus_request = false;
+}
+
 static void on_readable(uv_poll_t *handle, int status, int events) {
   session_t *s = handle->data;
   napi_env env = s->env;
@@ -431,7 +552,7 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     if (res == -EINTR) continue;
     if (res == -EAGAIN) break;
     if (res <= 0) { gone = true; break; } /* 0: unmounted (ENODEV); other errors end the session too */
-    fuse_session_process(s->se, s->buf, (size_t)res, ch);
+    process(s, (size_t)res, ch);
     if (fuse_session_exited(s->se)) { gone = true; break; }
   }
   if (gone && s->state == LIVE) {
@@ -449,24 +570,26 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
  * Waiting for the next request without sleeping. A request answered in C costs its client 45-79 µs
  * here when the daemon sleeps between requests and 36-55 µs when it does not (a VM with 2 vCPUs: waking
  * a halted CPU is the expensive part): a program walking the mount sends its next request a few dozen µs
- * after getting an answer. So before libuv blocks, if a request came in the last RECENT_NS, nothing waits
- * on JavaScript's answer or on libuv's thread pool, and there is another CPU for the client to run on,
- * /dev/fuse is polled for up to SPIN_NS. Measured on the medium corpus (4 runs each, cold): a walk took 1.93 s instead of 2.15 s (median)
- * and cp -a of 1,999 small files 1.34 s instead of 1.46 s. An idle mount never spins.
+ * after getting an answer. So before libuv blocks, if a request came in the last RECENT_NS and there is
+ * another CPU for the client to run on, /dev/fuse and libuv's own epoll descriptor are polled for up to
+ * SPIN_NS: a request is read at once, and anything else libuv waits for (a tree read by its thread pool,
+ * a timer) ends the spin for libuv to handle. Measured on the medium corpus (4 runs each, cold): a walk
+ * took 1.93 s instead of 2.15 s (median) and cp -a of 1,999 small files 1.34 s instead of 1.46 s; spinning
+ * also while reads were in libuv's pool (it used to stop then) took the walk from 1.13 to 1.08 s with
+ * cold reads as fast. An idle mount never spins.
  */
 #define SPIN_NS 100000ull
 #define RECENT_NS 2000000ull
 
 static void on_prepare(uv_prepare_t *handle) {
   session_t *s = handle->data;
-  /* Not while the loop waits on anything else (reads in libuv's thread pool: a file being streamed). */
-  if (s->state != LIVE || s->pending > 0 || !s->spin || handle->loop->active_reqs.count > 0) return;
+  if (s->state != LIVE || !s->spin) return;
   uint64_t now = uv_hrtime();
   if (now - s->last_request_ns > RECENT_NS) return;
-  struct pollfd p = { .fd = fuse_chan_fd(s->ch), .events = POLLIN };
+  struct pollfd p[2] = { { .fd = fuse_chan_fd(s->ch), .events = POLLIN }, { .fd = uv_backend_fd(handle->loop), .events = POLLIN } };
   for (uint64_t until = now + SPIN_NS; uv_hrtime() < until;) {
-    if (poll(&p, 1, 0) > 0) {
-      on_readable(&s->poll, 0, UV_READABLE);
+    if (poll(p, 2, 0) > 0) {
+      if (p[0].revents & POLLIN) on_readable(&s->poll, 0, UV_READABLE);
       return;
     }
   }
@@ -496,6 +619,8 @@ static void session_close(session_t *s) {
   }
   while (s->dirs.next != &s->dirs) dir_free(s, s->dirs.next);
   xattr_table_free(&s->xattrs);
+  if (s->init_ch != NULL) fuse_chan_destroy(s->init_ch);
+  s->init_ch = NULL;
   fuse_session_destroy(s->se); /* also destroys the channel: closes the fd */
   s->se = NULL;
   s->ch = NULL;
@@ -566,12 +691,14 @@ static napi_value mount(napi_env env, napi_callback_info info) {
   int fd = fuse_chan_fd(s->ch);
   s->bufsize = fuse_chan_bufsize(s->ch);
   s->buf = malloc(s->bufsize);
+  s->init_ch = fuse_chan_new(&init_ops, fd, s->bufsize, s); /* NULL (out of memory): no READDIRPLUS */
   uv_loop_t *loop = NULL;
   bool ok = s->se != NULL && s->buf != NULL
          && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0
          && napi_get_uv_event_loop(env, &loop) == napi_ok
          && uv_poll_init(loop, &s->poll, fd) == 0;
   if (!ok) {
+    if (s->init_ch) fuse_chan_destroy(s->init_ch);
     if (s->se) fuse_session_destroy(s->se);
     else fuse_chan_destroy(s->ch);
     fuse_unmount(mountpoint, NULL);

@@ -60,6 +60,28 @@ napi_value reply_err(napi_env env, napi_callback_info info) {
   return int_result(env, r);
 }
 
+void make_stat(const session_t *s, uint64_t ino, uint32_t mode, uint32_t nlink, uint32_t uid, uint32_t gid, uint32_t rdev, int64_t size,
+               int64_t blocks, uint32_t blksize, const int64_t times_ns[3], struct stat *st) {
+  memset(st, 0, sizeof *st);
+  st->st_ino = (ino_t)ino;
+  st->st_mode = (mode_t)mode;
+  st->st_nlink = (nlink_t)nlink;
+  st->st_uid = (uid_t)(s->uid >= 0 ? s->uid : uid);
+  st->st_gid = (gid_t)(s->gid >= 0 ? s->gid : gid);
+  if (s->umask >= 0) st->st_mode = (st->st_mode & S_IFMT) | (0777 & ~(mode_t)s->umask);
+  st->st_rdev = (dev_t)rdev;
+  st->st_size = (off_t)size;
+  st->st_blocks = (blkcnt_t)blocks;
+  st->st_blksize = (blksize_t)blksize;
+  struct timespec *ts[3] = { &st->st_atim, &st->st_mtim, &st->st_ctim };
+  for (int i = 0; i < 3; i++) {
+    int64_t sec = times_ns[i] / NS_PER_SEC, nsec = times_ns[i] % NS_PER_SEC;
+    if (nsec < 0) { sec -= 1; nsec += NS_PER_SEC; } /* floor: nsec in [0, 1e9) */
+    ts[i]->tv_sec = (time_t)sec;
+    ts[i]->tv_nsec = (long)nsec;
+  }
+}
+
 /* Reads <attr> from argv[0..11] into st, with the session's overrides. */
 static bool read_attr(napi_env env, session_t *s, napi_value *argv, struct stat *st) {
   uint64_t ino;
@@ -83,24 +105,7 @@ static bool read_attr(napi_env env, session_t *s, napi_value *argv, struct stat 
       return false;
     }
   }
-  memset(st, 0, sizeof *st);
-  st->st_ino = (ino_t)ino;
-  st->st_mode = (mode_t)mode;
-  st->st_nlink = (nlink_t)nlink;
-  st->st_uid = (uid_t)(s->uid >= 0 ? s->uid : uid);
-  st->st_gid = (gid_t)(s->gid >= 0 ? s->gid : gid);
-  if (s->umask >= 0) st->st_mode = (st->st_mode & S_IFMT) | (0777 & ~(mode_t)s->umask);
-  st->st_rdev = (dev_t)rdev;
-  st->st_size = (off_t)size;
-  st->st_blocks = (blkcnt_t)blocks;
-  st->st_blksize = (blksize_t)blksize;
-  struct timespec *ts[3] = { &st->st_atim, &st->st_mtim, &st->st_ctim };
-  for (int i = 0; i < 3; i++) {
-    int64_t sec = times[i] / NS_PER_SEC, nsec = times[i] % NS_PER_SEC;
-    if (nsec < 0) { sec -= 1; nsec += NS_PER_SEC; } /* floor: nsec in [0, 1e9) */
-    ts[i]->tv_sec = (time_t)sec;
-    ts[i]->tv_nsec = (long)nsec;
-  }
+  make_stat(s, ino, mode, nlink, uid, gid, rdev, size, blocks, blksize, times, st);
   return true;
 }
 
@@ -184,16 +189,34 @@ napi_value reply_buf(napi_env env, napi_callback_info info) { return reply_bytes
 napi_value reply_readlink(napi_env env, napi_callback_info info) { return reply_bytes(env, info, AS_READLINK); }
 napi_value reply_xattr(napi_env env, napi_callback_info info) { return reply_bytes(env, info, AS_XATTR); }
 
-/* opendir: keeps a copy of the packed listing; readdir serves it. */
+/*
+ * replyDir(h, packed, count[, records]): keeps a copy of the packed listing and answers the READDIR with a page
+ * of it (later pages are served from the copy). `records` give some entries their attributes (ENTRY_RECORD
+ * bytes each, ascending indexes past `.` and `..`): in a READDIRPLUS page at offset 0 those entries reach
+ * the kernel as looked up. Returns, with records, how many of them (from the first) did so, each one
+ * lookup the kernel will forget; without, 0. Negative: the request was not answered as asked (libfuse's
+ * result, or -EBADF).
+ */
 napi_value reply_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
+  size_t argc = 4;
+  napi_value argv[4];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
-  const char *data;
-  size_t len;
+  const char *data, *records = NULL;
+  size_t len, records_len = 0;
   uint32_t count;
-  if (argc != 3 || !get_bytes(env, argv[1], &data, &len) || napi_get_value_uint32(env, argv[2], &count) != napi_ok)
-    return type_error(env, "replyDir(h, packed, count)");
+  if ((argc != 3 && argc != 4) || !get_bytes(env, argv[1], &data, &len) || napi_get_value_uint32(env, argv[2], &count) != napi_ok
+      || (argc == 4 && !get_bytes(env, argv[3], &records, &records_len)))
+    return type_error(env, "replyDir(h, packed, count[, records])");
+  size_t nrecords = records_len / ENTRY_RECORD;
+  if (records_len % ENTRY_RECORD != 0) return type_error(env, "replyDir: records are 64 bytes each");
+  for (size_t i = 0; i < nrecords; i++) {
+    uint32_t index;
+    memcpy(&index, records + i * ENTRY_RECORD, 4);
+    index = le32toh(index);
+    uint32_t previous = 1; /* `.` and `..` get no record */
+    if (i > 0) { memcpy(&previous, records + (i - 1) * ENTRY_RECORD, 4); previous = le32toh(previous); }
+    if (index <= previous || index >= count) return type_error(env, "replyDir: record indexes ascend, past `.` and `..`, below count");
+  }
   uint32_t *pos = malloc(((size_t)count + 1) * sizeof *pos);
   char *copy = malloc(len ? len : 1);
   dir_t *d = calloc(1, sizeof *d);
@@ -227,9 +250,10 @@ napi_value reply_dir(napi_env env, napi_callback_info info) {
     return int_result(env, -EBADF);
   }
   d->ino = sl->ino;
-  int r = dir_keep_and_serve(sl->s, sl->req, d, sl->size, sl->off);
+  uint32_t given = 0;
+  int r = dir_keep_and_serve(sl->s, sl->req, d, sl->size, sl->off, sl->plus, records, nrecords, &given);
   slot_free(sl);
-  return int_result(env, r);
+  return int_result(env, r < 0 ? r : (int)given);
 }
 
 napi_value reply_statfs(napi_env env, napi_callback_info info) {

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include <fuse_lowlevel.h>
+#include <fuse_kernel.h> /* libfuse 2's copy (protocol 7.19): the layouts READDIRPLUS and INIT use */
 #include <node_api.h>
 
 #include <uv.h>
@@ -40,6 +41,13 @@
 #define GEN_LIMIT (1u << 28) /* gen * 2^24 + slot stays below 2^53 */
 #define NAME_MAX_BYTES 255
 #define ENTRY_HEADER 12 /* ino u64 + mode u32 */
+/* An entry record of replyDir: index u32, nlink, uid, gid, rdev, blksize u32; size, blocks, atime, mtime, ctime 64-bit. */
+#define ENTRY_RECORD 64
+
+/* Protocol 7.21, which libfuse 2 (7.19) does not know: READDIRPLUS and the INIT flags that ask for it. */
+#define OPCODE_READDIRPLUS 44
+#define INIT_DO_READDIRPLUS (1u << 13)
+#define INIT_READDIRPLUS_AUTO (1u << 14)
 
 /* What dispatch is told. Must match Op in mount/fuse-binding.ts. */
 enum {
@@ -76,6 +84,9 @@ typedef struct {
   napi_async_context actx;
   struct fuse_session *se;
   struct fuse_chan *ch;
+  struct fuse_chan *init_ch; /* answers INIT only, asking for READDIRPLUS (see on_readable); NULL after */
+  bool plus_offered;   /* the kernel offered READDIRPLUS */
+  bool plus_request;   /* the request being processed came as READDIRPLUS */
   uv_poll_t poll;
   uv_prepare_t prepare; /* polls /dev/fuse briefly before the loop sleeps (see on_prepare) */
   bool spin;           /* another CPU exists for the client to run on */
@@ -103,6 +114,7 @@ typedef struct {
   size_t size;         /* read / readdir / xattr: the caller's buffer size */
   off_t off;           /* readdir: where to start */
   fuse_ino_t ino;      /* readdir: the directory */
+  bool plus;           /* readdir: asked as READDIRPLUS */
   uint32_t gen;
   int32_t next_free;
 } slot_t;
@@ -113,8 +125,16 @@ typedef struct {
 slot_t *slot_find(double h);
 void slot_free(slot_t *sl);
 void dir_free(session_t *s, dir_t *d);
-/* Keeps `d` as the listing of d->ino (replacing an older one), then answers `req` with the page at `off`. */
-int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off);
+/*
+ * Keeps `d` as the listing of d->ino (replacing an older one), then answers `req` with the page at `off`, as
+ * READDIRPLUS when `plus`. `records` (ENTRY_RECORD bytes each, ascending indexes) give entries their
+ * attributes in a READDIRPLUS page at offset 0: the kernel then knows those inodes as if looked up, and
+ * `*given` tells how many of the records (from the first) went into the page. Returns fuse_reply_buf's result.
+ */
+int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords, uint32_t *given);
+/* The attributes of an inode as the kernel gets them: the session's uid, gid and umask overrides applied, times floored. */
+void make_stat(const session_t *s, uint64_t ino, uint32_t mode, uint32_t nlink, uint32_t uid, uint32_t gid, uint32_t rdev, int64_t size,
+               int64_t blocks, uint32_t blksize, const int64_t times_ns[3], struct stat *st);
 napi_value type_error(napi_env env, const char *msg);
 /* An xattr answer of `len` bytes: its size when asked with size 0, ERANGE when it does not fit. */
 int reply_sized(fuse_req_t req, size_t size, const char *data, size_t len);

@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { checkFuseAvailable, findMount, forceUnmount } from '../../mount/fuse-binding.js'
-import { BIG, BYTE_NAMES, INOS, LINK_TARGET, LONG_LINK_TARGET, NAMES, TIMES, WIDE_DIRS, WIDE_ENTRIES, XATTRS, contentOf, wideName } from './fixtures/memfs-tree.js'
+import { BIG, BYTE_NAMES, INOS, LINK_TARGET, LONG_LINK_TARGET, NAMES, TIMES, WIDE_DIRS, WIDE_ENTRIES, XATTRS, buildTree, contentOf, wideName, type MemNode } from './fixtures/memfs-tree.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/memfs-server.ts', import.meta.url))
 const CLIENT_TIMEOUT = 20_000
@@ -45,8 +45,8 @@ function sh(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): 
 
 interface Server { child: ChildProcessWithoutNullStreams; events: Record<string, unknown>[]; exited: Promise<number | null> }
 
-async function startServer(): Promise<Server> {
-  const child = spawn(process.execPath, [...process.execArgv, FIXTURE, mp], { stdio: ['pipe', 'pipe', 'pipe'] })
+async function startServer(...args: string[]): Promise<Server> {
+  const child = spawn(process.execPath, [...process.execArgv, FIXTURE, mp, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
   const events: Record<string, unknown>[] = []
   const exited = once(child, 'exit').then(([code]) => code as number | null)
   child.stderr.on('data', (d: Buffer) => process.stderr.write(d))
@@ -314,6 +314,39 @@ t.test('unmount still resolves when the mount was removed from outside', async (
   server.child.stdin.write('unmount\n')
   t.equal(await client('server exit', server.exited), 0, 'the server exits: the binding closed its session')
   t.ok(server.events.some((e) => e.unmounted))
+})
+
+t.test('subdirectories come with their listing: entering them needs no lookup (READDIRPLUS)', async (t) => {
+  await stopServer(server)
+  server = await startServer('cached') // names and attributes kept by the kernel, as in cairn's mount
+  const tree = buildTree()
+  const lookedUp = (from: number) => server!.events.slice(from).filter((e) => typeof e.looked === 'string').map((e) => e.looked as string)
+  const check = async (dir: string, sub: string, node: MemNode) => {
+    const st = await client('stat', fs.stat(at(dir, sub), { bigint: true }))
+    t.same([st.ino, st.mode, st.nlink, st.mtimeNs, st.ctimeNs], [node.attr.ino, BigInt(node.attr.mode), BigInt(node.attr.nlink), node.attr.mtimeNs, node.attr.ctimeNs], `${dir}/${sub}: attributes as served`)
+    t.same((await client('readdir', fs.readdir(at(dir, sub)))).length, node.children!.size, `${dir}/${sub}: listed by the node the listing handed over`)
+  }
+
+  const before = server.events.length
+  const rootNames = await client('readdir root', fs.readdir(mp))
+  const subdirs = [...tree.children!].filter(([, n]) => n.children)
+  for (const [name, node] of subdirs) await check('', name, node)
+  t.same(lookedUp(before), [], `${subdirs.length} subdirectories of the root entered without a lookup`)
+  t.ok(rootNames.includes('wide'))
+
+  const wideBefore = server.events.length
+  await client('readdir wide', fs.readdir(at('wide')))
+  const wide = [...tree.children!.get('wide')!.children!]
+  for (const [name, node] of wide) await check('wide', name, node)
+  const looked = lookedUp(wideBefore)
+  // As many as the kernel's first page holds: all 80 here (Linux 6.18); about 25 where its pages are 4 KiB.
+  t.ok(looked.length <= WIDE_DIRS - 20, `at least 20 of wide's ${WIDE_DIRS} subdirectories came with the first page (${looked.length} looked up)`)
+
+  // The kernel forgets what it was handed as it forgets what it looked up: asked again, they are looked up again.
+  await fs.writeFile('/proc/sys/vm/drop_caches', '2')
+  const afterDrop = server.events.length
+  await check('', 'times', tree.children!.get('times')!)
+  t.ok(server.events.slice(afterDrop).some((e) => e.looked === 'times'), 'looked up again once the kernel dropped its caches')
 })
 
 /** `stat -c %y` form in UTC: 2020-09-13 12:26:40.987654321 +0000 */
