@@ -114,7 +114,7 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
         else if (!child || !listing.takesEntries) listing.add(name, ino, mode)
         else {
           const vfs = child()
-          listing.addEntry(name, new MountNode(vfs, node, ownedCopy(name)), fuseAttr(vfs.attr))
+          listing.addEntry(name, new MountNode(vfs, node, ownedCopy(name)), fuseAttr(vfs.attr), vfs.xattrs)
         }
       }
       if (dir.forEachEntry) await dir.forEachEntry(add)

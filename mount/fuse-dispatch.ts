@@ -43,8 +43,8 @@ export interface NativeReplies {
   replyBuf(h: number, data: Uint8Array): number
   replyReadlink(h: number, target: Uint8Array): number
   replyXattr(h: number, value: Uint8Array): number
-  /** With `records` (FuseListing.records): how many of them, from the first, reached the kernel as looked up. */
-  replyDir(h: number, packed: Buffer, count: number, records?: Buffer): number
+  /** With `records` and `xattrs` (FuseListing.entries): how many records, from the first, reached the kernel as looked up. */
+  replyDir(h: number, packed: Buffer, count: number, records?: Buffer, xattrs?: Buffer): number
   replyStatfs(h: number, ...fields: number[]): number
 }
 type AttrArgs = [ino: bigint, mode: number, nlink: number, uid: number, gid: number, rdev: number, size: number, blocks: number, blksize: number, atimeNs: bigint, mtimeNs: bigint, ctimeNs: bigint]
@@ -227,12 +227,12 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
         const listing = new FuseListing<N>(ino)
         const r = await h.readdir(node, listing)
         if (typeof r === 'number') return errnoResult(op, r)
-        const { records, nodes } = listing.entries
+        const { records, xattrs, nodes } = listing.entries
         if (nodes.length === 0) {
           native.replyDir(req, listing.packed, listing.count)
           return undefined
         }
-        const given = native.replyDir(req, listing.packed, listing.count, records)
+        const given = native.replyDir(req, listing.packed, listing.count, records, xattrs)
         for (let i = 0; i < given; i++) looked(nodes[i]!.ino, nodes[i]!.node)
         return undefined
       })
@@ -318,11 +318,12 @@ function attrArgs(a: FuseAttr): AttrArgs {
  * held: per entry ino (u64 LE), mode (u32 LE), name, NUL. It starts with `.` and `..`, `..` carrying the
  * directory's own number: the kernel does not use it (FUSE fills no parent links).
  *
- * Entries added with their node and attributes (addEntry; the first ENTRIES_LIMIT entries at most) also get
- * a record: index, nlink, uid, gid, rdev, blksize (u32 LE), size, blocks, atime, mtime, ctime (64-bit LE,
- * times in nanoseconds). When the kernel asks for the listing's first page as READDIRPLUS, the binding
- * gives those entries to it as looked up, so that entering them needs no LOOKUP; the dispatcher then
- * counts a lookup of each node that went.
+ * Entries added with their node, attributes and xattrs (addEntry; the first ENTRIES_LIMIT entries at most)
+ * also get a record: index, nlink, uid, gid, rdev, blksize (u32 LE), size, blocks, atime, mtime, ctime
+ * (64-bit LE, times in nanoseconds), and the offset and length (u32 LE) of their xattrs in a blob in
+ * packXattrs' form. When the kernel asks for the listing's first page as READDIRPLUS, the binding gives
+ * those entries to it as looked up, so that entering them needs no LOOKUP (and their xattrs are answered
+ * without JavaScript, as a lookup's are); the dispatcher then counts a lookup of each node that went.
  */
 export class FuseListing<N = unknown> {
   private buf = Buffer.allocUnsafe(4096)
@@ -330,6 +331,8 @@ export class FuseListing<N = unknown> {
   private entryCount = 0
   private recordBuf: Buffer | null = null
   private readonly entryNodes: { ino: bigint; node: N }[] = []
+  private readonly xattrBlobs: Buffer[] = []
+  private xattrBytes = 0
 
   constructor(dirIno: bigint) {
     this.put(DOT, dirIno, 0o040000)
@@ -347,10 +350,11 @@ export class FuseListing<N = unknown> {
     return this.entryCount < ENTRIES_LIMIT
   }
 
-  /** Adds an entry with the node it stands for and its attributes (past ENTRIES_LIMIT, as add() does). */
-  addEntry(name: Buffer, node: N, attr: FuseAttr): void {
+  /** Adds an entry with the node it stands for, its attributes and xattrs (past ENTRIES_LIMIT, as add() does). */
+  addEntry(name: Buffer, node: N, attr: FuseAttr, xattrs: readonly (readonly [Buffer, Buffer])[]): void {
     checkName(name)
     const a = attrArgs(attr)
+    const blob = packXattrs(xattrs)
     if (a[0] === ROOT || a[0] === 0n) throw new TypeError(`readdir: inode number ${a[0]} is reserved`)
     const index = this.entryCount
     this.put(name, a[0], a[1])
@@ -367,6 +371,10 @@ export class FuseListing<N = unknown> {
     p = r.writeBigInt64LE(BigInt(a[6]), p)
     p = r.writeBigInt64LE(BigInt(a[7]), p)
     for (const t of [a[9], a[10], a[11]]) p = r.writeBigInt64LE(t, p)
+    p = r.writeUInt32LE(this.xattrBytes, p)
+    r.writeUInt32LE(blob.length, p)
+    if (blob.length > 0) this.xattrBlobs.push(blob)
+    this.xattrBytes += blob.length
     this.entryNodes.push({ ino: a[0], node })
   }
 
@@ -379,9 +387,10 @@ export class FuseListing<N = unknown> {
     return this.entryCount
   }
 
-  /** The records of the entries added with attributes, and their nodes, in the same order. */
-  get entries(): { records: Buffer; nodes: readonly { ino: bigint; node: N }[] } {
-    return { records: (this.recordBuf ?? NO_RECORDS).subarray(0, this.entryNodes.length * RECORD_BYTES), nodes: this.entryNodes }
+  /** The records of the entries added with attributes, the blob of their xattrs, and their nodes, in the records' order. */
+  get entries(): { records: Buffer; xattrs: Buffer; nodes: readonly { ino: bigint; node: N }[] } {
+    const records = (this.recordBuf ?? NO_RECORDS).subarray(0, this.entryNodes.length * RECORD_BYTES)
+    return { records, xattrs: Buffer.concat(this.xattrBlobs, this.xattrBytes), nodes: this.entryNodes }
   }
 
   private put(name: Buffer, ino: bigint, mode: number): void {
@@ -405,7 +414,7 @@ export class FuseListing<N = unknown> {
  * 900, so attributes past that would never be used.
  */
 const ENTRIES_LIMIT = 1024
-const RECORD_BYTES = 64
+const RECORD_BYTES = 72
 const NO_RECORDS = Buffer.alloc(0)
 
 function checkName(name: Buffer): void {

@@ -330,7 +330,8 @@ static size_t direntplus_put(const session_t *s, const dir_t *d, uint64_t i, con
  * Answers a READDIR (or READDIRPLUS) from `d`; the listing is dropped once a page past its end was asked
  * for. Records, if any, are used from the first and counted in *given.
  */
-static int dir_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords, uint32_t *given) {
+static int dir_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords,
+                     const char *xattrs, uint32_t *given) {
   if (scratch(s, req, size) == NULL) return -ENOMEM;
   size_t used = 0, r = 0;
   struct stat st;
@@ -352,20 +353,27 @@ static int dir_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t 
     }
     used += n;
   }
-  if (first >= d->count) dir_free(s, d);
   int res = fuse_reply_buf(req, s->dirbuf, used);
-  if (given != NULL) *given = res == 0 ? (uint32_t)r : 0;
+  if (res != 0) r = 0;
+  for (size_t k = 0; k < r; k++) { /* out of memory: JavaScript answers their xattrs */
+    const char *rec = records + k * ENTRY_RECORD;
+    uint32_t n = u32_at(rec + 68);
+    xattr_table_remember(&s->xattrs, u64_at(d->data + d->pos[u32_at(rec)]), n ? xattrs + u32_at(rec + 64) : NULL, n);
+  }
+  if (given != NULL) *given = (uint32_t)r;
+  if (first >= d->count) dir_free(s, d);
   return res;
 }
 
-int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords, uint32_t *given) {
+int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords,
+                       const char *xattrs, uint32_t *given) {
   dir_t *old = dir_find(s, d->ino);
   if (old != NULL) dir_free(s, old);
   while (s->ndirs >= DIRS_KEPT) dir_free(s, s->dirs.prev);
   dir_link_first(s, d);
   s->ndirs++;
   /* Records only at offset 0, so that those given are always the first ones. */
-  return dir_serve(s, req, d, size, off, plus, off == 0 ? records : NULL, off == 0 ? nrecords : 0, given);
+  return dir_serve(s, req, d, size, off, plus, off == 0 ? records : NULL, off == 0 ? nrecords : 0, xattrs, given);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -377,7 +385,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
   }
   dir_unlink(d); /* most recently used first */
   dir_link_first(s, d);
-  dir_serve(s, req, d, size, off, s->plus_request, NULL, 0, NULL); /* entries after the first page go without attributes */
+  dir_serve(s, req, d, size, off, s->plus_request, NULL, 0, NULL, NULL); /* entries after the first page go without attributes */
 }
 
 /*

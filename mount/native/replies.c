@@ -189,33 +189,34 @@ napi_value reply_buf(napi_env env, napi_callback_info info) { return reply_bytes
 napi_value reply_readlink(napi_env env, napi_callback_info info) { return reply_bytes(env, info, AS_READLINK); }
 napi_value reply_xattr(napi_env env, napi_callback_info info) { return reply_bytes(env, info, AS_XATTR); }
 
+static uint32_t u32_at(const char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+
 /*
- * replyDir(h, packed, count[, records]): keeps a copy of the packed listing and answers the READDIR with a page
- * of it (later pages are served from the copy). `records` give some entries their attributes (ENTRY_RECORD
- * bytes each, ascending indexes past `.` and `..`): in a READDIRPLUS page at offset 0 those entries reach
- * the kernel as looked up. Returns, with records, how many of them (from the first) did so, each one
- * lookup the kernel will forget; without, 0. Negative: the request was not answered as asked (libfuse's
- * result, or -EBADF).
+ * replyDir(h, packed, count[, records, xattrs]): keeps a copy of the packed listing and answers the READDIR
+ * with a page of it (later pages are served from the copy). `records` give some entries their attributes
+ * (ENTRY_RECORD bytes each, ascending indexes past `.` and `..`) and their xattrs in the blob `xattrs`: in a
+ * READDIRPLUS page at offset 0 those entries reach the kernel as looked up. Returns, with records, how many
+ * of them (from the first) did so, each one lookup the kernel will forget; without, 0. Negative: the
+ * request was not answered as asked (libfuse's result, or -EBADF).
  */
 napi_value reply_dir(napi_env env, napi_callback_info info) {
-  size_t argc = 4;
-  napi_value argv[4];
+  size_t argc = 5;
+  napi_value argv[5];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
-  const char *data, *records = NULL;
-  size_t len, records_len = 0;
+  const char *data, *records = NULL, *xattrs = NULL;
+  size_t len, records_len = 0, xattrs_len = 0;
   uint32_t count;
-  if ((argc != 3 && argc != 4) || !get_bytes(env, argv[1], &data, &len) || napi_get_value_uint32(env, argv[2], &count) != napi_ok
-      || (argc == 4 && !get_bytes(env, argv[3], &records, &records_len)))
-    return type_error(env, "replyDir(h, packed, count[, records])");
+  if ((argc != 3 && argc != 5) || !get_bytes(env, argv[1], &data, &len) || napi_get_value_uint32(env, argv[2], &count) != napi_ok
+      || (argc == 5 && (!get_bytes(env, argv[3], &records, &records_len) || !get_bytes(env, argv[4], &xattrs, &xattrs_len))))
+    return type_error(env, "replyDir(h, packed, count[, records, xattrs])");
   size_t nrecords = records_len / ENTRY_RECORD;
-  if (records_len % ENTRY_RECORD != 0) return type_error(env, "replyDir: records are 64 bytes each");
+  if (records_len % ENTRY_RECORD != 0) return type_error(env, "replyDir: records are 72 bytes each");
   for (size_t i = 0; i < nrecords; i++) {
-    uint32_t index;
-    memcpy(&index, records + i * ENTRY_RECORD, 4);
-    index = le32toh(index);
-    uint32_t previous = 1; /* `.` and `..` get no record */
-    if (i > 0) { memcpy(&previous, records + (i - 1) * ENTRY_RECORD, 4); previous = le32toh(previous); }
+    const char *rec = records + i * ENTRY_RECORD;
+    uint32_t index = u32_at(rec), previous = i > 0 ? u32_at(rec - ENTRY_RECORD) : 1; /* `.` and `..` get no record */
     if (index <= previous || index >= count) return type_error(env, "replyDir: record indexes ascend, past `.` and `..`, below count");
+    uint32_t at = u32_at(rec + 64), n = u32_at(rec + 68);
+    if (at > xattrs_len || n > xattrs_len - at || (n > 0 && !xattr_blob_valid(xattrs + at, n))) return type_error(env, "replyDir: malformed xattrs");
   }
   uint32_t *pos = malloc(((size_t)count + 1) * sizeof *pos);
   char *copy = malloc(len ? len : 1);
@@ -251,7 +252,7 @@ napi_value reply_dir(napi_env env, napi_callback_info info) {
   }
   d->ino = sl->ino;
   uint32_t given = 0;
-  int r = dir_keep_and_serve(sl->s, sl->req, d, sl->size, sl->off, sl->plus, records, nrecords, &given);
+  int r = dir_keep_and_serve(sl->s, sl->req, d, sl->size, sl->off, sl->plus, records, nrecords, xattrs, &given);
   slot_free(sl);
   return int_result(env, r < 0 ? r : (int)given);
 }

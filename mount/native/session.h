@@ -41,8 +41,12 @@
 #define GEN_LIMIT (1u << 28) /* gen * 2^24 + slot stays below 2^53 */
 #define NAME_MAX_BYTES 255
 #define ENTRY_HEADER 12 /* ino u64 + mode u32 */
-/* An entry record of replyDir: index u32, nlink, uid, gid, rdev, blksize u32; size, blocks, atime, mtime, ctime 64-bit. */
-#define ENTRY_RECORD 64
+/*
+ * An entry record of replyDir, little-endian: index u32, nlink, uid, gid, rdev, blksize u32; size, blocks,
+ * atime, mtime, ctime 64-bit (times in nanoseconds); then where its xattrs are in replyDir's xattr blob:
+ * offset u32, length u32.
+ */
+#define ENTRY_RECORD 72
 
 /* Protocol 7.21, which libfuse 2 (7.19) does not know: READDIRPLUS and the INIT flags that ask for it. */
 #define OPCODE_READDIRPLUS 44
@@ -128,10 +132,12 @@ void dir_free(session_t *s, dir_t *d);
 /*
  * Keeps `d` as the listing of d->ino (replacing an older one), then answers `req` with the page at `off`, as
  * READDIRPLUS when `plus`. `records` (ENTRY_RECORD bytes each, ascending indexes) give entries their
- * attributes in a READDIRPLUS page at offset 0: the kernel then knows those inodes as if looked up, and
- * `*given` tells how many of the records (from the first) went into the page. Returns fuse_reply_buf's result.
+ * attributes in a READDIRPLUS page at offset 0: the kernel then knows those inodes as if looked up (their
+ * xattrs, from the blob `xattrs`, are remembered as a lookup's are), and `*given` tells how many of the
+ * records (from the first) went into the page. Returns fuse_reply_buf's result.
  */
-int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords, uint32_t *given);
+int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords,
+                       const char *xattrs, uint32_t *given);
 /* The attributes of an inode as the kernel gets them: the session's uid, gid and umask overrides applied, times floored. */
 void make_stat(const session_t *s, uint64_t ino, uint32_t mode, uint32_t nlink, uint32_t uid, uint32_t gid, uint32_t rdev, int64_t size,
                int64_t blocks, uint32_t blksize, const int64_t times_ns[3], struct stat *st);

@@ -295,6 +295,7 @@ t.test('writes answer EROFS', async (t) => {
 
 t.test('a handler that throws answers EIO and the mount lives on', async (t) => {
   await t.rejects(client('stat boom', fs.stat(at('boom'))), { code: 'EIO' })
+  await command('sync') // the server's earlier lines have been read once it answers this
   t.ok(server?.events.some((e) => e.handlerError === 'lookup' && e.ino === '1' && e.name === 'boom'), 'reported to onError')
   t.ok((await client('stat root', fs.stat(mp))).isDirectory(), 'still serving')
 })
@@ -333,6 +334,12 @@ t.test('subdirectories come with their listing: entering them needs no lookup (R
   for (const [name, node] of subdirs) await check('', name, node)
   t.same(lookedUp(before), [], `${subdirs.length} subdirectories of the root entered without a lookup`)
   t.ok(rootNames.includes('wide'))
+  const xattrDir = tree.children!.get('xattr-dir')!
+  const asked = server.events.length
+  const out = await sh('getfattr', ['--absolute-names', '-d', '-m', '-', path.join(mp, 'xattr-dir')])
+  t.ok(out.code === 0 && out.stdout.toString().includes('user.'), 'a directory\'s xattrs came with the listing')
+  await command('sync')
+  t.equal(server.events.slice(asked).filter((e) => e.xattrAsked === String(xattrDir.attr.ino)).length, 0, 'and are answered without JavaScript')
 
   const wideBefore = server.events.length
   await client('readdir wide', fs.readdir(at('wide')))
