@@ -15,7 +15,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import { constants } from 'node:fs'
-import type { DirNode, NodeAttr, VfsNode } from '../lib/index.js'
+import type { DirNode, VfsNode } from '../lib/index.js'
 import { EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOTDIR, type FuseAttr, type FuseHandlers, type FuseStatfs } from './fuse-binding.js'
 import { FileReads, readAroundDamage } from './file-reads.js'
 
@@ -47,9 +47,24 @@ const NAME_MAX = 255
 const BLKSIZE = 128 * 1024
 const ST_RDONLY = 1
 
-function fuseAttr(a: NodeAttr): FuseAttr {
-  return { ino: a.ino, mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: a.rdev, size: a.size, blocks: a.blocks, blksize: BLKSIZE, atimeNs: a.atimeNs, mtimeNs: a.mtimeNs, ctimeNs: a.ctimeNs }
+/**
+ * How long the kernel may keep what never changes (an archive's content): its names and attributes are then
+ * not asked for again when a file manager comes back to a directory or `ls -l`, `du` or `find` run twice.
+ * The rest (the list of archives, the versions view) goes with the mount's timeouts (1 s), so that archives
+ * created or deleted show.
+ */
+const IMMUTABLE_VALID_SECONDS = 3600
+
+function fuseAttr(vfs: VfsNode): FuseAttr {
+  const a = vfs.attr
+  return {
+    ino: a.ino, mode: a.mode, nlink: a.nlink, uid: a.uid, gid: a.gid, rdev: a.rdev, size: a.size, blocks: a.blocks, blksize: BLKSIZE,
+    atimeNs: a.atimeNs, mtimeNs: a.mtimeNs, ctimeNs: a.ctimeNs, validSeconds: vfs.immutable ? IMMUTABLE_VALID_SECONDS : undefined,
+  }
 }
+
+/** How long the kernel may keep the names of `dir`'s entries. */
+const entryValidity = (dir: VfsNode): number | undefined => (dir.immutable ? IMMUTABLE_VALID_SECONDS : undefined)
 
 const show = (p: Buffer): string => JSON.stringify(p.toString('utf8'))
 
@@ -99,10 +114,10 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
       if (dir.kind !== 'dir') return ENOTDIR
       const vfs = await dir.lookup(name)
       if (!vfs) return ENOENT
-      return { node: new MountNode(vfs, parent, name), attr: fuseAttr(vfs.attr), xattrs: vfs.xattrs }
+      return { node: new MountNode(vfs, parent, name), attr: fuseAttr(vfs), xattrs: vfs.xattrs, entryValidSeconds: entryValidity(dir) }
     }, name),
 
-    getattr: async (node) => fuseAttr(node.vfs.attr),
+    getattr: async (node) => fuseAttr(node.vfs),
 
     readdir: (node, listing) => guard('readdir', node, async () => {
       const dir = node.vfs
@@ -114,7 +129,7 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
         else if (!child || !listing.takesEntries) listing.add(name, ino, mode)
         else {
           const vfs = child()
-          listing.addEntry(name, new MountNode(vfs, node, ownedCopy(name)), fuseAttr(vfs.attr), vfs.xattrs)
+          listing.addEntry(name, new MountNode(vfs, node, ownedCopy(name)), fuseAttr(vfs), vfs.xattrs, entryValidity(dir))
         }
       }
       if (dir.forEachEntry) await dir.forEachEntry(add)

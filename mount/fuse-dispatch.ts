@@ -38,8 +38,9 @@ const OP_NAMES: Record<number, string | undefined> = {
 /** The native module's reply functions (see lowlevel.c). Each returns 0, -ENOENT (interrupted) or -EBADF (no such request). */
 export interface NativeReplies {
   replyErr(h: number, errno: number): number
-  replyEntry(h: number, ...attr: AttrArgs | [...AttrArgs, xattrs: Buffer]): number
-  replyAttr(h: number, ...attr: AttrArgs): number
+  /** Validities in seconds the kernel may keep the name and the attributes; negative: the mount's. */
+  replyEntry(h: number, entryValid: number, attrValid: number, ...attr: AttrArgs | [...AttrArgs, xattrs: Buffer]): number
+  replyAttr(h: number, attrValid: number, ...attr: AttrArgs): number
   replyBuf(h: number, data: Uint8Array): number
   replyReadlink(h: number, target: Uint8Array): number
   replyXattr(h: number, value: Uint8Array): number
@@ -63,11 +64,15 @@ export interface FuseAttr {
   atimeNs: bigint
   mtimeNs: bigint
   ctimeNs: bigint
+  /** Seconds the kernel may keep these attributes before asking again (default: the mount's attrTimeout). */
+  validSeconds?: number
 }
 
 export interface FuseEntry<N> {
   node: N
   attr: FuseAttr
+  /** Seconds the kernel may keep the name before looking it up again (default: the mount's entryTimeout). */
+  entryValidSeconds?: number
   /**
    * The node's extended attributes, if the handler knows them now: getxattr and listxattr of it are then
    * answered by the binding, without asking the handler, for as long as the kernel knows the inode.
@@ -193,7 +198,9 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     const attr = attrArgs(r.attr)
     const ino = attr[0]
     if (ino === 0n || (ino === ROOT && r.node !== h.root)) throw new TypeError(`lookup: inode number ${ino} is reserved`)
-    const replied = r.xattrs ? native.replyEntry(req, ...attr, packXattrs(r.xattrs)) : native.replyEntry(req, ...attr)
+    const entryValid = validity(r.entryValidSeconds)
+    const attrValid = validity(r.attr.validSeconds)
+    const replied = r.xattrs ? native.replyEntry(req, entryValid, attrValid, ...attr, packXattrs(r.xattrs)) : native.replyEntry(req, entryValid, attrValid, ...attr)
     if (replied !== 0) return undefined // interrupted: the kernel did not take it
     looked(ino, r.node)
     return undefined
@@ -220,7 +227,7 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
       case Op.Getattr: return serve(op, req, ino, undefined, async (node) => {
         const r = await h.getattr(node)
         if (typeof r === 'number') return errnoResult(op, r)
-        native.replyAttr(req, ...attrArgs(r))
+        native.replyAttr(req, validity(r.validSeconds), ...attrArgs(r))
         return undefined
       })
       case Op.List: return serve(op, req, ino, undefined, async (node) => {
@@ -303,6 +310,13 @@ function inoOf(v: unknown): bigint {
   return v
 }
 
+/** A validity as the native reply functions take it: seconds, or -1 for the mount's own. */
+function validity(seconds: number | undefined): number {
+  if (seconds === undefined) return -1
+  if (typeof seconds !== 'number' || !Number.isFinite(seconds) || seconds < 0) throw new TypeError(`a validity of ${String(seconds)} s is not a finite number >= 0`)
+  return seconds
+}
+
 /** An attr, validated, as the native reply functions take it. */
 function attrArgs(a: FuseAttr): AttrArgs {
   const size = int(a.size, 'attr.size')
@@ -320,8 +334,9 @@ function attrArgs(a: FuseAttr): AttrArgs {
  *
  * Entries added with their node, attributes and xattrs (addEntry; the first ENTRIES_LIMIT entries at most)
  * also get a record: index, nlink, uid, gid, rdev, blksize (u32 LE), size, blocks, atime, mtime, ctime
- * (64-bit LE, times in nanoseconds), and the offset and length (u32 LE) of their xattrs in a blob in
- * packXattrs' form. When the kernel asks for the listing's first page as READDIRPLUS, the binding gives
+ * (64-bit LE, times in nanoseconds), the offset and length (u32 LE) of their xattrs in a blob in
+ * packXattrs' form, and how long the kernel may keep the name and the attributes (f64 LE seconds, -1: the
+ * mount's). When the kernel asks for the listing's first page as READDIRPLUS, the binding gives
  * those entries to it as looked up, so that entering them needs no LOOKUP (and their xattrs are answered
  * without JavaScript, as a lookup's are); the dispatcher then counts a lookup of each node that went.
  */
@@ -350,8 +365,11 @@ export class FuseListing<N = unknown> {
     return this.entryCount < ENTRIES_LIMIT
   }
 
-  /** Adds an entry with the node it stands for, its attributes and xattrs (past ENTRIES_LIMIT, as add() does). */
-  addEntry(name: Buffer, node: N, attr: FuseAttr, xattrs: readonly (readonly [Buffer, Buffer])[]): void {
+  /**
+   * Adds an entry with the node it stands for, its attributes and xattrs, and how long the kernel may keep
+   * the name (default: the mount's entryTimeout). Past ENTRIES_LIMIT, as add() does.
+   */
+  addEntry(name: Buffer, node: N, attr: FuseAttr, xattrs: readonly (readonly [Buffer, Buffer])[], entryValidSeconds?: number): void {
     checkName(name)
     const a = attrArgs(attr)
     const blob = packXattrs(xattrs)
@@ -372,7 +390,9 @@ export class FuseListing<N = unknown> {
     p = r.writeBigInt64LE(BigInt(a[7]), p)
     for (const t of [a[9], a[10], a[11]]) p = r.writeBigInt64LE(t, p)
     p = r.writeUInt32LE(this.xattrBytes, p)
-    r.writeUInt32LE(blob.length, p)
+    p = r.writeUInt32LE(blob.length, p)
+    p = r.writeDoubleLE(validity(entryValidSeconds), p)
+    r.writeDoubleLE(validity(attr.validSeconds), p)
     if (blob.length > 0) this.xattrBlobs.push(blob)
     this.xattrBytes += blob.length
     this.entryNodes.push({ ino: a[0], node })
@@ -414,7 +434,7 @@ export class FuseListing<N = unknown> {
  * 900, so attributes past that would never be used.
  */
 const ENTRIES_LIMIT = 1024
-const RECORD_BYTES = 72
+const RECORD_BYTES = 88
 const NO_RECORDS = Buffer.alloc(0)
 
 function checkName(name: Buffer): void {

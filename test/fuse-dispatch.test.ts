@@ -42,9 +42,10 @@ t.test('lookups count, forgets drop, unknown inodes are stale', async (t) => {
   dispatch(Op.Lookup, 1, 1n, Buffer.from('f'))
   dispatch(Op.Lookup, 2, 1n, Buffer.from('g'))
   await settle()
-  t.same(replies.map((r) => [r[0], r[1], r[2]]), [['entry', 1, 100n], ['entry', 2, 100n]], 'both names answer inode 100')
-  t.same(replies[0]!.slice(2, 14), [100n, 0o100644, 1, 0, 0, 0, 3, 1, 0, -1n, 0n, 1n], 'attr fields in order, blocks from the size')
-  t.ok(Buffer.isBuffer(replies[0]![14]), 'xattrs handed over with the entry')
+  t.same(replies.map((r) => [r[0], r[1], r[4]]), [['entry', 1, 100n], ['entry', 2, 100n]], 'both names answer inode 100')
+  t.same(replies[0]!.slice(2, 4), [-1, -1], 'the mount\'s validities, the handler giving none')
+  t.same(replies[0]!.slice(4, 16), [100n, 0o100644, 1, 0, 0, 0, 3, 1, 0, -1n, 0n, 1n], 'attr fields in order, blocks from the size')
+  t.ok(Buffer.isBuffer(replies[0]![16]), 'xattrs handed over with the entry')
   dispatch(Op.Read, 3, 100n, 10, 0)
   await settle()
   t.same(replies[2], ['buf', 3, Buffer.from('f')], 'the first node seen for a number is kept')
@@ -91,4 +92,39 @@ t.test('listings and xattrs pack as lowlevel.c reads them', async (t) => {
   t.same(unpackListing(long.packed).slice(2).map((e) => e.name.toString()), names.map(String), 'a listing grows past its first buffer')
   t.same(packXattrs([[Buffer.from('user.x'), Buffer.from([0, 1])]]), Buffer.from([...Buffer.from('user.x'), 0, 2, 0, 0, 0, 0, 1]))
   t.equal(packXattrs([]).length, 0)
+})
+
+t.test('entries a listing hands over count as lookups once the binding says they went', async (t) => {
+  const sub: Node = { name: 'd', attr: { ...attr(200n, 0o040755), validSeconds: 60 } }
+  const top: Node = { name: '', attr: attr(1n, 0o040755), children: new Map([['d', sub], ['f', file]]) }
+  for (const given of [0, 1]) {
+    const replies: unknown[][] = []
+    const native = {
+      replyDir: (h: number, ...rest: unknown[]) => { replies.push(['dir', h, ...rest]); return given },
+      replyAttr: (h: number, ...rest: unknown[]) => { replies.push(['attr', h, ...rest]); return 0 },
+      replyErr: (h: number, errno: number) => { replies.push(['err', h, errno]); return 0 },
+    } as unknown as NativeReplies
+    const handlers = {
+      root: top,
+      async readdir(n: Node, listing: FuseListing<Node>) {
+        for (const [name, c] of n.children ?? []) {
+          if (c.attr.mode & 0o040000) listing.addEntry(Buffer.from(name), c, c.attr, [[Buffer.from('user.x'), Buffer.from('1')]], 30)
+          else listing.add(Buffer.from(name), c.attr.ino, c.attr.mode)
+        }
+      },
+      async getattr(n: Node) { return n.attr },
+    } as unknown as FuseHandlers<Node>
+    const dispatch = makeDispatch(native, handlers, () => undefined, () => undefined)
+    dispatch(Op.List, 1, 1n)
+    await new Promise((r) => setTimeout(r, 5))
+    const [, , , count, records, xattrs] = replies[0] as [string, number, Buffer, number, Buffer, Buffer]
+    t.equal(count, 4, '., .., d and f')
+    t.equal(records.length, 88, 'one record: the subdirectory')
+    t.same([records.readUInt32LE(0), records.readDoubleLE(72), records.readDoubleLE(80)], [2, 30, 60], 'its index and validities')
+    t.equal(xattrs.subarray(records.readUInt32LE(64), records.readUInt32LE(64) + records.readUInt32LE(68)).includes('user.x'), true, 'its xattrs')
+    dispatch(Op.Getattr, 2, 200n)
+    await new Promise((r) => setTimeout(r, 5))
+    if (given) t.same(replies[1]!.slice(0, 4), ['attr', 2, 60, 200n], 'given: the node is known, with its own validity')
+    else t.same(replies[1], ['err', 2, 116], 'not given: the kernel never learnt it, so neither did the dispatcher (ESTALE)')
+  }
 })

@@ -45,9 +45,9 @@ export function nodeForItem(reader: ArchiveReader, item: Item, key: KeyHash, par
     case 'file':
       return new ArchiveFileNode(reader, item, attr, xattrs, parent)
     case 'symlink':
-      return { kind: 'symlink', attr, xattrs, target: item.target ?? Buffer.alloc(0) } satisfies SymlinkNode
+      return { kind: 'symlink', attr, xattrs, target: item.target ?? Buffer.alloc(0), immutable: true } satisfies SymlinkNode
     default:
-      return { kind: 'special', attr, xattrs } satisfies SpecialNode
+      return { kind: 'special', attr, xattrs, immutable: true } satisfies SpecialNode
   }
 }
 
@@ -94,6 +94,7 @@ class ArchiveEntry implements DirEntry {
 
 export class ArchiveDirNode implements DirNode {
   readonly kind = 'dir'
+  readonly immutable = true
   private siblings: SiblingPrefetch | null = null
 
   constructor(
@@ -150,6 +151,7 @@ export class ArchiveDirNode implements DirNode {
 
 export class ArchiveFileNode implements FileNode {
   readonly kind = 'file'
+  readonly immutable = true
   private content: FileContent | null = null
 
   constructor(

@@ -26,6 +26,11 @@ interface NodeBase {
   readonly attr: NodeAttr
   /** Extended attributes, names and values as bytes. */
   readonly xattrs: readonly [Buffer, Buffer][]
+  /**
+   * Never changes while shown: its attributes, and for a directory its entries (an archive's content, as
+   * opposed to the list of archives). A viewer may keep what it learnt of it for as long as it likes.
+   */
+  readonly immutable?: boolean
 }
 
 /**

@@ -24,6 +24,7 @@ const DIR_MODE = S_IFDIR | 0o555
 /** A directory standing for one archive; the archive object loads on first use. */
 class ArchiveRootNode implements DirNode {
   readonly kind = 'dir'
+  readonly immutable = true
   readonly xattrs: [Buffer, Buffer][] = []
   readonly attr: NodeAttr
   private root: Promise<ArchiveDirNode> | null = null

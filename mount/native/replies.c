@@ -109,37 +109,53 @@ static bool read_attr(napi_env env, session_t *s, napi_value *argv, struct stat 
   return true;
 }
 
-/* replyEntry may end with the inode's xattrs as a blob (xattr-table.h): later xattr requests are answered here. */
+/* A validity in seconds: finite; negative stands for the session's default `fallback`. */
+static bool get_valid(napi_env env, napi_value v, double fallback, double *out) {
+  double d;
+  if (napi_get_value_double(env, v, &d) != napi_ok || !isfinite(d)) return false;
+  *out = d < 0 ? fallback : d;
+  return true;
+}
+
+/*
+ * replyEntry(h, entryValid, attrValid, <attr>[, xattrs]) and replyAttr(h, attrValid, <attr>): validities in
+ * seconds, negative for the mount's. replyEntry may end with the inode's xattrs as a blob (xattr-table.h):
+ * later xattr requests are answered here.
+ */
 static napi_value reply_attr_common(napi_env env, napi_callback_info info, bool entry) {
-  size_t argc = 14;
-  napi_value argv[14];
+  size_t argc = 16;
+  napi_value argv[16];
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
-  if (argc != 13 && !(entry && argc == 14))
-    return type_error(env, "replyEntry/replyAttr(h, ino, mode, nlink, uid, gid, rdev, size, blocks, blksize, atimeNs, mtimeNs, ctimeNs[, xattrs])");
+  size_t first = entry ? 3 : 2; /* where <attr> starts */
+  if (argc != first + 12 && !(entry && argc == first + 13))
+    return type_error(env, "replyEntry(h, entryValid, attrValid, <attr>[, xattrs]) / replyAttr(h, attrValid, <attr>)");
   const char *blob = NULL;
   size_t blob_len = 0;
-  if (argc == 14) {
-    if (!get_bytes(env, argv[13], &blob, &blob_len)) return NULL;
+  if (argc == first + 13) {
+    if (!get_bytes(env, argv[first + 12], &blob, &blob_len)) return NULL;
     if (blob_len > UINT32_MAX || !xattr_blob_valid(blob, blob_len)) return type_error(env, "replyEntry: malformed xattrs");
   }
   slot_t *sl = handle_arg(env, argv[0]);
   if (sl == NULL) return int_result(env, -EBADF);
   session_t *s = sl->s;
+  double entry_valid = s->entry_timeout, attr_valid = s->attr_timeout;
+  if ((entry && !get_valid(env, argv[1], s->entry_timeout, &entry_valid)) || !get_valid(env, argv[first - 1], s->attr_timeout, &attr_valid))
+    return type_error(env, "validities are finite numbers of seconds (negative: the mount's)");
   struct stat st;
-  if (!read_attr(env, s, argv + 1, &st)) return NULL;
+  if (!read_attr(env, s, argv + first, &st)) return NULL;
   int r;
   if (entry) {
     struct fuse_entry_param e;
     memset(&e, 0, sizeof e);
     e.ino = st.st_ino;
     e.attr = st;
-    e.attr_timeout = s->attr_timeout;
-    e.entry_timeout = s->entry_timeout;
+    e.attr_timeout = attr_valid;
+    e.entry_timeout = entry_valid;
     r = fuse_reply_entry(sl->req, &e);
     /* argc, not blob: an empty Buffer (no xattrs, the common case) may come with a NULL data pointer. */
-    if (r == 0 && argc == 14) xattr_table_remember(&s->xattrs, e.ino, blob, blob_len); /* out of memory: JS answers */
+    if (r == 0 && argc == first + 13) xattr_table_remember(&s->xattrs, e.ino, blob, blob_len); /* out of memory: JS answers */
   } else {
-    r = fuse_reply_attr(sl->req, &st, s->attr_timeout);
+    r = fuse_reply_attr(sl->req, &st, attr_valid);
   }
   slot_free(sl);
   return int_result(env, r);
@@ -189,7 +205,6 @@ napi_value reply_buf(napi_env env, napi_callback_info info) { return reply_bytes
 napi_value reply_readlink(napi_env env, napi_callback_info info) { return reply_bytes(env, info, AS_READLINK); }
 napi_value reply_xattr(napi_env env, napi_callback_info info) { return reply_bytes(env, info, AS_XATTR); }
 
-static uint32_t u32_at(const char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
 
 /*
  * replyDir(h, packed, count[, records, xattrs]): keeps a copy of the packed listing and answers the READDIR
@@ -210,13 +225,14 @@ napi_value reply_dir(napi_env env, napi_callback_info info) {
       || (argc == 5 && (!get_bytes(env, argv[3], &records, &records_len) || !get_bytes(env, argv[4], &xattrs, &xattrs_len))))
     return type_error(env, "replyDir(h, packed, count[, records, xattrs])");
   size_t nrecords = records_len / ENTRY_RECORD;
-  if (records_len % ENTRY_RECORD != 0) return type_error(env, "replyDir: records are 72 bytes each");
+  if (records_len % ENTRY_RECORD != 0) return type_error(env, "replyDir: records are 88 bytes each");
   for (size_t i = 0; i < nrecords; i++) {
     const char *rec = records + i * ENTRY_RECORD;
     uint32_t index = u32_at(rec), previous = i > 0 ? u32_at(rec - ENTRY_RECORD) : 1; /* `.` and `..` get no record */
     if (index <= previous || index >= count) return type_error(env, "replyDir: record indexes ascend, past `.` and `..`, below count");
     uint32_t at = u32_at(rec + 64), n = u32_at(rec + 68);
     if (at > xattrs_len || n > xattrs_len - at || (n > 0 && !xattr_blob_valid(xattrs + at, n))) return type_error(env, "replyDir: malformed xattrs");
+    if (!isfinite(f64_at(rec + 72)) || !isfinite(f64_at(rec + 80))) return type_error(env, "replyDir: validities are finite numbers");
   }
   uint32_t *pos = malloc(((size_t)count + 1) * sizeof *pos);
   char *copy = malloc(len ? len : 1);

@@ -13,6 +13,7 @@
 #include <endian.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <math.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -43,10 +44,15 @@
 #define ENTRY_HEADER 12 /* ino u64 + mode u32 */
 /*
  * An entry record of replyDir, little-endian: index u32, nlink, uid, gid, rdev, blksize u32; size, blocks,
- * atime, mtime, ctime 64-bit (times in nanoseconds); then where its xattrs are in replyDir's xattr blob:
- * offset u32, length u32.
+ * atime, mtime, ctime 64-bit (times in nanoseconds); where its xattrs are in replyDir's xattr blob: offset
+ * u32, length u32; how long the kernel may keep the name and the attributes: seconds, f64 each (negative:
+ * the mount's).
  */
-#define ENTRY_RECORD 72
+#define ENTRY_RECORD 88
+
+static inline uint32_t u32_at(const char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
+static inline uint64_t u64_at(const char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
+static inline double f64_at(const char *p) { uint64_t v = u64_at(p); double d; memcpy(&d, &v, 8); return d; }
 
 /* Protocol 7.21, which libfuse 2 (7.19) does not know: READDIRPLUS and the INIT flags that ask for it. */
 #define OPCODE_READDIRPLUS 44

@@ -276,6 +276,19 @@ t.test('xattrs handed over with the lookup are answered without JavaScript, an e
   }
 })
 
+t.test('what the server says never changes is kept by the kernel, the rest is asked for again', async (t) => {
+  const from = server!.events.length
+  for (let i = 0; i < 2; i++) {
+    await client('stat', fs.stat(at('links', 'a')))
+    await client('stat', fs.stat(at('times', 'modern')))
+  }
+  await command('sync')
+  const looked = (name: string) => server!.events.slice(from).filter((e) => e.looked === name).length
+  t.ok(looked('a') <= 1, `links/a, in a fixed directory: kept for a minute (${looked('a')} lookups)`)
+  t.equal(looked('modern'), 2, 'times/modern: looked up every time (the mount\'s timeouts are 0 here)')
+  t.equal(looked('links'), 2, 'links itself, named in the root, which is not fixed: every time')
+})
+
 t.test('a listing stays in the kernel until the server invalidates it', async (t) => {
   t.notOk((await client('readdir', fs.readdir(mp))).includes('added'), 'not there yet')
   await command('add added')
