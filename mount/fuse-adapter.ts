@@ -15,7 +15,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import { constants } from 'node:fs'
-import type { DirNode, VfsNode } from '../lib/index.js'
+import { ownedCopy, type DirNode, type VfsNode } from '../lib/index.js'
 import { EINVAL, EIO, EISDIR, ENODATA, ENOENT, ENOTDIR, type FuseAttr, type FuseHandlers, type FuseStatfs } from './fuse-binding.js'
 import { FileReads, readAroundDamage } from './file-reads.js'
 
@@ -78,16 +78,6 @@ function quieter(log: (message: string) => void): (message: string) => void {
   }
 }
 
-/**
- * A name the node keeps while the kernel knows it: a listing's names are views of a whole decoded tree,
- * which must not stay alive for one of them (nor a slab of Node's shared pool, as Buffer.from would make).
- */
-function ownedCopy(name: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(name.length)
-  name.copy(copy)
-  return copy
-}
-
 const showable = (name: Buffer): boolean => name.length > 0 && name.length <= NAME_MAX && !name.includes(0x2f) && !name.includes(0)
 
 export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
@@ -124,6 +114,7 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
       if (dir.kind !== 'dir') return ENOTDIR
       let skipped = 0
       // Subdirectories go with their nodes and attributes: entering one then needs no lookup (FuseListing).
+      // A node keeps its name as long as the kernel knows it: a copy, not a view of the listing's tree.
       const add = (name: Buffer, ino: bigint, mode: number, child?: () => VfsNode): void => {
         if (!showable(name)) skipped++
         else if (!child || !listing.takesEntries) listing.add(name, ino, mode)

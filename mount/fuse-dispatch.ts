@@ -44,8 +44,8 @@ export interface NativeReplies {
   replyBuf(h: number, data: Uint8Array): number
   replyReadlink(h: number, target: Uint8Array): number
   replyXattr(h: number, value: Uint8Array): number
-  /** With `records` and `xattrs` (FuseListing.entries): how many records, from the first, reached the kernel as looked up. */
-  replyDir(h: number, packed: Buffer, count: number, records?: Buffer, xattrs?: Buffer): number
+  /** `records` and `xattrs` as FuseListing.entries gives them; returns how many records, from the first, reached the kernel as looked up. */
+  replyDir(h: number, packed: Buffer, count: number, records: Buffer, xattrs: Buffer): number
   replyStatfs(h: number, ...fields: number[]): number
 }
 type AttrArgs = [ino: bigint, mode: number, nlink: number, uid: number, gid: number, rdev: number, size: number, blocks: number, blksize: number, atimeNs: bigint, mtimeNs: bigint, ctimeNs: bigint]
@@ -235,10 +235,6 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
         const r = await h.readdir(node, listing)
         if (typeof r === 'number') return errnoResult(op, r)
         const { records, xattrs, nodes } = listing.entries
-        if (nodes.length === 0) {
-          native.replyDir(req, listing.packed, listing.count)
-          return undefined
-        }
         const given = native.replyDir(req, listing.packed, listing.count, records, xattrs)
         for (let i = 0; i < given; i++) looked(nodes[i]!.ino, nodes[i]!.node)
         return undefined

@@ -5,7 +5,7 @@
 import type { ArchiveReader, DirRef } from '../archive/reader.js'
 import type { Item } from '../archive/item.js'
 import type { FileContent } from '../archive/file-content.js'
-import type { DirEntry, DirNode, FileNode, NodeAttr, SpecialNode, SymlinkNode, VfsNode } from './node.js'
+import { ownedCopy, type DirEntry, type DirNode, type FileNode, type NodeAttr, type SpecialNode, type SymlinkNode, type VfsNode } from './node.js'
 import { extendKey, inodeOf, keyHash, type KeyHash } from './inode.js'
 import { SiblingPrefetch } from './sibling-prefetch.js'
 
@@ -51,19 +51,6 @@ export function nodeForItem(reader: ArchiveReader, item: Item, key: KeyHash, par
   }
 }
 
-/**
- * A copy of `bytes` with a backing store of its own, for a node that outlives
- * the tree it came from (the mount keeps a node for as long as the kernel
- * knows its inode). Decoded items hold Buffers cut from Node's shared 8 KiB
- * pool, so one such Buffer kept pins a whole pool slab: after a walk of the
- * medium archive, its 5,000 directory nodes pinned 9.5 MiB of slabs through
- * their items (measured in a heap snapshot; the daemon's peak fell 7 MiB).
- */
-function ownedCopy(bytes: Buffer): Buffer {
-  const copy = Buffer.allocUnsafeSlow(bytes.length)
-  bytes.copy(copy)
-  return copy
-}
 
 /** Hard links number their group, so that all names of one file share the number. */
 function inodeForItem(reader: ArchiveReader, item: Item, key: KeyHash): bigint {

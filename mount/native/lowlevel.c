@@ -9,7 +9,7 @@
  *   replyErr(h, errno)                  replyEntry(h, entryValid, attrValid, <attr>[, xattrs])
  *   replyAttr(h, attrValid, <attr>)     (validities: seconds the kernel may keep them; negative: the mount's)
  *   replyBuf(h, bytes)                  replyReadlink(h, target)
- *   replyXattr(h, value)                replyDir(h, packed, count[, records, xattrs])
+ *   replyXattr(h, value)                replyDir(h, packed, count, records, xattrs)
  *   replyStatfs(h, bsize, frsize, blocks, bfree, bavail, files, ffree, favail, fsid, flag, namemax)
  *   <attr> = ino, mode, nlink, uid, gid, rdev, size, blocks, blksize, atimeNs, mtimeNs, ctimeNs
  *

@@ -207,12 +207,12 @@ napi_value reply_xattr(napi_env env, napi_callback_info info) { return reply_byt
 
 
 /*
- * replyDir(h, packed, count[, records, xattrs]): keeps a copy of the packed listing and answers the READDIR
- * with a page of it (later pages are served from the copy). `records` give some entries their attributes
- * (ENTRY_RECORD bytes each, ascending indexes past `.` and `..`) and their xattrs in the blob `xattrs`: in a
- * READDIRPLUS page at offset 0 those entries reach the kernel as looked up. Returns, with records, how many
- * of them (from the first) did so, each one lookup the kernel will forget; without, 0. Negative: the
- * request was not answered as asked (libfuse's result, or -EBADF).
+ * replyDir(h, packed, count, records, xattrs): keeps a copy of the packed listing and answers the READDIR
+ * with a page of it (later pages are served from the copy). `records` (possibly empty) give some entries
+ * their attributes (ENTRY_RECORD bytes each, ascending indexes past `.` and `..`) and their xattrs in the
+ * blob `xattrs`: in a READDIRPLUS page at offset 0 those entries reach the kernel as looked up. Returns how
+ * many records (from the first) did so, each one lookup the kernel will forget. Negative: the request was
+ * not answered as asked (libfuse's result, or -EBADF).
  */
 napi_value reply_dir(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -221,9 +221,9 @@ napi_value reply_dir(napi_env env, napi_callback_info info) {
   const char *data, *records = NULL, *xattrs = NULL;
   size_t len, records_len = 0, xattrs_len = 0;
   uint32_t count;
-  if ((argc != 3 && argc != 5) || !get_bytes(env, argv[1], &data, &len) || napi_get_value_uint32(env, argv[2], &count) != napi_ok
-      || (argc == 5 && (!get_bytes(env, argv[3], &records, &records_len) || !get_bytes(env, argv[4], &xattrs, &xattrs_len))))
-    return type_error(env, "replyDir(h, packed, count[, records, xattrs])");
+  if (argc != 5 || !get_bytes(env, argv[1], &data, &len) || napi_get_value_uint32(env, argv[2], &count) != napi_ok
+      || !get_bytes(env, argv[3], &records, &records_len) || !get_bytes(env, argv[4], &xattrs, &xattrs_len))
+    return type_error(env, "replyDir(h, packed, count, records, xattrs)");
   size_t nrecords = records_len / ENTRY_RECORD;
   if (records_len % ENTRY_RECORD != 0) return type_error(env, "replyDir: records are 88 bytes each");
   for (size_t i = 0; i < nrecords; i++) {
