@@ -10,6 +10,8 @@ import { Chunker, DEFAULT_CHUNKER_PARAMS, validateChunkerParams, type ChunkerPar
 const SMALL: ChunkerParams = { minSize: 2048, avgSize: 8192, maxSize: 32768 }
 const SEED = Buffer.from(Array.from({ length: 32 }, (_, i) => i))
 const MiB = 1024 * 1024
+/** The default of repositories made before the maximum went from 8 to 4 MiB (their config keeps it). */
+const MAX_8_MIB: ChunkerParams = { minSize: 512 * 1024, avgSize: 2 * MiB, maxSize: 8 * MiB }
 
 /** Deterministic pseudo-random bytes: the AES-256-CTR keystream of key `tag`. */
 function noise(size: number, tag = 0): Buffer {
@@ -75,7 +77,7 @@ function sum(xs: number[]): number {
 t.test('parameters are validated', async (t) => {
   validateChunkerParams(DEFAULT_CHUNKER_PARAMS)
   validateChunkerParams(SMALL)
-  t.same(DEFAULT_CHUNKER_PARAMS, { minSize: 512 * 1024, avgSize: 2 * MiB, maxSize: 8 * MiB })
+  t.same(DEFAULT_CHUNKER_PARAMS, { minSize: 512 * 1024, avgSize: 2 * MiB, maxSize: 4 * MiB })
   const bad: ChunkerParams[] = [
     { minSize: 2048, avgSize: 10000, maxSize: 32768 }, // not a power of two
     { minSize: 8192, avgSize: 8192, maxSize: 32768 }, // min not below avg
@@ -112,6 +114,8 @@ t.test('boundaries are deterministic and pinned for a fixed seed and input', asy
   t.same(chunkAll(new Chunker(Buffer.from(SEED), SMALL), data), lengths)
   // Pinned: a change here changes every repository's chunk boundaries.
   t.same(lengths.slice(0, 8), PINNED_SMALL)
+  t.same(chunkAll(new Chunker(SEED, MAX_8_MIB), noise(16 * MiB)), PINNED_MAX_8_MIB)
+  // The same cuts up to the one past 4 MiB, which the default forces at exactly 4 MiB.
   t.same(chunkAll(new Chunker(SEED, DEFAULT_CHUNKER_PARAMS), noise(16 * MiB)), PINNED_DEFAULT)
 })
 
@@ -231,4 +235,5 @@ t.test('two chunkers with different seeds can be used in turn', async (t) => {
 // Pinned values, computed with this implementation and, identically, with a
 // plain byte-at-a-time FastCDC loop over the same gear table.
 const PINNED_SMALL = [6850, 9265, 5435, 4969, 10131, 7823, 8882, 7217]
-const PINNED_DEFAULT = [1032436, 2724017, 1781937, 1787512, 1681078, 1893603, 4488523, 1388110]
+const PINNED_MAX_8_MIB = [1032436, 2724017, 1781937, 1787512, 1681078, 1893603, 4488523, 1388110]
+const PINNED_DEFAULT = [1032436, 2724017, 1781937, 1787512, 1681078, 1893603, 4194304, 1682329]

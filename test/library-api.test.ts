@@ -5,7 +5,7 @@ import { promises as fs } from 'node:fs'
 import * as path from 'node:path'
 import { scratch } from './helpers/cli.js'
 import { newTestRepository } from './helpers/repo.js'
-import { ArchiveReader, createArchive, createArchiveFromEntries, Repository, extractArchive, RepositoryView, PathResolver, unlockWithPassphrase } from '../dist/lib/index.js'
+import { ArchiveReader, DEFAULT_CHUNKER_PARAMS, createArchive, createArchiveFromEntries, Repository, extractArchive, RepositoryView, PathResolver, unlockWithPassphrase } from '../dist/lib/index.js'
 
 const newRepo = newTestRepository
 
@@ -69,7 +69,8 @@ t.test('create from an async iterable of entries, read back through the filesyst
 })
 
 t.test('chunks too large for a worker\'s ring are sealed on their own, and read back', async (t) => {
-  const repo = await newTestRepository()
+  // Possible in a repository made with borg's 8 MiB maximum (cairn's default before 4 MiB).
+  const repo = await newTestRepository({ ...DEFAULT_CHUNKER_PARAMS, maxSize: 8 * 1024 * 1024 })
   const src = scratch()
   // A long run of one byte has no cut point until the maximal chunk (8 MiB); a ring keeps 4 MiB for one blob.
   const data = Buffer.concat([Buffer.alloc(13 * 1024 * 1024, 0x2a), randomBytes(300_000)])
