@@ -130,9 +130,14 @@ export function mkdirp(p) {
 
 /** rm -rf, refusing anything outside the work dir. (fs.rmSync mangles non-UTF-8 names.) */
 export function rmrf(...paths) {
+  rmrfUnder(CFG.work, ...paths);
+}
+
+/** rm -rf, refusing anything outside `root`. */
+export function rmrfUnder(root, ...paths) {
   for (const p of paths) {
     const abs = path.resolve(p);
-    if (!abs.startsWith(CFG.work + path.sep)) throw new Error(`refusing to delete ${abs}: outside ${CFG.work}`);
+    if (!abs.startsWith(path.resolve(root) + path.sep)) throw new Error(`refusing to delete ${abs}: outside ${root}`);
     const r = spawnSync('rm', ['-rf', '--one-file-system', abs], { stdio: ['ignore', 'ignore', 'pipe'] });
     if (r.status !== 0) throw new Error(`rm -rf ${abs} failed: ${r.stderr}`);
   }

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 import {
   CFG, COMMON_HELP, MiB, cacheNote, compareManifests, die, dropCaches, duBytes, fmt, forceUnmount, headerMd,
   isMounted, loadManifest, machineInfo, manifest, mdTable, median, mkdirp, mountsUnder, nowIso, parseOptions,
-  pidAlive, pidsWithArg, posInt, procCpuS, procStatusKiB, ratioTable, rmrf, saveRaw, selectTools, sha256File,
+  pidAlive, pidsWithArg, posInt, procCpuS, procStatusKiB, ratioTable, rmrf, rmrfUnder, saveRaw, selectTools, sha256File,
   sleep, sleepSync, subManifest, tailFile, timed, toolDefs, toolEnv, versions, writeSection, CHECKOUT,
 } from './lib.mjs';
 
@@ -68,6 +68,9 @@ const mntDir = path.join(mountRoot, 'mnt');
 const logDir = path.join(mountRoot, 'logs');
 mkdirp(mntDir);
 mkdirp(logDir);
+/** cp -a copies go here, each deleted once checked; the dir itself when the benchmark exits. */
+const copyRoot = fs.mkdtempSync(path.join(o['copy-to'], 'cairn-bench-copy-'));
+process.on('exit', () => rmrfUnder(o['copy-to'], copyRoot));
 
 // ------------------------------------------------------------------ unmount safety net
 const live = new Map(); // mountpoint -> { env, childPid, stopArgv, pids, log }
@@ -392,8 +395,8 @@ async function session(ds, name, tool, rep) {
     // 4. cp -a of the small-files dir
     await checkpoint();
     if (ds.smallDir) {
-      const dst = path.join(o['copy-to'], `cairn-bench-copy-${name}`);
-      rmrf(dst);
+      const dst = path.join(copyRoot, name);
+      rmrfUnder(copyRoot, dst);
       mkdirp(path.dirname(dst));
       r.cpCold = dropCaches();
       const c0 = pid ? procCpuS(pid) : null;
@@ -405,7 +408,7 @@ async function session(ds, name, tool, rep) {
       r.cpFiles = [...got.values()].filter((e) => e.t === 'f').length;
       r.cpVerify = ds.smallManifest ? compareManifests(ds.smallManifest, got) : null;
       if (r.cpVerify && !r.cpVerify.dataOk) r.bad.push(`cp -a copy: ${r.cpVerify.verdict}`);
-      rmrf(dst);
+      rmrfUnder(copyRoot, dst);
       say('cp -a', `${fmt(r.cp)} s for ${r.cpFiles} files; copy vs source: ${r.cpVerify ? r.cpVerify.verdict : 'not checked'}`);
     }
     r.rssEndMiB = pid ? procStatusKiB(pid, 'VmHWM') / 1024 : null;
