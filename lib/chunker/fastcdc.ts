@@ -68,7 +68,7 @@ export interface ChunkerParams { minSize: number; avgSize: number; maxSize: numb
  * the medium corpus, 3 alternated runs each: peak 168-177 MiB against
  * 173-191, the same wall time. The cut moves only for chunks that would have
  * been longer: none of that corpus's chunks, about 2 in 100 over random data
- * (the pinned test below has one). A repository keeps the parameters it was
+ * (test/chunker.test.ts pins a case). A repository keeps the parameters it was
  * made with (config.chunker), so older ones go on with 8 MiB.
  */
 export const DEFAULT_CHUNKER_PARAMS: ChunkerParams = Object.freeze({
