@@ -1,4 +1,4 @@
-import { ArchiveReader, formatNs, type Item } from '../../lib/index.js'
+import { ArchiveReader, formatNs, makeReaderCaches, type Item } from '../../lib/index.js'
 import type { Command } from '../command.js'
 import { EXIT_OK } from '../exit.js'
 import { parseLocation } from '../location.js'
@@ -26,7 +26,10 @@ export const list: Command = {
       else for (const a of archives) out(`${a.name.padEnd(36)} ${formatLocalTime(a.time)} [${a.id.toString('hex').slice(0, 64)}]\n`)
       return EXIT_OK
     }
-    const reader = await ArchiveReader.open(repo, loc.archive)
+    // A listing reads each tree once, so a small tree cache, enough for the trees loaded ahead, serves as
+    // well as the default 32 MiB. Listing the medium benchmark archive (103,116 items), cold, 2 runs each:
+    // peak 125-126 MiB against 172-173 (8 MiB: 146-151), 1.30-1.34 s against 1.32-1.41 s.
+    const reader = await ArchiveReader.open(repo, loc.archive, makeReaderCaches(repo, { treeBytes: 2 * 1024 * 1024, chunkBytes: 0 }))
     // Items are written in blocks: one write per line would cost a syscall per item.
     const pending: Buffer[] = []
     let pendingBytes = 0
