@@ -2,24 +2,33 @@
  * In-memory map from 32-byte chunk id to where the chunk is stored, compact
  * enough for millions of entries: no JS object per entry.
  *
- * Open addressing with linear probing over one Uint32Array of 12-word slots
- * (id as 8 words, then pack, offset, length, rawLength) plus one byte per
- * slot saying whether it is used. The table doubles when it would pass 3/4 full;
- * deletion shifts later entries of the probe run back (Knuth, TAOCP vol. 3,
- * 6.4 Algorithm R), so there are no tombstones and lookups never slow down
- * after many deletions. Ids are MAC or SHA-256 outputs, uniformly
- * distributed, so their first 32 bits are the hash; all 32 bytes are compared.
+ * Records (id as 8 words, then pack, offset, length, rawLength) lie densely
+ * in one Uint32Array that grows by half; the index is a Uint32Array of
+ * slots holding record number + 1 (0: empty), open addressing with linear
+ * probing, rebuilt at twice the size when it would pass 3/4 full. Deletion
+ * shifts later slots of the probe run back (Knuth, TAOCP vol. 3, 6.4
+ * Algorithm R), so there are no tombstones, and moves the last record into
+ * the freed one. Ids are MAC or SHA-256 outputs, uniformly distributed, so
+ * their first 32 bits are the hash; all 32 bytes are compared.
  *
- * Measured on the project VM (2 vCPU, Node 20, CPU time, 1M random ids,
- * lookups of 1M present and 1M absent ids):
- *   inserts ≈ 1.2M/s growing from empty (≈ 2.5M/s when sized up front with
- *   `new ChunkIndex(expected)`: fresh memory is slow to touch on this VM),
- *   hits ≈ 3.6M/s, misses ≈ 4.6M/s; serialize ≈ 0.18 s (ids sorted: 0.05 s of
- *   it), deserialize ≈ 0.17 s (order checked).
- *   Memory: 49 bytes per slot, so 65–131 bytes per entry depending on where
- *   the last doubling left the load; 103 at 1M entries (2^21 slots).
+ * Why dense records: with 48-byte records in the slots themselves, a table
+ * at 1/3 load after doubling cost up to 146 bytes an entry, and a doubling
+ * held both tables. The first backup of the medium corpus (105,040 chunks)
+ * had just doubled to 262,144 slots: 12.6 MiB in one block at its peak
+ * (heaptrack). Now records cost 48 bytes an entry (up to 72 with growth
+ * slack) and slots 5–11.
+ *
+ * Measured on the project VM (2 vCPU, Node 20, CPU time, 1M random ids
+ * inserted one by one, then looked up, 1M absent ids looked up; medians of 3,
+ * two alternated runs each, against records in the slots):
+ *   inserts 301-349 ms (378-428), hits 189-199 ms (241-264), misses 204-239 ms
+ *   (147-169: one more memory access a probe), serialize 272-281 ms
+ *   (193-207), deserialize 64-67 ms (126-132), deleting half 212-230 ms
+ *   (139-142); 6.1 MiB for 105,040 entries (12.3), 66.5 MiB for 1M (98.0).
+ *   First backup of the medium corpus, 3 alternated runs each: peak 161 /
+ *   163 / 171 MiB against 168 / 176 / 177, wall times the same.
  * Limits: every location field is a uint32; at most 2^26 slots (≈ 50M
- * entries, 3.2 GiB).
+ * entries).
  *
  * Serialized (for the local cache) as serialized-index.ts describes: records
  * in id order, written a piece at a time by serializedPieces() and read
@@ -31,21 +40,21 @@ import { BIG_ENDIAN, bucketBits, compareIds, ID_LENGTH, idPrefix, MAX_RECORDS, r
 /** pack = index into a pack-id table kept elsewhere; all uint32. */
 export interface ChunkLocation { pack: number; offset: number; length: number; rawLength: number }
 
-/** A slot: the id's 8 words, then the 4 location words, as a serialized record is. */
-const SLOT_WORDS = RECORD_WORDS
-const SLOT_BYTES = SLOT_WORDS * 4
-const MIN_CAPACITY = 1024
-/** Most entries per slot a table holds before it doubles. */
+/** A record: the id's 8 words, then the 4 location words, as a serialized record is. */
+const RECORD_BYTES = RECORD_WORDS * 4
+const MIN_SLOTS = 1024
+const MIN_RECORDS = 256
+/** Most entries per slot before the slots are rebuilt at twice the size. */
 const MAX_LOAD = 0.75
-const MAX_CAPACITY = MAX_RECORDS / MAX_LOAD
+const MAX_SLOTS = 2 ** 26
 /** Records in one piece of serializedPieces() (about 1 MiB). */
 const RECORDS_PER_PIECE = 21_845
 
-function capacityFor(entries: number): number {
-  let capacity = MIN_CAPACITY
-  while (entries > capacity * MAX_LOAD) capacity *= 2
-  if (capacity > MAX_CAPACITY) throw new RangeError(`a chunk index holds at most ${MAX_RECORDS} entries`)
-  return capacity
+function slotsFor(entries: number): number {
+  let slots = MIN_SLOTS
+  while (entries > slots * MAX_LOAD) slots *= 2
+  if (slots > MAX_SLOTS || entries > MAX_RECORDS) throw new RangeError(`a chunk index holds at most ${Math.min(MAX_RECORDS, MAX_SLOTS * MAX_LOAD)} entries`)
+  return slots
 }
 
 function checkUint32(loc: ChunkLocation): void {
@@ -56,8 +65,10 @@ function checkUint32(loc: ChunkLocation): void {
 }
 
 export class ChunkIndex {
+  /** Records 0 .. size-1, densely; room for more. */
+  #records: Uint32Array
+  /** Record number + 1 per slot; 0 is empty. */
   #slots: Uint32Array
-  #used: Uint8Array
   #mask: number
   #size = 0
   /** Bumped by every set and delete, so serializedPieces() can tell the index changed under it. */
@@ -68,10 +79,9 @@ export class ChunkIndex {
 
   /** `expected`: number of entries to make room for up front. */
   constructor(expected = 0) {
-    const capacity = capacityFor(expected)
-    this.#slots = new Uint32Array(capacity * SLOT_WORDS)
-    this.#used = new Uint8Array(capacity)
-    this.#mask = capacity - 1
+    this.#records = new Uint32Array(Math.max(MIN_RECORDS, expected) * RECORD_WORDS)
+    this.#slots = new Uint32Array(slotsFor(expected))
+    this.#mask = this.#slots.length - 1
   }
 
   get size(): number {
@@ -80,15 +90,15 @@ export class ChunkIndex {
 
   /** Bytes held by the table (for reporting memory use). */
   get byteLength(): number {
-    return this.#slots.byteLength + this.#used.byteLength
+    return this.#records.byteLength + this.#slots.byteLength
   }
 
   get(id: Uint8Array): ChunkLocation | undefined {
     const slot = this.#find(id)
     if (slot < 0) return undefined
-    const s = this.#slots
-    const b = slot * SLOT_WORDS + 8
-    return { pack: s[b], offset: s[b + 1], length: s[b + 2], rawLength: s[b + 3] }
+    const r = this.#records
+    const b = (this.#slots[slot]! - 1) * RECORD_WORDS + 8
+    return { pack: r[b]!, offset: r[b + 1]!, length: r[b + 2]!, rawLength: r[b + 3]! }
   }
 
   has(id: Uint8Array): boolean {
@@ -100,52 +110,60 @@ export class ChunkIndex {
     this.#changes++
     let slot = this.#find(id)
     if (slot < 0) {
-      if (this.#size + 1 > (this.#mask + 1) * MAX_LOAD) {
-        this.#grow()
+      if (this.#size + 1 > this.#slots.length * MAX_LOAD) {
+        this.#rebuildSlots(slotsFor(this.#size + 1))
         slot = this.#find(id)
       }
+      if ((this.#size + 1) * RECORD_WORDS > this.#records.length) this.#growRecords()
+      this.#records.set(this.#key, this.#size * RECORD_WORDS)
+      this.#slots[~slot] = ++this.#size
       slot = ~slot
-      this.#slots.set(this.#key, slot * SLOT_WORDS)
-      this.#used[slot] = 1
-      this.#size++
     }
-    const b = slot * SLOT_WORDS + 8
-    this.#slots[b] = loc.pack
-    this.#slots[b + 1] = loc.offset
-    this.#slots[b + 2] = loc.length
-    this.#slots[b + 3] = loc.rawLength
+    const b = (this.#slots[slot]! - 1) * RECORD_WORDS + 8
+    const r = this.#records
+    r[b] = loc.pack
+    r[b + 1] = loc.offset
+    r[b + 2] = loc.length
+    r[b + 3] = loc.rawLength
   }
 
   delete(id: Uint8Array): boolean {
     let hole = this.#find(id)
     if (hole < 0) return false
     this.#changes++
-    const s = this.#slots
-    const used = this.#used
+    const slots = this.#slots
+    const records = this.#records
     const mask = this.#mask
+    const freed = slots[hole]! - 1
     // Move back every later entry of the run that may live in the hole:
     // one whose home slot is not cyclically within (hole, j].
-    for (let j = (hole + 1) & mask; used[j] === 1; j = (j + 1) & mask) {
-      const home = s[j * SLOT_WORDS] & mask
+    for (let j = (hole + 1) & mask; slots[j] !== 0; j = (j + 1) & mask) {
+      const home = records[(slots[j]! - 1) * RECORD_WORDS]! & mask
       const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j
       if (!stays) {
-        s.copyWithin(hole * SLOT_WORDS, j * SLOT_WORDS, (j + 1) * SLOT_WORDS)
+        slots[hole] = slots[j]!
         hole = j
       }
     }
-    used[hole] = 0
+    slots[hole] = 0
+    // The last record moves into the freed one, so records stay dense.
+    const last = this.#size - 1
+    if (freed !== last) {
+      records.copyWithin(freed * RECORD_WORDS, last * RECORD_WORDS, (last + 1) * RECORD_WORDS)
+      this.#keyBytes.set(new Uint8Array(records.buffer, records.byteOffset + freed * RECORD_BYTES, ID_LENGTH))
+      slots[this.#slotOfKey()] = freed + 1
+    }
     this.#size--
     return true
   }
 
   /** Entries in table order; ids are copies. Do not modify the index while iterating. */
   *entries(): IterableIterator<[Buffer, ChunkLocation]> {
-    const bytes = new Uint8Array(this.#slots.buffer)
-    for (let slot = 0; slot <= this.#mask; slot++) {
-      if (this.#used[slot] === 0) continue
-      const b = slot * SLOT_WORDS
-      const s = this.#slots
-      yield [Buffer.from(bytes.subarray(b * 4, b * 4 + ID_LENGTH)), { pack: s[b + 8], offset: s[b + 9], length: s[b + 10], rawLength: s[b + 11] }]
+    const bytes = new Uint8Array(this.#records.buffer)
+    for (let i = 0; i < this.#size; i++) {
+      const b = i * RECORD_WORDS
+      const r = this.#records
+      yield [Buffer.from(bytes.subarray(b * 4, b * 4 + ID_LENGTH)), { pack: r[b + 8]!, offset: r[b + 9]!, length: r[b + 10]!, rawLength: r[b + 11]! }]
     }
   }
 
@@ -168,10 +186,9 @@ export class ChunkIndex {
     hash.update(head)
     yield head
     unchanged()
-    // A slot is a record: the id, then the four location words.
-    const order = this.#slotsInIdOrder()
-    const slots = this.#slots
-    const newPiece = (): Uint32Array => new Uint32Array(RECORDS_PER_PIECE * SLOT_WORDS)
+    const order = this.#recordsInIdOrder()
+    const records = this.#records
+    const newPiece = (): Uint32Array => new Uint32Array(RECORDS_PER_PIECE * RECORD_WORDS)
     const asBytes = (words: Uint32Array, n: number): Buffer => {
       const bytes = Buffer.from(words.buffer, 0, n * 4)
       if (BIG_ENDIAN) for (let o = 0; o < bytes.length; o += RECORD_LENGTH) bytes.subarray(o + ID_LENGTH, o + RECORD_LENGTH).swap32()
@@ -181,9 +198,9 @@ export class ChunkIndex {
     let w = 0
     for (let i = 0; i < order.length; i++) {
       // Word by word: a subarray per record made this twice as slow.
-      const from = order[i]! * SLOT_WORDS
-      for (let k = 0; k < SLOT_WORDS; k++) piece[w + k] = slots[from + k]!
-      w += SLOT_WORDS
+      const from = order[i]! * RECORD_WORDS
+      for (let k = 0; k < RECORD_WORDS; k++) piece[w + k] = records[from + k]!
+      w += RECORD_WORDS
       if (w < piece.length) continue
       const bytes = asBytes(piece, w)
       hash.update(bytes)
@@ -226,62 +243,57 @@ export class ChunkIndex {
   }
 
   /**
-   * Places records (id words, then location words: slots as they are), word by word at their probe
-   * positions, with no per-record objects (a million records took 0.28 s with a subarray per record,
-   * mostly allocation, which delayed a mount's first listing). They are new and distinct: the reader
-   * checked their order.
+   * Appends records (id words, then location words, as they are) and gives each a slot, word by word
+   * with no per-record objects (a million records took 0.28 s with a subarray per record, mostly
+   * allocation, which delayed a mount's first listing). They are new and distinct: the reader checked
+   * their order; the constructor made room for them all.
    */
-  #place(records: Uint32Array): void {
+  #place(words: Uint32Array): void {
+    const records = this.#records
     const slots = this.#slots
-    const used = this.#used
     const mask = this.#mask
-    for (let r = 0; r < records.length; r += SLOT_WORDS) {
-      let slot = records[r]! & mask
-      while (used[slot] === 1) slot = (slot + 1) & mask
-      const to = slot * SLOT_WORDS
-      for (let w = 0; w < SLOT_WORDS; w++) slots[to + w] = records[r + w]!
-      used[slot] = 1
-      this.#size++
+    records.set(words, this.#size * RECORD_WORDS)
+    for (let w = 0; w < words.length; w += RECORD_WORDS) {
+      let slot = words[w]! & mask
+      while (slots[slot] !== 0) slot = (slot + 1) & mask
+      slots[slot] = ++this.#size
     }
   }
 
   /**
-   * The used slots in ascending id order: a counting sort on the ids' first bits (ids are uniformly
+   * Record numbers in ascending id order: a counting sort on the ids' first bits (ids are uniformly
    * distributed, so about four share a bucket), then an insertion sort within each bucket on the ids'
    * first four bytes, whole ids compared only when those are equal. Holds 8 bytes an entry while it runs.
    */
-  #slotsInIdOrder(): Uint32Array {
-    const bytes = new Uint8Array(this.#slots.buffer)
-    const used = this.#used
-    const shift = 32 - bucketBits(this.#size, 4)
+  #recordsInIdOrder(): Uint32Array {
+    const bytes = new Uint8Array(this.#records.buffer)
+    const n = this.#size
+    const shift = 32 - bucketBits(n, 4)
     const starts = new Uint32Array(2 ** (32 - shift) + 1)
-    for (let slot = 0; slot <= this.#mask; slot++) {
-      if (used[slot] === 1) starts[(idPrefix(bytes, slot * SLOT_BYTES) >>> shift) + 1]!++
-    }
+    for (let i = 0; i < n; i++) starts[(idPrefix(bytes, i * RECORD_BYTES) >>> shift) + 1]!++
     for (let b = 1; b < starts.length; b++) starts[b]! += starts[b - 1]!
     const next = starts.slice()
-    const order = new Uint32Array(this.#size)
-    const prefixes = new Uint32Array(this.#size)
-    for (let slot = 0; slot <= this.#mask; slot++) {
-      if (used[slot] === 0) continue
-      const prefix = idPrefix(bytes, slot * SLOT_BYTES)
+    const order = new Uint32Array(n)
+    const prefixes = new Uint32Array(n)
+    for (let i = 0; i < n; i++) {
+      const prefix = idPrefix(bytes, i * RECORD_BYTES)
       const at = next[prefix >>> shift]!++
-      order[at] = slot
+      order[at] = i
       prefixes[at] = prefix
     }
     for (let b = 0; b + 1 < starts.length; b++) {
       const first = starts[b]!
       for (let i = first + 1; i < starts[b + 1]!; i++) {
-        const slot = order[i]!
+        const rec = order[i]!
         const prefix = prefixes[i]!
         let j = i - 1
         for (; j >= first; j--) {
           const other = prefixes[j]!
-          if (other < prefix || (other === prefix && compareIds(bytes, order[j]! * SLOT_BYTES, bytes, slot * SLOT_BYTES) < 0)) break
+          if (other < prefix || (other === prefix && compareIds(bytes, order[j]! * RECORD_BYTES, bytes, rec * RECORD_BYTES) < 0)) break
           order[j + 1] = order[j]!
           prefixes[j + 1] = other
         }
-        order[j + 1] = slot
+        order[j + 1] = rec
         prefixes[j + 1] = prefix
       }
     }
@@ -291,37 +303,44 @@ export class ChunkIndex {
   /** Slot of `id`, or ~(the empty slot where it would go). Leaves `id` in #key. */
   #find(id: Uint8Array): number {
     if (id.length !== ID_LENGTH) throw new TypeError(`chunk ids are ${ID_LENGTH} bytes, got ${id.length}`)
-    const k = this.#key
     this.#keyBytes.set(id)
-    const s = this.#slots
-    const used = this.#used
+    return this.#slotOfKey()
+  }
+
+  /** Slot of the id in #key, or ~(the empty slot where it would go). */
+  #slotOfKey(): number {
+    const k = this.#key
+    const r = this.#records
+    const slots = this.#slots
     const mask = this.#mask
-    const k0 = k[0]
+    const k0 = k[0]!
     for (let slot = k0 & mask; ; slot = (slot + 1) & mask) {
-      if (used[slot] === 0) return ~slot
-      const b = slot * SLOT_WORDS
-      if (s[b] === k0 && s[b + 1] === k[1] && s[b + 2] === k[2] && s[b + 3] === k[3] &&
-          s[b + 4] === k[4] && s[b + 5] === k[5] && s[b + 6] === k[6] && s[b + 7] === k[7]) return slot
+      const v = slots[slot]!
+      if (v === 0) return ~slot
+      const b = (v - 1) * RECORD_WORDS
+      if (r[b] === k0 && r[b + 1] === k[1] && r[b + 2] === k[2] && r[b + 3] === k[3] &&
+          r[b + 4] === k[4] && r[b + 5] === k[5] && r[b + 6] === k[6] && r[b + 7] === k[7]) return slot
     }
   }
 
-  #grow(): void {
-    const oldSlots = this.#slots
-    const oldUsed = this.#used
-    const capacity = capacityFor(this.#size + 1)
-    const slots = new Uint32Array(capacity * SLOT_WORDS)
-    const used = new Uint8Array(capacity)
-    const mask = capacity - 1
-    for (let old = 0; old < oldUsed.length; old++) {
-      if (oldUsed[old] === 0) continue
-      const from = old * SLOT_WORDS
-      let slot = oldSlots[from] & mask
-      while (used[slot] === 1) slot = (slot + 1) & mask
-      slots.set(oldSlots.subarray(from, from + SLOT_WORDS), slot * SLOT_WORDS)
-      used[slot] = 1
+  /** Room for half as many records again (doubling would leave up to half of them unused). */
+  #growRecords(): void {
+    const records = new Uint32Array(Math.ceil((this.#records.length / RECORD_WORDS) * 1.5) * RECORD_WORDS)
+    records.set(this.#records.subarray(0, this.#size * RECORD_WORDS))
+    this.#records = records
+  }
+
+  /** New slots, `count` of them, for the records as they are. */
+  #rebuildSlots(count: number): void {
+    const slots = new Uint32Array(count)
+    const mask = count - 1
+    const records = this.#records
+    for (let i = 0; i < this.#size; i++) {
+      let slot = records[i * RECORD_WORDS]! & mask
+      while (slots[slot] !== 0) slot = (slot + 1) & mask
+      slots[slot] = i + 1
     }
     this.#slots = slots
-    this.#used = used
     this.#mask = mask
   }
 }
