@@ -8,8 +8,10 @@
 //                                                            against msgpackr's path (median of 7 passes)
 //   node bench/micro.mjs kdf                                 the default scrypt, cairn's lanes at once
 //                                                            against node:crypto's (median of 5)
-//   node bench/micro.mjs index                               (session 7) serializing and loading a chunk
-//                                                            index of a million random ids (3 passes)
+//   node bench/micro.mjs index                               (sessions 7, 10) a chunk index of a million
+//                                                            random ids inserted one by one, looked up,
+//                                                            absent ids looked up, serialized, loaded,
+//                                                            half deleted: CPU time (3 passes)
 //   node bench/micro.mjs lookups --repo REPO                 (session 7) 5,000 random lookups one after
 //                                                            another in REPO's chunk index cache file, as
 //                                                            a mount makes them (3 passes), and what a
@@ -110,16 +112,22 @@ const status = (field) => Number(readFileSync('/proc/self/status', 'utf8').match
 
 async function index() {
   const n = 1_000_000;
-  const table = new ChunkIndex(n);
   const ids = randomBytes(32 * n);
-  for (let i = 0; i < n; i++) table.set(ids.subarray(i * 32, i * 32 + 32), { pack: i % 1000, offset: i, length: 100, rawLength: 200 });
+  const absent = randomBytes(32 * n);
+  const id = (buf, i) => buf.subarray(i * 32, i * 32 + 32);
+  const cpuMs = () => { const u = process.cpuUsage(); return (u.user + u.system) / 1000; };
+  const timed = (fn) => { const t0 = cpuMs(); fn(); return (cpuMs() - t0).toFixed(0); };
   for (let pass = 0; pass < 3; pass++) {
-    let t0 = performance.now();
-    const bytes = table.serialize();
-    const serialized = performance.now() - t0;
-    t0 = performance.now();
-    ChunkIndex.deserialize(bytes);
-    console.log(`a million ids: serialize ${serialized.toFixed(0)} ms, deserialize ${(performance.now() - t0).toFixed(0)} ms`);
+    const table = new ChunkIndex();
+    const inserts = timed(() => { for (let i = 0; i < n; i++) table.set(id(ids, i), { pack: i % 1000, offset: i, length: 100, rawLength: 200 }); });
+    const hits = timed(() => { for (let i = 0; i < n; i++) table.get(id(ids, i)); });
+    const misses = timed(() => { for (let i = 0; i < n; i++) table.has(id(absent, i)); });
+    let bytes;
+    const serialized = timed(() => { bytes = table.serialize(); });
+    const deserialized = timed(() => ChunkIndex.deserialize(bytes));
+    const mib = (table.byteLength / 2 ** 20).toFixed(1);
+    const deletes = timed(() => { for (let i = 0; i < n / 2; i++) table.delete(id(ids, i)); });
+    console.log(`a million ids, CPU ms: insert ${inserts} (${mib} MiB), hits ${hits}, misses ${misses}, serialize ${serialized}, deserialize ${deserialized}, delete half ${deletes}`);
   }
 }
 

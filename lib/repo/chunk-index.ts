@@ -18,13 +18,13 @@
  * (heaptrack). Now records cost 48 bytes an entry (up to 72 with growth
  * slack) and slots 5–11.
  *
- * Measured on the project VM (2 vCPU, Node 20, CPU time, 1M random ids
- * inserted one by one, then looked up, 1M absent ids looked up; medians of 3,
- * two alternated runs each, against records in the slots):
- *   inserts 301-349 ms (378-428), hits 189-199 ms (241-264), misses 204-239 ms
- *   (147-169: one more memory access a probe), serialize 272-281 ms
- *   (193-207), deserialize 64-67 ms (126-132), deleting half 212-230 ms
- *   (139-142); 6.1 MiB for 105,040 entries (12.3), 66.5 MiB for 1M (98.0).
+ * Measured on the project VM (`node bench/micro.mjs index`: 1M random ids
+ * inserted one by one, looked up, 1M absent ids looked up; CPU time, 3
+ * passes, two alternated runs each, against records in the slots):
+ *   inserts 293-384 ms (342-384), hits 154-194 ms (229-239), misses 160-219 ms
+ *   (138-151: one more memory access a probe), serialize 258-294 ms
+ *   (167-230), deserialize 57-75 ms (122-139), deleting half 165-228 ms
+ *   (131-145); 66.5 MiB for 1M entries (98.0), 6.1 MiB for 105,040 (12.3).
  *   First backup of the medium corpus, 3 alternated runs each: peak 161 /
  *   163 / 171 MiB against 168 / 176 / 177, wall times the same.
  * Limits: every location field is a uint32; at most 2^26 slots (≈ 50M
