@@ -12,7 +12,7 @@
  * their first 32 bits are the hash; all 32 bytes are compared.
  *
  * Why dense records: with 48-byte records in the slots themselves, a table
- * at 1/3 load after doubling cost up to 146 bytes an entry, and a doubling
+ * at 3/8 load after doubling cost 131 bytes an entry, and a doubling
  * held both tables. The first backup of the medium corpus (105,040 chunks)
  * had just doubled to 262,144 slots: 12.6 MiB in one block at its peak
  * (heaptrack). Now records cost 48 bytes an entry (up to 72 with growth
