@@ -12,11 +12,9 @@
  *     14    age (backups in which the file was not seen), 15 seen (0 or 1)
  *   The 64-bit fields are read through BigInt64/BigUint64/Float64 views of
  *   the same memory, so a bigint exists only while a lookup compares it.
- * - Slots: the index, row + 1 per slot (0 = empty), open addressing with
- *   linear probing as in repo/chunk-index.ts: it doubles past 3/4 full, and
- *   a deletion shifts later entries of the probe run back (Knuth, TAOCP
- *   vol. 3, 6.4 Algorithm R), so there are no tombstones. Keys are SHA-256
- *   output, so their first word is the hash; all 16 bytes are compared.
+ * - Slots: the index over the rows (repo/row-slots.ts, as the chunk index's).
+ *   Keys are SHA-256 output, so their first word is the hash; all 16 bytes
+ *   are compared.
  * - The chunk arena: each chunk's 32-byte id and uint32 size; an entry's
  *   chunks are consecutive. Replacing or deleting an entry leaves its chunks
  *   dead; when the arena is full it is rebuilt from the live chunks alone,
@@ -33,6 +31,7 @@
  * Limits: 2^27 slots (≈ 100M files); arena offsets are uint32.
  */
 import type { ChunkRef } from './item.js'
+import { grownLength, RowSlots, slotCountFor } from '../repo/row-slots.js'
 
 export interface FileIdentity {
   ino: bigint
@@ -67,22 +66,15 @@ const FIELD_OF: Record<Exclude<ColumnName, 'chunkIds' | 'chunkSizes'>, number> =
 
 const MIN_ROWS = 64
 const MIN_CHUNKS = 64
-const MIN_SLOTS = 1024
 const MAX_SLOTS = 2 ** 27
 
 // Rows hold words in host order; the columns are little-endian.
 const BIG_ENDIAN = new Uint8Array(Uint32Array.of(1).buffer)[0] === 0
 
 function slotsFor(entries: number): number {
-  let slots = MIN_SLOTS
-  while (entries > slots * 0.75) slots *= 2
-  if (slots > MAX_SLOTS) throw new RangeError(`the files cache holds at most ${MAX_SLOTS * 0.75} files`)
+  const slots = slotCountFor(entries)
+  if (slots > MAX_SLOTS) throw new RangeError(`the files cache holds at most ${(MAX_SLOTS * 3) / 4} files`)
   return slots
-}
-
-/** Room for `needed`, half as much again as `current` at least. */
-function grownLength(current: number, needed: number, minimum: number): number {
-  return Math.max(needed, Math.ceil(current * 1.5), minimum)
 }
 
 export class FileTable {
@@ -91,8 +83,7 @@ export class FileTable {
   #uint64!: BigUint64Array
   #float64!: Float64Array
   #count = 0
-  #slots: Uint32Array
-  #mask: number
+  #index: RowSlots
   #ids: Buffer
   #chunkSizes: Uint32Array
   /** Chunks appended to the arena, live or dead. */
@@ -102,8 +93,7 @@ export class FileTable {
   /** `rows` and `chunks`: how many to make room for up front. */
   constructor(rows = 0, chunks = 0) {
     this.#setRows(new Uint32Array(Math.max(rows, MIN_ROWS) * ROW_WORDS))
-    this.#slots = new Uint32Array(slotsFor(rows))
-    this.#mask = this.#slots.length - 1
+    this.#index = new RowSlots(slotsFor(rows))
     this.#ids = Buffer.allocUnsafeSlow(Math.max(chunks, MIN_CHUNKS) * ID_LENGTH)
     this.#chunkSizes = new Uint32Array(Math.max(chunks, MIN_CHUNKS))
   }
@@ -115,7 +105,7 @@ export class FileTable {
   /** The row of `key` (4 words), or -1. A deletion may move rows. */
   find(key: Uint32Array): number {
     const slot = this.#slotOf(key, 0)
-    return slot < 0 ? -1 : this.#slots[slot] - 1
+    return slot < 0 ? -1 : this.#index.slots[slot] - 1
   }
 
   sameFile(row: number, now: FileIdentity): boolean {
@@ -145,16 +135,16 @@ export class FileTable {
     let slot = this.#slotOf(key, 0)
     let row: number
     if (slot >= 0) {
-      row = this.#slots[slot] - 1
+      row = this.#index.slots[slot] - 1
       this.#liveChunks -= this.#rows[row * ROW_WORDS + CHUNK_COUNT]
       this.#rows[row * ROW_WORDS + CHUNK_COUNT] = 0 // an arena rebuild must not keep its old chunks
     } else {
-      if (this.#count + 1 > this.#slots.length * 0.75) {
-        this.#growSlots()
+      if (this.#index.fullAt(this.#count)) {
+        this.#index.rebuild(slotsFor(this.#count + 1), this.#rows, ROW_WORDS, this.#count)
         slot = this.#slotOf(key, 0)
       }
       row = this.#addRow(key)
-      this.#slots[~slot] = row + 1
+      this.#index.slots[~slot] = row + 1
     }
     const first = this.#appendChunks(chunks)
     const b = row * ROW_WORDS
@@ -169,22 +159,10 @@ export class FileTable {
   }
 
   delete(key: Uint32Array): boolean {
-    let hole = this.#slotOf(key, 0)
+    const hole = this.#slotOf(key, 0)
     if (hole < 0) return false
-    const row = this.#slots[hole] - 1
-    const slots = this.#slots
-    const mask = this.#mask
-    // Move back every later entry of the run that may live in the hole:
-    // one whose home slot is not cyclically within (hole, j].
-    for (let j = (hole + 1) & mask; slots[j] !== 0; j = (j + 1) & mask) {
-      const home = this.#rows[(slots[j] - 1) * ROW_WORDS] & mask
-      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j
-      if (!stays) {
-        slots[hole] = slots[j]
-        hole = j
-      }
-    }
-    slots[hole] = 0
+    const row = this.#index.slots[hole] - 1
+    this.#index.remove(hole, this.#rows, ROW_WORDS)
     this.#liveChunks -= this.#rows[row * ROW_WORDS + CHUNK_COUNT]
     this.#moveLastRowTo(row)
     return true
@@ -297,7 +275,7 @@ export class FileTable {
         if (first > chunks) return null
         const slot = table.#slotOf(rows, b)
         if (slot >= 0) return null // the same key twice
-        table.#slots[~slot] = b / ROW_WORDS + 1
+        table.#index.slots[~slot] = b / ROW_WORDS + 1
       }
       if (first !== chunks) return null
       table.#count = count
@@ -310,8 +288,7 @@ export class FileTable {
   /** Slot of the key at words[at..at+4], or ~(the empty slot where it would go). */
   #slotOf(words: Uint32Array, at: number): number {
     const rows = this.#rows
-    const slots = this.#slots
-    const mask = this.#mask
+    const { slots, mask } = this.#index
     const k0 = words[at]
     const k1 = words[at + 1]
     const k2 = words[at + 2]
@@ -322,18 +299,6 @@ export class FileTable {
       const b = (row - 1) * ROW_WORDS
       if (rows[b] === k0 && rows[b + 1] === k1 && rows[b + 2] === k2 && rows[b + 3] === k3) return slot
     }
-  }
-
-  #growSlots(): void {
-    const slots = new Uint32Array(slotsFor(this.#count + 1))
-    const mask = slots.length - 1
-    for (let row = 0; row < this.#count; row++) {
-      let slot = this.#rows[row * ROW_WORDS] & mask
-      while (slots[slot] !== 0) slot = (slot + 1) & mask
-      slots[slot] = row + 1
-    }
-    this.#slots = slots
-    this.#mask = mask
   }
 
   /** A new row holding `key` and zeros. */
@@ -355,9 +320,7 @@ export class FileTable {
     const last = --this.#count
     if (row === last) return
     this.#rows.copyWithin(row * ROW_WORDS, last * ROW_WORDS, (last + 1) * ROW_WORDS)
-    let slot = this.#rows[row * ROW_WORDS] & this.#mask
-    while (this.#slots[slot] !== last + 1) slot = (slot + 1) & this.#mask
-    this.#slots[slot] = row + 1
+    this.#index.moved(last, row, this.#rows, ROW_WORDS)
   }
 
   #setRows(rows: Uint32Array): void {

@@ -3,13 +3,9 @@
  * enough for millions of entries: no JS object per entry.
  *
  * Records (id as 8 words, then pack, offset, length, rawLength) lie densely
- * in one Uint32Array that grows by half; the index is a Uint32Array of
- * slots holding record number + 1 (0: empty), open addressing with linear
- * probing, rebuilt at twice the size when it would pass 3/4 full. Deletion
- * shifts later slots of the probe run back (Knuth, TAOCP vol. 3, 6.4
- * Algorithm R), so there are no tombstones, and moves the last record into
- * the freed one. Ids are MAC or SHA-256 outputs, uniformly distributed, so
- * their first 32 bits are the hash; all 32 bytes are compared.
+ * in one Uint32Array that grows by half, indexed by row-slots.ts (linear
+ * probing on the id's first word, which is uniformly distributed; all 32
+ * bytes are compared). A deletion moves the last record into the freed one.
  *
  * Why dense records: with 48-byte records in the slots themselves, a table
  * at 3/8 load after doubling cost 131 bytes an entry, and a doubling
@@ -36,24 +32,21 @@
  */
 import { createHash } from 'node:crypto'
 import { BIG_ENDIAN, bucketBits, compareIds, ID_LENGTH, idPrefix, MAX_RECORDS, readSerializedIndex, RECORD_LENGTH, RECORD_WORDS, serializedHead } from './serialized-index.js'
+import { grownLength, RowSlots, slotCountFor } from './row-slots.js'
 
 /** pack = index into a pack-id table kept elsewhere; all uint32. */
 export interface ChunkLocation { pack: number; offset: number; length: number; rawLength: number }
 
 /** A record: the id's 8 words, then the 4 location words, as a serialized record is. */
 const RECORD_BYTES = RECORD_WORDS * 4
-const MIN_SLOTS = 1024
 const MIN_RECORDS = 256
-/** Most entries per slot before the slots are rebuilt at twice the size. */
-const MAX_LOAD = 0.75
 const MAX_SLOTS = 2 ** 26
 /** Records in one piece of serializedPieces() (about 1 MiB). */
 const RECORDS_PER_PIECE = 21_845
 
 function slotsFor(entries: number): number {
-  let slots = MIN_SLOTS
-  while (entries > slots * MAX_LOAD) slots *= 2
-  if (slots > MAX_SLOTS || entries > MAX_RECORDS) throw new RangeError(`a chunk index holds at most ${Math.min(MAX_RECORDS, MAX_SLOTS * MAX_LOAD)} entries`)
+  const slots = slotCountFor(entries)
+  if (slots > MAX_SLOTS || entries > MAX_RECORDS) throw new RangeError(`a chunk index holds at most ${Math.min(MAX_RECORDS, (MAX_SLOTS * 3) / 4)} entries`)
   return slots
 }
 
@@ -67,9 +60,7 @@ function checkUint32(loc: ChunkLocation): void {
 export class ChunkIndex {
   /** Records 0 .. size-1, densely; room for more. */
   #records: Uint32Array
-  /** Record number + 1 per slot; 0 is empty. */
-  #slots: Uint32Array
-  #mask: number
+  #index: RowSlots
   #size = 0
   /** Bumped by every set and delete, so serializedPieces() can tell the index changed under it. */
   #changes = 0
@@ -80,8 +71,7 @@ export class ChunkIndex {
   /** `expected`: number of entries to make room for up front. */
   constructor(expected = 0) {
     this.#records = new Uint32Array(Math.max(MIN_RECORDS, expected) * RECORD_WORDS)
-    this.#slots = new Uint32Array(slotsFor(expected))
-    this.#mask = this.#slots.length - 1
+    this.#index = new RowSlots(slotsFor(expected))
   }
 
   get size(): number {
@@ -90,14 +80,14 @@ export class ChunkIndex {
 
   /** Bytes held by the table (for reporting memory use). */
   get byteLength(): number {
-    return this.#records.byteLength + this.#slots.byteLength
+    return this.#records.byteLength + this.#index.slots.byteLength
   }
 
   get(id: Uint8Array): ChunkLocation | undefined {
     const slot = this.#find(id)
     if (slot < 0) return undefined
     const r = this.#records
-    const b = (this.#slots[slot]! - 1) * RECORD_WORDS + 8
+    const b = (this.#index.slots[slot]! - 1) * RECORD_WORDS + 8
     return { pack: r[b]!, offset: r[b + 1]!, length: r[b + 2]!, rawLength: r[b + 3]! }
   }
 
@@ -110,16 +100,16 @@ export class ChunkIndex {
     this.#changes++
     let slot = this.#find(id)
     if (slot < 0) {
-      if (this.#size + 1 > this.#slots.length * MAX_LOAD) {
-        this.#rebuildSlots(slotsFor(this.#size + 1))
+      if (this.#index.fullAt(this.#size)) {
+        this.#index.rebuild(slotsFor(this.#size + 1), this.#records, RECORD_WORDS, this.#size)
         slot = this.#find(id)
       }
       if ((this.#size + 1) * RECORD_WORDS > this.#records.length) this.#growRecords()
       this.#records.set(this.#key, this.#size * RECORD_WORDS)
-      this.#slots[~slot] = ++this.#size
+      this.#index.slots[~slot] = ++this.#size
       slot = ~slot
     }
-    const b = (this.#slots[slot]! - 1) * RECORD_WORDS + 8
+    const b = (this.#index.slots[slot]! - 1) * RECORD_WORDS + 8
     const r = this.#records
     r[b] = loc.pack
     r[b + 1] = loc.offset
@@ -128,30 +118,17 @@ export class ChunkIndex {
   }
 
   delete(id: Uint8Array): boolean {
-    let hole = this.#find(id)
+    const hole = this.#find(id)
     if (hole < 0) return false
     this.#changes++
-    const slots = this.#slots
     const records = this.#records
-    const mask = this.#mask
-    const freed = slots[hole]! - 1
-    // Move back every later entry of the run that may live in the hole:
-    // one whose home slot is not cyclically within (hole, j].
-    for (let j = (hole + 1) & mask; slots[j] !== 0; j = (j + 1) & mask) {
-      const home = records[(slots[j]! - 1) * RECORD_WORDS]! & mask
-      const stays = hole <= j ? hole < home && home <= j : hole < home || home <= j
-      if (!stays) {
-        slots[hole] = slots[j]!
-        hole = j
-      }
-    }
-    slots[hole] = 0
+    const freed = this.#index.slots[hole]! - 1
+    this.#index.remove(hole, records, RECORD_WORDS)
     // The last record moves into the freed one, so records stay dense.
     const last = this.#size - 1
     if (freed !== last) {
       records.copyWithin(freed * RECORD_WORDS, last * RECORD_WORDS, (last + 1) * RECORD_WORDS)
-      this.#keyBytes.set(new Uint8Array(records.buffer, records.byteOffset + freed * RECORD_BYTES, ID_LENGTH))
-      slots[this.#slotOfKey()] = freed + 1
+      this.#index.moved(last, freed, records, RECORD_WORDS)
     }
     this.#size--
     return true
@@ -250,8 +227,7 @@ export class ChunkIndex {
    */
   #place(words: Uint32Array): void {
     const records = this.#records
-    const slots = this.#slots
-    const mask = this.#mask
+    const { slots, mask } = this.#index
     records.set(words, this.#size * RECORD_WORDS)
     for (let w = 0; w < words.length; w += RECORD_WORDS) {
       let slot = words[w]! & mask
@@ -304,15 +280,9 @@ export class ChunkIndex {
   #find(id: Uint8Array): number {
     if (id.length !== ID_LENGTH) throw new TypeError(`chunk ids are ${ID_LENGTH} bytes, got ${id.length}`)
     this.#keyBytes.set(id)
-    return this.#slotOfKey()
-  }
-
-  /** Slot of the id in #key, or ~(the empty slot where it would go). */
-  #slotOfKey(): number {
     const k = this.#key
     const r = this.#records
-    const slots = this.#slots
-    const mask = this.#mask
+    const { slots, mask } = this.#index
     const k0 = k[0]!
     for (let slot = k0 & mask; ; slot = (slot + 1) & mask) {
       const v = slots[slot]!
@@ -323,24 +293,10 @@ export class ChunkIndex {
     }
   }
 
-  /** Room for half as many records again (doubling would leave up to half of them unused). */
+  /** Room for one more record, half as many again as now. */
   #growRecords(): void {
-    const records = new Uint32Array(Math.ceil((this.#records.length / RECORD_WORDS) * 1.5) * RECORD_WORDS)
+    const records = new Uint32Array(grownLength(this.#records.length / RECORD_WORDS, this.#size + 1, MIN_RECORDS) * RECORD_WORDS)
     records.set(this.#records.subarray(0, this.#size * RECORD_WORDS))
     this.#records = records
-  }
-
-  /** New slots, `count` of them, for the records as they are. */
-  #rebuildSlots(count: number): void {
-    const slots = new Uint32Array(count)
-    const mask = count - 1
-    const records = this.#records
-    for (let i = 0; i < this.#size; i++) {
-      let slot = records[i * RECORD_WORDS]! & mask
-      while (slots[slot] !== 0) slot = (slot + 1) & mask
-      slots[slot] = i + 1
-    }
-    this.#slots = slots
-    this.#mask = mask
   }
 }

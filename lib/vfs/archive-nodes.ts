@@ -51,7 +51,6 @@ export function nodeForItem(reader: ArchiveReader, item: Item, key: KeyHash, par
   }
 }
 
-
 /** Hard links number their group, so that all names of one file share the number. */
 function inodeForItem(reader: ArchiveReader, item: Item, key: KeyHash): bigint {
   return item.hardlink ? inodeOf(keyHash(reader.ref.id, 'hardlink', String(item.hardlink.group))) : inodeOf(key)

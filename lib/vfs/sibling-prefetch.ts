@@ -17,6 +17,7 @@
  * a read return other bytes than it would have without it; a chunk that
  * fails to load is left for the read that needs it to report.
  */
+import { setImmediate as turn } from 'node:timers/promises'
 import type { ArchiveReader, DirRef } from '../archive/reader.js'
 import { ZERO_CHUNK_ID, type Item } from '../archive/item.js'
 
@@ -86,7 +87,7 @@ export class SiblingPrefetch {
     let sliceFiles = 0
     while (this.aheadBytes < this.windowBytes) {
       if (sliceBytes >= SLICE_BYTES || sliceFiles >= SLICE_FILES) {
-        await new Promise((resolve) => setImmediate(resolve))
+        await turn()
         sliceBytes = sliceFiles = 0
       }
       const next = await this.entries.next()
