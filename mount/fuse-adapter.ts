@@ -107,24 +107,40 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
       return { node: new MountNode(vfs, parent, name), attr: fuseAttr(vfs), xattrs: vfs.xattrs, entryValidSeconds: entryValidity(dir) }
     }, name),
 
+    entryAt: async (dir, position) => {
+      const r = await guard('readdir', dir, async () => {
+        const e = dir.vfs.kind === 'dir' && dir.vfs.entryAt ? await dir.vfs.entryAt(position) : null
+        return e ? new MountNode(e.node, dir, ownedCopy(e.name)) : null
+      })
+      if (typeof r === 'number') throw r // logged by guard; the request is answered EIO
+      return r
+    },
+
     getattr: async (node) => fuseAttr(node.vfs),
 
     readdir: (node, listing) => guard('readdir', node, async () => {
       const dir = node.vfs
       if (dir.kind !== 'dir') return ENOTDIR
       let skipped = 0
-      // Subdirectories go with their nodes and attributes: entering one then needs no lookup (FuseListing).
-      // A node keeps its name as long as the kernel knows it: a copy, not a view of the listing's tree.
-      const add = (name: Buffer, ino: bigint, mode: number, child?: () => VfsNode): void => {
+      let position = 0
+      // Entries go with their attributes, so that entering or stat'ing one needs no lookup (FuseListing):
+      // subdirectories with their nodes, the rest of a directory that never changes by position (nothing is
+      // kept for them; entryAt finds them again). A node keeps its name as long as the kernel knows it: a
+      // copy, not a view of the listing's tree.
+      const byPosition = dir.immutable === true && dir.entryAt !== undefined
+      const add = (name: Buffer, ino: bigint, mode: number, child: () => VfsNode): void => {
+        const at = position++
+        const isDir = (mode & constants.S_IFMT) === constants.S_IFDIR
         if (!showable(name)) skipped++
-        else if (!child || !listing.takesEntries) listing.add(name, ino, mode)
+        else if (isDir ? !listing.takesEntries : !byPosition || !listing.takesPositional) listing.add(name, ino, mode)
         else {
           const vfs = child()
-          listing.addEntry(name, new MountNode(vfs, node, ownedCopy(name)), fuseAttr(vfs), vfs.xattrs, entryValidity(dir))
+          if (isDir) listing.addEntry(name, new MountNode(vfs, node, ownedCopy(name)), fuseAttr(vfs), vfs.xattrs, entryValidity(dir))
+          else listing.addPositional(name, at, fuseAttr(vfs), vfs.xattrs, entryValidity(dir))
         }
       }
       if (dir.forEachEntry) await dir.forEachEntry(add)
-      else for (const e of await dir.list()) add(e.name, e.ino, e.mode, (e.mode & constants.S_IFMT) === constants.S_IFDIR ? () => e.node : undefined)
+      else for (const e of await dir.list()) add(e.name, e.ino, e.mode, () => e.node)
       if (skipped > 0) log(`readdir ${show(node.path())}: skipped ${skipped} entries whose names cannot be shown`)
       return undefined
     }),

@@ -8,9 +8,18 @@
  * (hard links) share an entry. The node first seen for a number is kept: later lookups of the same number
  * reuse it, with whatever it has cached.
  *
+ * Entries a listing gives by position (FuseListing.addPositional: the files of a directory that never
+ * changes) are the exception: the kernel knows them by a number that says where they are, POSITIONAL |
+ * xattrs bit | directory's listing number << 32 | position, and nothing is kept for them, so a walk that
+ * lists a million files holds nothing per file. A request for such a number finds the directory by its
+ * listing number (kept as long as the kernel knows the directory, which it does while it knows any of
+ * its entries: a dentry holds its parent) and asks the handler for the entry at that position; the last
+ * few entries found are kept, so that the reads of one file find its node again.
+ *
  * Everything runs on the main thread. dispatch() is called synchronously from the native loop and must
  * never throw: every failure becomes an errno reply and, if unexpected, an onError report.
  */
+import { LRUCache } from 'lru-cache'
 import { constants as osConstants } from 'node:os'
 
 const E = osConstants.errno
@@ -107,6 +116,8 @@ export interface FuseHandlers<N> {
   readonly root: N
   /** The child `name` of directory `parent`; its attr.ino becomes the kernel's name for it. */
   lookup(parent: N, name: Buffer): Promise<FuseResult<FuseEntry<N>>>
+  /** The entry a listing of `dir` added at `position` (FuseListing.addPositional), or null if there is none. */
+  entryAt?(dir: N, position: number): Promise<N | null>
   getattr(node: N): Promise<FuseResult<FuseAttr>>
   /**
    * Adds the whole listing to `listing`, without `.` and `..`: read when a program opens the directory, served
@@ -152,6 +163,21 @@ const DOTDOT = Buffer.from('..')
 interface Known<N> {
   node: N
   lookups: number
+  /** The number its listings give their entries named by position (see FuseListing). */
+  listingNumber?: number
+}
+
+/** Numbers of entries named by position; hash inode numbers (lib/vfs/inode.ts) are below 2^63. */
+const POSITIONAL = 1n << 63n
+const POSITIONAL_XATTRS = 1n << 62n
+const LISTING_SHIFT = 32n
+const LISTING_LIMIT = 2 ** 30
+const POSITION_LIMIT = 2 ** 32
+/** Entries named by position whose nodes are kept after a request found them. */
+const POSITIONAL_NODES_KEPT = 1024
+
+function positionalNumber(listing: number, position: number, hasXattrs: boolean): bigint {
+  return POSITIONAL | (hasXattrs ? POSITIONAL_XATTRS : 0n) | (BigInt(listing) << LISTING_SHIFT) | BigInt(position)
 }
 
 /**
@@ -160,11 +186,36 @@ interface Known<N> {
  */
 export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onError: (r: FuseHandlerError) => void, gone: () => void) {
   const inodes = new Map<bigint, Known<N>>([[ROOT, { node: h.root, lookups: Infinity }]])
+  /** Directories by listing number, while the kernel knows them. */
+  const listed = new Map<number, N>()
+  let nextListing = 1
+  const positional = new LRUCache<bigint, Promise<N | null>>({ max: POSITIONAL_NODES_KEPT })
+
+  /** The listing number of directory `ino`, given on its first listing; undefined when none is left. */
+  const listingNumber = (ino: bigint): number | undefined => {
+    const known = inodes.get(ino)
+    if (known && known.listingNumber === undefined && nextListing < LISTING_LIMIT) {
+      known.listingNumber = nextListing++
+      listed.set(known.listingNumber, known.node)
+    }
+    return known?.listingNumber
+  }
+
+  /** The node of an entry named by position, or null if its directory or the entry is gone. */
+  const entryNamed = (ino: bigint): Promise<N | null> => {
+    let found = positional.get(ino)
+    if (found) return found
+    const dir = listed.get(Number((ino >> LISTING_SHIFT) & BigInt(LISTING_LIMIT - 1)))
+    found = dir !== undefined && h.entryAt ? h.entryAt(dir, Number(ino & BigInt(POSITION_LIMIT - 1))) : Promise.resolve(null)
+    positional.set(ino, found)
+    found.catch(() => positional.delete(ino))
+    return found
+  }
 
   /** Runs `work` on the node of `ino` and answers exactly once, whatever it does. */
   const serve = (op: Op, req: number, ino: bigint, name: Buffer | undefined, work: (node: N) => Promise<number | undefined>): void => {
     const known = inodes.get(ino)
-    if (!known) {
+    if (!known && !(ino & POSITIONAL)) {
       native.replyErr(req, E.ESTALE)
       return
     }
@@ -175,7 +226,7 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     }
     let p: Promise<number | undefined>
     try {
-      p = work(known.node)
+      p = known ? work(known.node) : entryNamed(ino).then((node) => (node === null ? -E.ESTALE : work(node)))
     } catch (error) {
       fail(error)
       return
@@ -197,7 +248,7 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     if (typeof r === 'number') return errnoResult(Op.Lookup, r)
     const attr = attrArgs(r.attr)
     const ino = attr[0]
-    if (ino === 0n || (ino === ROOT && r.node !== h.root)) throw new TypeError(`lookup: inode number ${ino} is reserved`)
+    if (ino === 0n || (ino === ROOT && r.node !== h.root) || ino & POSITIONAL) throw new TypeError(`lookup: inode number ${ino} is reserved`)
     const entryValid = validity(r.entryValidSeconds)
     const attrValid = validity(r.attr.validSeconds)
     const replied = r.xattrs ? native.replyEntry(req, entryValid, attrValid, ...attr, packXattrs(r.xattrs)) : native.replyEntry(req, entryValid, attrValid, ...attr)
@@ -217,7 +268,9 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     const known = inodes.get(ino)
     if (!known || ino === ROOT) return
     known.lookups -= n
-    if (known.lookups <= 0) inodes.delete(ino)
+    if (known.lookups > 0) return
+    inodes.delete(ino)
+    if (known.listingNumber !== undefined) listed.delete(known.listingNumber)
   }
 
   return function dispatch(op: Op, req: number, ino: bigint, a?: unknown, b?: unknown): void {
@@ -231,7 +284,7 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
         return undefined
       })
       case Op.List: return serve(op, req, ino, undefined, async (node) => {
-        const listing = new FuseListing<N>(ino)
+        const listing = new FuseListing<N>(ino, listingNumber(ino))
         const r = await h.readdir(node, listing)
         if (typeof r === 'number') return errnoResult(op, r)
         const { records, xattrs, nodes } = listing.entries
@@ -328,24 +381,31 @@ function attrArgs(a: FuseAttr): AttrArgs {
  * held: per entry ino (u64 LE), mode (u32 LE), name, NUL. It starts with `.` and `..`, `..` carrying the
  * directory's own number: the kernel does not use it (FUSE fills no parent links).
  *
- * Entries added with their node, attributes and xattrs (addEntry; the first ENTRIES_LIMIT entries at most)
- * also get a record: index, nlink, uid, gid, rdev, blksize (u32 LE), size, blocks, atime, mtime, ctime
- * (64-bit LE, times in nanoseconds), the offset and length (u32 LE) of their xattrs in a blob in
- * packXattrs' form, and how long the kernel may keep the name and the attributes (f64 LE seconds, -1: the
- * mount's). When the kernel asks for the listing's first page as READDIRPLUS, the binding gives
- * those entries to it as looked up, so that entering them needs no LOOKUP (and their xattrs are answered
- * without JavaScript, as a lookup's are); the dispatcher then counts a lookup of each node that went.
+ * Entries added with their attributes and xattrs also get a record: index, nlink, uid, gid, rdev, blksize
+ * (u32 LE), size, blocks, atime, mtime, ctime (64-bit LE, times in nanoseconds), the offset and length (u32
+ * LE) of their xattrs in a blob in packXattrs' form, how long the kernel may keep the name and the
+ * attributes (f64 LE seconds, -1: the mount's), and the number the kernel is to know the entry by (u64 LE,
+ * 0: its inode number). The binding gives those entries to the kernel as looked up in READDIRPLUS pages,
+ * so that entering or stat'ing them needs no LOOKUP (and their xattrs are answered without JavaScript, as
+ * a lookup's are). Two kinds:
+ * - with their node (addEntry; the first ENTRIES_LIMIT entries at most): on the first page only, and the
+ *   dispatcher counts a lookup of each node that went;
+ * - by position (addPositional, at most POSITIONAL_LIMIT of them): on any page, known by a number that
+ *   names the directory and the position, with nothing kept (see the top of this file).
  */
 export class FuseListing<N = unknown> {
   private buf = Buffer.allocUnsafe(4096)
   private end = 0
   private entryCount = 0
   private recordBuf: Buffer | null = null
+  private recordCount = 0
+  private positionalCount = 0
   private readonly entryNodes: { ino: bigint; node: N }[] = []
   private readonly xattrBlobs: Buffer[] = []
   private xattrBytes = 0
 
-  constructor(dirIno: bigint) {
+  /** `listingNumber`: the directory's, for entries named by position (none without it). */
+  constructor(dirIno: bigint, private readonly listingNumber?: number) {
     this.put(DOT, dirIno, 0o040000)
     this.put(DOTDOT, dirIno, 0o040000)
   }
@@ -361,21 +421,51 @@ export class FuseListing<N = unknown> {
     return this.entryCount < ENTRIES_LIMIT
   }
 
+  /** Whether addPositional still keeps attributes. */
+  get takesPositional(): boolean {
+    return this.listingNumber !== undefined && this.positionalCount < POSITIONAL_LIMIT
+  }
+
   /**
    * Adds an entry with the node it stands for, its attributes and xattrs, and how long the kernel may keep
    * the name (default: the mount's entryTimeout). Past ENTRIES_LIMIT, as add() does.
    */
   addEntry(name: Buffer, node: N, attr: FuseAttr, xattrs: readonly (readonly [Buffer, Buffer])[], entryValidSeconds?: number): void {
+    if (typeof attr.ino === 'bigint' && attr.ino & POSITIONAL) throw new TypeError(`readdir: inode number ${attr.ino} is reserved`)
+    const index = this.entryCount
+    if (this.addRecorded(name, attr, xattrs, entryValidSeconds, index < ENTRIES_LIMIT ? () => 0n : null)) {
+      this.entryNodes.push({ ino: attr.ino, node })
+    }
+  }
+
+  /**
+   * Adds an entry the kernel is to know by its position: `position` is what the handler's entryAt takes
+   * to find it again (its place in the directory, say), below 2^32. For the entries of a directory that
+   * never changes, and never for a directory (programs look names up in it). Past POSITIONAL_LIMIT, or
+   * without a listing number, as add() does.
+   */
+  addPositional(name: Buffer, position: number, attr: FuseAttr, xattrs: readonly (readonly [Buffer, Buffer])[], entryValidSeconds?: number): void {
+    if ((attr.mode & 0o170000) === 0o040000) throw new TypeError('readdir: a directory is not named by position')
+    int(position, 'position', POSITION_LIMIT - 1)
+    const listing = this.takesPositional ? this.listingNumber! : undefined
+    if (this.addRecorded(name, attr, xattrs, entryValidSeconds, listing === undefined ? null : (hasXattrs) => positionalNumber(listing, position, hasXattrs))) {
+      this.positionalCount++
+    }
+  }
+
+  /** Adds an entry, with a record when `nodeid` (given whether it has xattrs) is not null; returns whether it got one. */
+  private addRecorded(name: Buffer, attr: FuseAttr, xattrs: readonly (readonly [Buffer, Buffer])[], entryValidSeconds: number | undefined,
+    nodeid: ((hasXattrs: boolean) => bigint) | null): boolean {
     checkName(name)
     const a = attrArgs(attr)
     const blob = packXattrs(xattrs)
     if (a[0] === ROOT || a[0] === 0n) throw new TypeError(`readdir: inode number ${a[0]} is reserved`)
     const index = this.entryCount
     this.put(name, a[0], a[1])
-    if (index >= ENTRIES_LIMIT) return
-    const at = this.entryNodes.length * RECORD_BYTES
+    if (!nodeid) return false
+    const at = this.recordCount * RECORD_BYTES
     if (!this.recordBuf || at + RECORD_BYTES > this.recordBuf.length) {
-      const grown = Buffer.allocUnsafe(Math.max(16, 2 * this.entryNodes.length + 2) * RECORD_BYTES)
+      const grown = Buffer.allocUnsafe(Math.max(16, 2 * this.recordCount + 2) * RECORD_BYTES)
       this.recordBuf?.copy(grown)
       this.recordBuf = grown
     }
@@ -388,10 +478,12 @@ export class FuseListing<N = unknown> {
     p = r.writeUInt32LE(this.xattrBytes, p)
     p = r.writeUInt32LE(blob.length, p)
     p = r.writeDoubleLE(validity(entryValidSeconds), p)
-    r.writeDoubleLE(validity(attr.validSeconds), p)
+    p = r.writeDoubleLE(validity(attr.validSeconds), p)
+    r.writeBigUInt64LE(nodeid(blob.length > 0), p)
     if (blob.length > 0) this.xattrBlobs.push(blob)
     this.xattrBytes += blob.length
-    this.entryNodes.push({ ino: a[0], node })
+    this.recordCount++
+    return true
   }
 
   /** The entries so far, `.` and `..` included, and their number. */
@@ -403,9 +495,9 @@ export class FuseListing<N = unknown> {
     return this.entryCount
   }
 
-  /** The records of the entries added with attributes, the blob of their xattrs, and their nodes, in the records' order. */
+  /** The records of the entries added with attributes, the blob of their xattrs, and the nodes of addEntry's, in the records' order. */
   get entries(): { records: Buffer; xattrs: Buffer; nodes: readonly { ino: bigint; node: N }[] } {
-    const records = (this.recordBuf ?? NO_RECORDS).subarray(0, this.entryNodes.length * RECORD_BYTES)
+    const records = (this.recordBuf ?? NO_RECORDS).subarray(0, this.recordCount * RECORD_BYTES)
     return { records, xattrs: Buffer.concat(this.xattrBlobs, this.xattrBytes), nodes: this.entryNodes }
   }
 
@@ -430,7 +522,9 @@ export class FuseListing<N = unknown> {
  * 900, so attributes past that would never be used.
  */
 const ENTRIES_LIMIT = 1024
-const RECORD_BYTES = 88
+/** Entries named by position a listing gives with attributes: their records stay with the listing while it is read (96 bytes each). */
+const POSITIONAL_LIMIT = 65_536
+const RECORD_BYTES = 96
 const NO_RECORDS = Buffer.alloc(0)
 
 function checkName(name: Buffer): void {

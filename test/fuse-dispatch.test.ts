@@ -119,7 +119,8 @@ t.test('entries a listing hands over count as lookups once the binding says they
     await new Promise((r) => setTimeout(r, 5))
     const [, , , count, records, xattrs] = replies[0] as [string, number, Buffer, number, Buffer, Buffer]
     t.equal(count, 4, '., .., d and f')
-    t.equal(records.length, 88, 'one record: the subdirectory')
+    t.equal(records.length, 96, 'one record: the subdirectory')
+    t.equal(records.readBigUInt64LE(88), 0n, 'known by its inode number')
     t.same([records.readUInt32LE(0), records.readDoubleLE(72), records.readDoubleLE(80)], [2, 30, 60], 'its index and validities')
     t.equal(xattrs.subarray(records.readUInt32LE(64), records.readUInt32LE(64) + records.readUInt32LE(68)).includes('user.x'), true, 'its xattrs')
     dispatch(Op.Getattr, 2, 200n)
@@ -127,4 +128,84 @@ t.test('entries a listing hands over count as lookups once the binding says they
     if (given) t.same(replies[1]!.slice(0, 4), ['attr', 2, 60, 200n], 'given: the node is known, with its own validity')
     else t.same(replies[1], ['err', 2, 116], 'not given: the kernel never learnt it, so neither did the dispatcher (ESTALE)')
   }
+})
+
+t.test('entries named by position: nothing kept, found again through their directory while the kernel knows it', async (t) => {
+  const sub: Node = { name: 'd', attr: { ...attr(200n, 0o040755) }, children: new Map([['x', { name: 'x', attr: attr(300n) }], ['y', { name: 'y', attr: attr(301n) }]]) }
+  const top: Node = { name: '', attr: attr(1n, 0o040755), children: new Map([['d', sub]]) }
+  const replies: unknown[][] = []
+  const native = {
+    replyDir: (h: number, ...rest: unknown[]) => { replies.push(['dir', h, ...rest]); return 0 },
+    replyEntry: (h: number, ...rest: unknown[]) => { replies.push(['entry', h, ...rest]); return 0 },
+    replyBuf: (h: number, ...rest: unknown[]) => { replies.push(['buf', h, ...rest]); return 0 },
+    replyErr: (h: number, errno: number) => { replies.push(['err', h, errno]); return 0 },
+  } as unknown as NativeReplies
+  const found: number[] = []
+  const handlers = {
+    root: top,
+    async lookup(parent: Node, name: Buffer) {
+      const n = parent.children?.get(name.toString())
+      return n ? { node: n, attr: n.attr } : -2
+    },
+    async readdir(n: Node, listing: FuseListing<Node>) {
+      let i = 0
+      for (const [name, c] of n.children ?? []) listing.addPositional(Buffer.from(name), i++, c.attr, name === 'y' ? [[Buffer.from('user.y'), Buffer.from('1')]] : [], 30)
+    },
+    async entryAt(dir: Node, position: number) {
+      found.push(position)
+      return [...dir.children!.values()][position] ?? null
+    },
+    async read(n: Node) { return Buffer.from(n.name) },
+  } as unknown as FuseHandlers<Node>
+  const errors: unknown[] = []
+  const dispatch = makeDispatch(native, handlers, (r) => errors.push(r), () => undefined)
+  const settle = () => new Promise((r) => setTimeout(r, 5))
+  dispatch(Op.Lookup, 1, 1n, Buffer.from('d'))
+  await settle()
+  dispatch(Op.List, 2, 200n)
+  await settle()
+  const records = replies[1]![4] as Buffer
+  t.equal(records.length, 2 * 96, 'a record for each file')
+  const x = records.readBigUInt64LE(88)
+  const y = records.readBigUInt64LE(96 + 88)
+  t.equal(x >> 63n, 1n, 'known by a number with bit 63 set')
+  t.same([(x >> 62n) & 1n, (y >> 62n) & 1n], [0n, 1n], 'bit 62: whether it has xattrs')
+  t.equal((x >> 32n) & 0x3fffffffn, (y >> 32n) & 0x3fffffffn, 'the directory\'s listing number, shared')
+  t.same([x & 0xffffffffn, y & 0xffffffffn], [0n, 1n], 'and the position')
+  t.same([records.readUInt32LE(0), records.readUInt32LE(96)], [2, 3], 'records of entries 2 and 3, after . and ..')
+
+  dispatch(Op.Read, 3, y, 4096, 0)
+  dispatch(Op.Read, 4, y, 4096, 0)
+  await settle()
+  t.same(replies.slice(2).map((r) => [r[0], r[1], String(r[2])]), [['buf', 3, 'y'], ['buf', 4, 'y']], 'requests for it find the entry')
+  t.same(found, [1], 'once: the node found is kept')
+
+  dispatch(Op.List, 5, 200n)
+  await settle()
+  t.equal((replies[4]![4] as Buffer).readBigUInt64LE(88), x, 'a second listing gives the same numbers')
+
+  dispatch(Op.Forget, 0, 200n, 1)
+  dispatch(Op.Read, 6, x, 4096, 0)
+  await settle()
+  t.same(replies[5], ['err', 6, 116], 'once the kernel forgot the directory, its entries are stale (ESTALE)')
+  t.same(errors, [])
+
+  const listing = new FuseListing(1n, 7)
+  t.throws(() => listing.addPositional(Buffer.from('d'), 0, attr(5n, 0o040755), []), /not named by position/, 'a directory is never named by position')
+  const plain = new FuseListing(1n)
+  plain.addPositional(Buffer.from('f'), 0, attr(5n), [])
+  t.equal(plain.entries.records.length, 0, 'without a listing number the entry goes without attributes')
+})
+
+t.test('a lookup may not give an inode number of 2^63 or above: those name entries by position', async (t) => {
+  const { replies, errors, dispatch, settle } = setup()
+  file.attr.ino = 1n << 63n
+  try {
+    dispatch(Op.Lookup, 1, 1n, Buffer.from('f'))
+    await settle()
+  } finally {
+    file.attr.ino = 100n
+  }
+  t.same(replies, [['err', 1, 5]], 'EIO')
+  t.equal(errors.length, 1, 'reported')
 })

@@ -253,3 +253,22 @@ t.test('storage failures under a mount become EIO, not a crash', async (t) => {
   t.match(logs.join('\n'), /read "\/a\/f" failed/, 'with the path')
   t.ok(logs.length > 0, 'and logged')
 })
+
+t.test('an archive directory finds each entry again by its position, across pages', async (t) => {
+  const repo = await newTestRepository()
+  const count = 2500 // three pages of up to 1,024 entries
+  const entries: EntrySpec[] = Array.from({ length: count }, (_, i) => ({ path: `big/f-${String(i).padStart(5, '0')}`, kind: 'file', content: Buffer.from(String(i)) }))
+  await createArchiveFromEntries(repo, entries, { name: 'a' })
+  const view = new RepositoryView(repo, { caches: { treeBytes: 64 * 1024 } })
+  const dir = (await ((await view.lookup(Buffer.from('a'))) as DirNode).lookup(Buffer.from('big'))) as DirNode
+  const listedNames = (await dir.list()).map((e) => e.name.toString())
+  let wrong = 0
+  for (const i of [0, 1, 1023, 1024, 1025, 2047, 2048, count - 1]) {
+    const e = await dir.entryAt!(i)
+    if (e?.name.toString() !== listedNames[i]) wrong++
+    const content = await (e!.node as FileNode).read(0, 100)
+    if (content.toString() !== String(i)) wrong++
+  }
+  t.equal(wrong, 0, 'the entry at a position is the one listed there, with its content')
+  t.equal(await dir.entryAt!(count), null, 'none past the end')
+})

@@ -123,6 +123,26 @@ export class ArchiveReader {
     return findInLeaf(leaf.entries, name)
   }
 
+  /**
+   * The entry at `index` in a directory's name-byte order (the order of entries() and pages()), loading at
+   * most one page; undefined past the end.
+   */
+  async itemAt(dir: DirRef, index: number): Promise<Item | undefined> {
+    const top = await this.tree(dir.tree)
+    if (top.kind === 'leaf') return top.entries[index]
+    let first = 0
+    for (const page of top.pages) {
+      if (index < first + page.count) {
+        const leaf = await this.tree(page.id)
+        if (leaf.kind !== 'leaf') throw nestedPages()
+        if (leaf.entries.length !== page.count) throw new CairnError('integrity', 'a tree page holds another number of entries than its page list says', { hint: 'run cairn check' })
+        return leaf.entries[index - first]
+      }
+      first += page.count
+    }
+    return undefined
+  }
+
   /** Resolves a '/'-separated path in the archive (no leading '/'); '' is the root. */
   async resolve(path: Buffer): Promise<Item | null | undefined> {
     let dir: DirRef = this.root

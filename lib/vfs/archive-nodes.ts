@@ -97,8 +97,13 @@ export class ArchiveDirNode implements DirNode {
     return out
   }
 
-  async forEachEntry(visit: (name: Buffer, ino: bigint, mode: number, node?: () => VfsNode) => void): Promise<void> {
-    await this.eachItem((item, ino) => visit(item.name, ino, item.mode, item.kind === 'dir' ? () => this.nodeFor(item) : undefined))
+  async forEachEntry(visit: (name: Buffer, ino: bigint, mode: number, node: () => VfsNode) => void): Promise<void> {
+    await this.eachItem((item, ino) => visit(item.name, ino, item.mode, () => this.nodeFor(item)))
+  }
+
+  async entryAt(index: number): Promise<DirEntry | null> {
+    const item = await this.reader.itemAt(this.dir, index)
+    return item ? new ArchiveEntry(this, item, inodeForItem(this.reader, item, extendKey(this.key, item.name))) : null
   }
 
   /** Goes through the items page by page and starts loading the first subdirectories' trees: whoever lists a directory tends to enter them next. */

@@ -56,9 +56,15 @@ export interface DirNode extends NodeBase {
   /**
    * The same entries, in the same order, handed to `visit` without a DirEntry each, for callers that keep
    * only names and types (a FUSE listing): a directory of many pages is then never all in memory at once.
-   * For a subdirectory, `node` makes its node, for callers that hand those over ready to enter.
+   * `node` makes the entry's node, for callers that hand entries over with their attributes.
    */
-  forEachEntry?(visit: (name: Buffer, ino: bigint, mode: number, node?: () => VfsNode) => void): Promise<void>
+  forEachEntry?(visit: (name: Buffer, ino: bigint, mode: number, node: () => VfsNode) => void): Promise<void>
+  /**
+   * The entry at `index` in the listing's order (the index-th that list() or forEachEntry() gives), or null
+   * past the end; only for a directory whose entries never change (`immutable`), so that a caller may name
+   * an entry by its position for as long as it likes instead of keeping the entry.
+   */
+  entryAt?(index: number): Promise<DirEntry | null>
   lookup(name: Buffer): Promise<VfsNode | null>
 }
 

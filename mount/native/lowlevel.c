@@ -25,10 +25,10 @@
  * opened at all (see op_opendir). A listing is handed over whole when
  * READDIR asks for offset 0 (replyDir) and the rest of its pages are
  * served from C by offset. The kernel is asked to list with READDIRPLUS
- * (see init_send), so that the subdirectories of a listing's first page
- * reach it with their attributes, as if looked up. getxattr and listxattr
- * are answered in C when the lookup reply carried the inode's xattrs
- * (xattr-table.h), as cairn's always do.
+ * (see init_send), so that the subdirectories of a listing's first page,
+ * and the files of any page, reach it with their attributes, as if looked
+ * up. getxattr and listxattr are answered in C when the lookup reply
+ * carried the inode's xattrs (xattr-table.h), as cairn's always do.
  *
  * Handles: a pending request sits in a slot; h = generation * 2^24 + slot,
  * so a reply to an answered (or abandoned) request is refused (returns
@@ -193,6 +193,7 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
 
 static void forget_one(session_t *s, fuse_ino_t ino, uint64_t nlookup) {
   xattr_table_forget(&s->xattrs, ino, nlookup);
+  if (positional(ino)) return; /* JavaScript keeps nothing for it */
   napi_value extra[1] = { num(s->env, (double)nlookup) };
   call_js(s, OP_FORGET, NULL, 0, ino, 1, extra);
 }
@@ -263,6 +264,8 @@ void dir_free(session_t *s, dir_t *d) {
   s->ndirs--;
   free(d->data);
   free(d->pos);
+  free(d->records);
+  free(d->xattrs);
   free(d);
 }
 
@@ -312,7 +315,8 @@ static size_t direntplus_put(const session_t *s, const dir_t *d, uint64_t i, con
     double entry_valid = f64_at(rec + 72), attr_valid = f64_at(rec + 80);
     if (entry_valid < 0) entry_valid = s->entry_timeout;
     if (attr_valid < 0) attr_valid = s->attr_timeout;
-    dp->entry_out.nodeid = ino;
+    uint64_t nodeid = u64_at(rec + 88);
+    dp->entry_out.nodeid = nodeid != 0 ? nodeid : ino;
     dp->entry_out.entry_valid = whole_seconds(entry_valid);
     dp->entry_out.entry_valid_nsec = nanoseconds(entry_valid);
     dp->entry_out.attr_valid = whole_seconds(attr_valid);
@@ -327,17 +331,30 @@ static size_t direntplus_put(const session_t *s, const dir_t *d, uint64_t i, con
   return size;
 }
 
+/* The first of `n` records (ascending indexes) whose index is at least `index`. */
+static size_t record_from(const char *records, size_t n, uint64_t index) {
+  size_t lo = 0, hi = n;
+  while (lo < hi) {
+    size_t mid = lo + (hi - lo) / 2;
+    if (u32_at(records + mid * ENTRY_RECORD) < index) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
 /*
  * Answers a READDIR (or READDIRPLUS) from `d`; the listing is dropped once a page past its end was asked
- * for. Records, if any, are used from the first and counted in *given.
+ * for. `records` give entries their attributes (see dir_keep_and_serve); *given counts those with nodeid 0
+ * that went.
  */
 static int dir_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords,
                      const char *xattrs, uint32_t *given) {
   if (scratch(s, req, size) == NULL) return -ENOMEM;
-  size_t used = 0, r = 0;
+  size_t used = 0;
   struct stat st;
   memset(&st, 0, sizeof st);
   uint64_t first = off < 0 ? 0 : (uint64_t)off;
+  size_t r0 = plus ? record_from(records, nrecords, first) : nrecords, r = r0;
   for (uint64_t i = first; i < d->count; i++) {
     size_t n;
     if (plus) {
@@ -355,13 +372,16 @@ static int dir_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t 
     used += n;
   }
   int res = fuse_reply_buf(req, s->dirbuf, used);
-  if (res != 0) r = 0;
-  for (size_t k = 0; k < r; k++) { /* out of memory: JavaScript answers their xattrs */
+  if (res != 0) r = r0; /* the kernel did not take the page */
+  uint32_t counted = 0;
+  for (size_t k = r0; k < r; k++) { /* out of memory: JavaScript answers their xattrs */
     const char *rec = records + k * ENTRY_RECORD;
+    uint64_t nodeid = u64_at(rec + 88);
     uint32_t n = u32_at(rec + 68);
-    xattr_table_remember(&s->xattrs, u64_at(d->data + d->pos[u32_at(rec)]), n ? xattrs + u32_at(rec + 64) : NULL, n);
+    if (nodeid == 0) counted++;
+    if (nodeid == 0 || n > 0) xattr_table_remember(&s->xattrs, nodeid ? nodeid : u64_at(d->data + d->pos[u32_at(rec)]), n ? xattrs + u32_at(rec + 64) : NULL, n);
   }
-  if (given != NULL) *given = (uint32_t)r;
+  if (given != NULL) *given = counted;
   if (first >= d->count) dir_free(s, d);
   return res;
 }
@@ -373,8 +393,9 @@ int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_
   while (s->ndirs >= DIRS_KEPT) dir_free(s, s->dirs.prev);
   dir_link_first(s, d);
   s->ndirs++;
-  /* Records only at offset 0, so that those given are always the first ones. */
-  return dir_serve(s, req, d, size, off, plus, off == 0 ? records : NULL, off == 0 ? nrecords : 0, xattrs, given);
+  /* All records only at offset 0, so that those JavaScript counts are always the first ones. */
+  if (off != 0) return dir_serve(s, req, d, size, off, plus, d->records, d->nrecords, d->xattrs, given);
+  return dir_serve(s, req, d, size, off, plus, records, nrecords, xattrs, given);
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
@@ -386,7 +407,7 @@ static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, s
   }
   dir_unlink(d); /* most recently used first */
   dir_link_first(s, d);
-  dir_serve(s, req, d, size, off, s->plus_request, NULL, 0, NULL, NULL); /* entries after the first page go without attributes */
+  dir_serve(s, req, d, size, off, s->plus_request, d->records, d->nrecords, d->xattrs, NULL); /* the entries named by position */
 }
 
 /*
@@ -420,6 +441,10 @@ int reply_sized(fuse_req_t req, size_t size, const char *data, size_t len) {
 
 static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t size) {
   session_t *s = fuse_req_userdata(req);
+  if (positional_without_xattrs(ino)) {
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
   const xattr_entry_t *e = xattr_table_find(&s->xattrs, ino);
   if (e != NULL) {
     const char *value;
@@ -434,6 +459,10 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   session_t *s = fuse_req_userdata(req);
+  if (positional_without_xattrs(ino)) {
+    reply_sized(req, size, NULL, 0);
+    return;
+  }
   const xattr_entry_t *e = xattr_table_find(&s->xattrs, ino);
   if (e == NULL) {
     call_js(s, OP_LISTXATTR, req, size, ino, 0, NULL);
@@ -496,11 +525,13 @@ static void session_close(session_t *s);
 
 /*
  * READDIRPLUS (protocol 7.21) through libfuse 2, which speaks 7.19: INIT is handed to libfuse with the
- * channel init_ch, whose send adds the flags that ask the kernel for READDIRPLUS (adaptive: at a
- * directory's first page, and after lookups in it) when the kernel offered it. A READDIRPLUS request
- * carries the same fuse_read_in as READDIR, so it is handed to libfuse as READDIR, and op_readdir, seeing
- * plus_request, answers in READDIRPLUS's layout. Why: a subdirectory given with its attributes in its
- * parent's listing is not looked up when a program enters it (one request fewer per directory of a walk).
+ * channel init_ch, whose send adds the flag that asks the kernel for READDIRPLUS, for every page (not
+ * the adaptive mode, which asks for it at a directory's first page only until a program looks names up
+ * in it: cp -a reads a whole directory before it stats any) when the kernel offered it. A READDIRPLUS
+ * request carries the same fuse_read_in as READDIR, so it is handed to libfuse as READDIR, and op_readdir,
+ * seeing plus_request, answers in READDIRPLUS's layout. Why: an entry given with its attributes in its
+ * parent's listing is not looked up when a program enters or stats it (one request fewer per directory
+ * of a walk, and per file of a cp -a).
  */
 static int init_send(struct fuse_chan *ch, const struct iovec iov[], size_t count) {
   session_t *s = fuse_chan_data(ch);
@@ -510,7 +541,7 @@ static int init_send(struct fuse_chan *ch, const struct iovec iov[], size_t coun
   if (head != NULL && head->error == 0 && s->plus_offered && iov[1].iov_len <= sizeof init
       && iov[1].iov_len >= offsetof(struct fuse_init_out, flags) + sizeof init.flags) {
     memcpy(&init, iov[1].iov_base, iov[1].iov_len);
-    init.flags |= INIT_DO_READDIRPLUS | INIT_READDIRPLUS_AUTO;
+    init.flags |= INIT_DO_READDIRPLUS;
     out[0] = iov[0];
     out[1] = (struct iovec){ .iov_base = &init, .iov_len = iov[1].iov_len };
     iov = out;

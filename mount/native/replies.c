@@ -210,9 +210,10 @@ napi_value reply_xattr(napi_env env, napi_callback_info info) { return reply_byt
  * replyDir(h, packed, count, records, xattrs): keeps a copy of the packed listing and answers the READDIR
  * with a page of it (later pages are served from the copy). `records` (possibly empty) give some entries
  * their attributes (ENTRY_RECORD bytes each, ascending indexes past `.` and `..`) and their xattrs in the
- * blob `xattrs`: in a READDIRPLUS page at offset 0 those entries reach the kernel as looked up. Returns how
- * many records (from the first) did so, each one lookup the kernel will forget. Negative: the request was
- * not answered as asked (libfuse's result, or -EBADF).
+ * blob `xattrs`: in a READDIRPLUS page those entries reach the kernel as looked up (session.h: those with
+ * nodeid 0 only at offset 0, those named by position on any page). Returns how many records with nodeid 0
+ * (from the first) did so, each one lookup the kernel will forget. Negative: the request was not answered
+ * as asked (libfuse's result, or -EBADF).
  */
 napi_value reply_dir(napi_env env, napi_callback_info info) {
   size_t argc = 5;
@@ -225,7 +226,8 @@ napi_value reply_dir(napi_env env, napi_callback_info info) {
       || !get_bytes(env, argv[3], &records, &records_len) || !get_bytes(env, argv[4], &xattrs, &xattrs_len))
     return type_error(env, "replyDir(h, packed, count, records, xattrs)");
   size_t nrecords = records_len / ENTRY_RECORD;
-  if (records_len % ENTRY_RECORD != 0) return type_error(env, "replyDir: records are 88 bytes each");
+  if (records_len % ENTRY_RECORD != 0) return type_error(env, "replyDir: records are 96 bytes each");
+  size_t npositional = 0;
   for (size_t i = 0; i < nrecords; i++) {
     const char *rec = records + i * ENTRY_RECORD;
     uint32_t index = u32_at(rec), previous = i > 0 ? u32_at(rec - ENTRY_RECORD) : 1; /* `.` and `..` get no record */
@@ -233,28 +235,42 @@ napi_value reply_dir(napi_env env, napi_callback_info info) {
     uint32_t at = u32_at(rec + 64), n = u32_at(rec + 68);
     if (at > xattrs_len || n > xattrs_len - at || (n > 0 && !xattr_blob_valid(xattrs + at, n))) return type_error(env, "replyDir: malformed xattrs");
     if (!isfinite(f64_at(rec + 72)) || !isfinite(f64_at(rec + 80))) return type_error(env, "replyDir: validities are finite numbers");
+    uint64_t nodeid = u64_at(rec + 88);
+    if (nodeid != 0 && (!positional(nodeid) || ((nodeid & POSITIONAL_XATTRS_BIT) != 0) != (n > 0)))
+      return type_error(env, "replyDir: a record's nodeid is 0 or positional, with the xattrs bit set exactly when it has xattrs");
+    if (nodeid != 0) npositional++;
   }
   uint32_t *pos = malloc(((size_t)count + 1) * sizeof *pos);
   char *copy = malloc(len ? len : 1);
   dir_t *d = calloc(1, sizeof *d);
-  if (pos == NULL || copy == NULL || d == NULL) {
-    free(pos); free(copy); free(d);
+  char *kept = npositional ? malloc(npositional * ENTRY_RECORD) : NULL;
+  char *kept_xattrs = npositional && xattrs_len ? malloc(xattrs_len) : NULL;
+  if (pos == NULL || copy == NULL || d == NULL || (npositional && kept == NULL) || (npositional && xattrs_len && kept_xattrs == NULL)) {
+    free(pos); free(copy); free(d); free(kept); free(kept_xattrs);
     napi_throw_error(env, "ENOMEM", "out of memory");
     return NULL;
   }
+  /* The records of entries named by position stay with the listing, for the pages after the first. */
+  for (size_t i = 0, k = 0; i < nrecords; i++) {
+    if (u64_at(records + i * ENTRY_RECORD + 88) != 0) memcpy(kept + k++ * ENTRY_RECORD, records + i * ENTRY_RECORD, ENTRY_RECORD);
+  }
+  if (kept_xattrs != NULL) memcpy(kept_xattrs, xattrs, xattrs_len);
+  d->records = kept;
+  d->nrecords = npositional;
+  d->xattrs = kept_xattrs;
   size_t p = 0;
   for (uint32_t i = 0; i < count; i++) { /* validate before the request is answered */
     const char *nul = len - p > ENTRY_HEADER ? memchr(data + p + ENTRY_HEADER, 0, len - p - ENTRY_HEADER) : NULL;
     size_t n = nul ? (size_t)(nul - (data + p + ENTRY_HEADER)) : 0;
     if (nul == NULL || n == 0 || n > NAME_MAX_BYTES || memchr(data + p + ENTRY_HEADER, '/', n) != NULL || len > UINT32_MAX) {
-      free(pos); free(copy); free(d);
+      free(pos); free(copy); free(d); free(kept); free(kept_xattrs);
       return type_error(env, "replyDir: malformed listing (names are 1 to 255 bytes without NUL or '/')");
     }
     pos[i] = (uint32_t)p;
     p += ENTRY_HEADER + n + 1;
   }
   if (p != len) {
-    free(pos); free(copy); free(d);
+    free(pos); free(copy); free(d); free(kept); free(kept_xattrs);
     return type_error(env, "replyDir: the listing holds more than `count` entries");
   }
   memcpy(copy, data, len);
@@ -263,7 +279,7 @@ napi_value reply_dir(napi_env env, napi_callback_info info) {
   d->count = count;
   slot_t *sl = handle_arg(env, argv[0]);
   if (sl == NULL) {
-    free(pos); free(copy); free(d);
+    free(pos); free(copy); free(d); free(kept); free(kept_xattrs);
     return int_result(env, -EBADF);
   }
   d->ino = sl->ino;

@@ -46,9 +46,21 @@
  * An entry record of replyDir, little-endian: index u32, nlink, uid, gid, rdev, blksize u32; size, blocks,
  * atime, mtime, ctime 64-bit (times in nanoseconds); where its xattrs are in replyDir's xattr blob: offset
  * u32, length u32; how long the kernel may keep the name and the attributes: seconds, f64 each (negative:
- * the mount's).
+ * the mount's); nodeid u64.
+ *
+ * nodeid 0: the entry's node is one JavaScript keeps and counts lookups of; the kernel knows it by its
+ * inode number, and it is given only on the page at offset 0, whose records JavaScript is told about.
+ * Otherwise the entry is named by its position (POSITIONAL_BIT, see mount/fuse-dispatch.ts): JavaScript
+ * keeps nothing for it, so its record stays with the listing and goes on whichever page the entry falls,
+ * and its lookups are not counted. POSITIONAL_XATTRS_BIT says it has xattrs: without it, getxattr and
+ * listxattr of the number are answered here, empty, whatever the kernel has forgotten.
  */
-#define ENTRY_RECORD 88
+#define ENTRY_RECORD 96
+#define POSITIONAL_BIT (1ull << 63)
+#define POSITIONAL_XATTRS_BIT (1ull << 62)
+
+static inline bool positional(uint64_t nodeid) { return (nodeid & POSITIONAL_BIT) != 0; }
+static inline bool positional_without_xattrs(uint64_t nodeid) { return positional(nodeid) && !(nodeid & POSITIONAL_XATTRS_BIT); }
 
 static inline uint32_t u32_at(const char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
 static inline uint64_t u64_at(const char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
@@ -57,7 +69,6 @@ static inline double f64_at(const char *p) { uint64_t v = u64_at(p); double d; m
 /* Protocol 7.21, which libfuse 2 (7.19) does not know: READDIRPLUS and the INIT flags that ask for it. */
 #define OPCODE_READDIRPLUS 44
 #define INIT_DO_READDIRPLUS (1u << 13)
-#define INIT_READDIRPLUS_AUTO (1u << 14)
 
 /* What dispatch is told. Must match Op in mount/fuse-binding.ts. */
 enum {
@@ -79,6 +90,9 @@ typedef struct dir_s {
   char *data;          /* the packed listing */
   uint32_t count;
   uint32_t *pos;       /* byte position of each entry */
+  char *records;       /* the records of entries named by position (ENTRY_RECORD bytes each, ascending) */
+  size_t nrecords;
+  char *xattrs;        /* the xattr blob those records point into */
   struct dir_s *prev, *next;
 } dir_t;
 
@@ -138,9 +152,10 @@ void dir_free(session_t *s, dir_t *d);
 /*
  * Keeps `d` as the listing of d->ino (replacing an older one), then answers `req` with the page at `off`, as
  * READDIRPLUS when `plus`. `records` (ENTRY_RECORD bytes each, ascending indexes) give entries their
- * attributes in a READDIRPLUS page at offset 0: the kernel then knows those inodes as if looked up (their
- * xattrs, from the blob `xattrs`, are remembered as a lookup's are), and `*given` tells how many of the
- * records (from the first) went into the page. Returns fuse_reply_buf's result.
+ * attributes in a READDIRPLUS page: the kernel then knows those inodes as if looked up (their xattrs, from
+ * the blob `xattrs`, are remembered as a lookup's are). Those with nodeid 0 go only at offset 0, and
+ * `*given` tells how many of them (from the first) went into the page; d->records go on any page. Returns
+ * fuse_reply_buf's result.
  */
 int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords,
                        const char *xattrs, uint32_t *given);
