@@ -167,18 +167,19 @@ interface Known<N> {
   listingNumber?: number
 }
 
-/** Numbers of entries named by position; hash inode numbers (lib/vfs/inode.ts) are below 2^63. */
+/**
+ * Numbers of entries named by position (hash inode numbers, lib/vfs/inode.ts, are below 2^63): bit 63, bit
+ * 62 when it has xattrs, the listing number in bits 32-61, the position in bits 0-31. Written as two 32-bit
+ * halves, without a BigInt per entry.
+ */
 const POSITIONAL = 1n << 63n
-const POSITIONAL_XATTRS = 1n << 62n
+const POSITIONAL_HIGH = 0x8000_0000
+const POSITIONAL_XATTRS_HIGH = 0x4000_0000
 const LISTING_SHIFT = 32n
 const LISTING_LIMIT = 2 ** 30
 const POSITION_LIMIT = 2 ** 32
 /** Entries named by position whose nodes are kept after a request found them. */
 const POSITIONAL_NODES_KEPT = 1024
-
-function positionalNumber(listing: number, position: number, hasXattrs: boolean): bigint {
-  return POSITIONAL | (hasXattrs ? POSITIONAL_XATTRS : 0n) | (BigInt(listing) << LISTING_SHIFT) | BigInt(position)
-}
 
 /**
  * Returns the function lowlevel.c calls for every request, and `gone` is called once the kernel has
@@ -433,7 +434,7 @@ export class FuseListing<N = unknown> {
   addEntry(name: Buffer, node: N, attr: FuseAttr, xattrs: readonly (readonly [Buffer, Buffer])[], entryValidSeconds?: number): void {
     if (typeof attr.ino === 'bigint' && attr.ino & POSITIONAL) throw new TypeError(`readdir: inode number ${attr.ino} is reserved`)
     const index = this.entryCount
-    if (this.addRecorded(name, attr, xattrs, entryValidSeconds, index < ENTRIES_LIMIT ? () => 0n : null)) {
+    if (this.addRecorded(name, attr, xattrs, entryValidSeconds, index < ENTRIES_LIMIT ? BY_INODE : null)) {
       this.entryNodes.push({ ino: attr.ino, node })
     }
   }
@@ -447,22 +448,21 @@ export class FuseListing<N = unknown> {
   addPositional(name: Buffer, position: number, attr: FuseAttr, xattrs: readonly (readonly [Buffer, Buffer])[], entryValidSeconds?: number): void {
     if ((attr.mode & 0o170000) === 0o040000) throw new TypeError('readdir: a directory is not named by position')
     int(position, 'position', POSITION_LIMIT - 1)
-    const listing = this.takesPositional ? this.listingNumber! : undefined
-    if (this.addRecorded(name, attr, xattrs, entryValidSeconds, listing === undefined ? null : (hasXattrs) => positionalNumber(listing, position, hasXattrs))) {
+    if (this.addRecorded(name, attr, xattrs, entryValidSeconds, this.takesPositional ? { listing: this.listingNumber!, position } : null)) {
       this.positionalCount++
     }
   }
 
-  /** Adds an entry, with a record when `nodeid` (given whether it has xattrs) is not null; returns whether it got one. */
+  /** Adds an entry, with a record when `known` says how the kernel is to know it; returns whether it got one. */
   private addRecorded(name: Buffer, attr: FuseAttr, xattrs: readonly (readonly [Buffer, Buffer])[], entryValidSeconds: number | undefined,
-    nodeid: ((hasXattrs: boolean) => bigint) | null): boolean {
+    known: typeof BY_INODE | { listing: number; position: number } | null): boolean {
     checkName(name)
     const a = attrArgs(attr)
     const blob = packXattrs(xattrs)
     if (a[0] === ROOT || a[0] === 0n) throw new TypeError(`readdir: inode number ${a[0]} is reserved`)
     const index = this.entryCount
     this.put(name, a[0], a[1])
-    if (!nodeid) return false
+    if (!known) return false
     const at = this.recordCount * RECORD_BYTES
     if (!this.recordBuf || at + RECORD_BYTES > this.recordBuf.length) {
       const grown = Buffer.allocUnsafe(Math.max(16, 2 * this.recordCount + 2) * RECORD_BYTES)
@@ -472,14 +472,15 @@ export class FuseListing<N = unknown> {
     const r = this.recordBuf
     let p = r.writeUInt32LE(index, at)
     for (const v of [a[2], a[3], a[4], a[5], a[8]]) p = r.writeUInt32LE(v, p)
-    p = r.writeBigInt64LE(BigInt(a[6]), p)
-    p = r.writeBigInt64LE(BigInt(a[7]), p)
+    p = writeUint64(r, a[6], p)
+    p = writeUint64(r, a[7], p)
     for (const t of [a[9], a[10], a[11]]) p = r.writeBigInt64LE(t, p)
     p = r.writeUInt32LE(this.xattrBytes, p)
     p = r.writeUInt32LE(blob.length, p)
     p = r.writeDoubleLE(validity(entryValidSeconds), p)
     p = r.writeDoubleLE(validity(attr.validSeconds), p)
-    r.writeBigUInt64LE(nodeid(blob.length > 0), p)
+    if (known === BY_INODE) writeUint64(r, 0, p)
+    else r.writeUInt32LE((POSITIONAL_HIGH | (blob.length > 0 ? POSITIONAL_XATTRS_HIGH : 0) | known.listing) >>> 0, r.writeUInt32LE(known.position, p))
     if (blob.length > 0) this.xattrBlobs.push(blob)
     this.xattrBytes += blob.length
     this.recordCount++
@@ -525,6 +526,13 @@ const ENTRIES_LIMIT = 1024
 /** Entries named by position a listing gives with attributes: their records stay with the listing while it is read (96 bytes each). */
 const POSITIONAL_LIMIT = 65_536
 const RECORD_BYTES = 96
+/** A record of an entry the kernel knows by its inode number (nodeid 0 in the record). */
+const BY_INODE = 'by inode'
+
+/** A safe integer >= 0 as u64 LE, as two halves. */
+function writeUint64(buf: Buffer, v: number, at: number): number {
+  return buf.writeUInt32LE(Math.floor(v / 2 ** 32), buf.writeUInt32LE(v >>> 0, at))
+}
 const NO_RECORDS = Buffer.alloc(0)
 
 function checkName(name: Buffer): void {
