@@ -71,6 +71,8 @@ export interface FuseMountOptions {
   entryTimeout?: number
   /** Keep file contents in the page cache between opens. */
   kernelCache?: boolean
+  /** When entries named by position go with listings (see DispatchOptions in fuse-dispatch.ts; default 10 s). */
+  statWindowSeconds?: number
   /** Unexpected handler failures (answered EIO). Default: process.emitWarning. */
   onError?: (report: FuseHandlerError) => void
 }
@@ -197,7 +199,7 @@ export async function mount<N>(mountpoint: string, handlers: FuseHandlers<N>, op
     session = undefined
     resolveGone()
   }
-  const dispatch = makeDispatch(native, handlers, onError, close)
+  const dispatch = makeDispatch(native, handlers, onError, close, { statWindowSeconds: options.statWindowSeconds })
   try {
     session = native.mount(mp, settings.mountOptions, settings.attrTimeout, settings.entryTimeout, settings.keepCache,
       settings.uid, settings.gid, settings.umask, dispatch)

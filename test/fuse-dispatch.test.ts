@@ -158,7 +158,7 @@ t.test('entries named by position: nothing kept, found again through their direc
     async read(n: Node) { return Buffer.from(n.name) },
   } as unknown as FuseHandlers<Node>
   const errors: unknown[] = []
-  const dispatch = makeDispatch(native, handlers, (r) => errors.push(r), () => undefined)
+  const dispatch = makeDispatch(native, handlers, (r) => errors.push(r), () => undefined, { statWindowSeconds: Infinity })
   const settle = () => new Promise((r) => setTimeout(r, 5))
   dispatch(Op.Lookup, 1, 1n, Buffer.from('d'))
   await settle()
@@ -208,4 +208,63 @@ t.test('a lookup may not give an inode number of 2^63 or above: those name entri
   }
   t.same(replies, [['err', 1, 5]], 'EIO')
   t.equal(errors.length, 1, 'reported')
+})
+
+t.test('entries named by position go with listings only while programs look files up', async (t) => {
+  const sub: Node = { name: 'd', attr: attr(200n, 0o040755), children: new Map([['x', { name: 'x', attr: attr(300n) }], ['y', { name: 'y', attr: attr(301n) }]]) }
+  const top: Node = { name: '', attr: attr(1n, 0o040755), children: new Map([['d', sub], ['f', { name: 'f', attr: attr(302n) }]]) }
+  const settle = (ms = 5) => new Promise((r) => setTimeout(r, ms))
+  const start = (statWindowSeconds?: number) => {
+    const dirs: Buffer[] = []
+    const native = {
+      replyDir: (_h: number, _packed: Buffer, _count: number, records: Buffer) => { dirs.push(records); return 0 },
+      replyEntry: () => 0,
+      replyErr: () => 0,
+    } as unknown as NativeReplies
+    const handlers = {
+      root: top,
+      async lookup(parent: Node, name: Buffer) {
+        const n = parent.children?.get(name.toString())
+        return n ? { node: n, attr: n.attr } : -2
+      },
+      async readdir(n: Node, listing: FuseListing<Node>) {
+        let i = 0
+        for (const [name, c] of n.children ?? []) {
+          if (c.children) listing.add(Buffer.from(name), c.attr.ino, c.attr.mode)
+          else listing.addPositional(Buffer.from(name), i, c.attr, [])
+          i++
+        }
+      },
+    } as unknown as FuseHandlers<Node>
+    const dispatch = makeDispatch(native, handlers, () => undefined, () => undefined, statWindowSeconds === undefined ? {} : { statWindowSeconds })
+    /** How many records the next listing of d gives. */
+    const listed = async (req: number): Promise<number> => {
+      dispatch(Op.List, req, 200n)
+      await settle()
+      return dirs.at(-1)!.length / 96
+    }
+    return { dispatch, listed }
+  }
+
+  const byDefault = start()
+  byDefault.dispatch(Op.Lookup, 1, 1n, Buffer.from('d'))
+  await settle()
+  t.equal(await byDefault.listed(2), 0, 'none before a program looked a file up (a directory does not count)')
+  byDefault.dispatch(Op.Lookup, 3, 1n, Buffer.from('f'))
+  await settle()
+  t.equal(await byDefault.listed(4), 2, 'both files once one did')
+
+  const short = start(0.05)
+  short.dispatch(Op.Lookup, 1, 1n, Buffer.from('d'))
+  short.dispatch(Op.Lookup, 2, 1n, Buffer.from('f'))
+  await settle()
+  t.equal(await short.listed(3), 2, 'within the window')
+  await settle(100)
+  t.equal(await short.listed(4), 0, 'not once it has passed')
+
+  const never = start(0)
+  never.dispatch(Op.Lookup, 1, 1n, Buffer.from('d'))
+  never.dispatch(Op.Lookup, 2, 1n, Buffer.from('f'))
+  await settle()
+  t.equal(await never.listed(3), 0, 'never with a window of 0')
 })
