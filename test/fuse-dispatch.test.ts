@@ -130,6 +130,31 @@ t.test('entries a listing hands over count as lookups once the binding says they
   }
 })
 
+/** Handlers that list subdirectories plainly and the other entries by position ('y' with an xattr); entryAt notes each position found. */
+function positionalHandlers(top: Node, found: number[]): FuseHandlers<Node> {
+  return {
+    root: top,
+    async lookup(parent: Node, name: Buffer) {
+      const n = parent.children?.get(name.toString())
+      return n ? { node: n, attr: n.attr } : -2
+    },
+    async readdir(n: Node, listing: FuseListing<Node>) {
+      let i = 0
+      for (const [name, c] of n.children ?? []) {
+        if (c.children) listing.add(Buffer.from(name), c.attr.ino, c.attr.mode)
+        else listing.addPositional(Buffer.from(name), i, c.attr, name === 'y' ? [[Buffer.from('user.y'), Buffer.from('1')]] : [], 30)
+        i++
+      }
+    },
+    async entryAt(dir: Node, position: number) {
+      found.push(position)
+      return [...dir.children!.values()][position] ?? null
+    },
+    async getattr(n: Node) { return n.attr },
+    async read(n: Node) { return Buffer.from(n.name) },
+  }
+}
+
 t.test('entries named by position: nothing kept, found again through their directory while the kernel knows it', async (t) => {
   const sub: Node = { name: 'd', attr: { ...attr(200n, 0o040755) }, children: new Map([['x', { name: 'x', attr: attr(300n) }], ['y', { name: 'y', attr: attr(301n) }]]) }
   const top: Node = { name: '', attr: attr(1n, 0o040755), children: new Map([['d', sub]]) }
@@ -141,22 +166,7 @@ t.test('entries named by position: nothing kept, found again through their direc
     replyErr: (h: number, errno: number) => { replies.push(['err', h, errno]); return 0 },
   } as unknown as NativeReplies
   const found: number[] = []
-  const handlers = {
-    root: top,
-    async lookup(parent: Node, name: Buffer) {
-      const n = parent.children?.get(name.toString())
-      return n ? { node: n, attr: n.attr } : -2
-    },
-    async readdir(n: Node, listing: FuseListing<Node>) {
-      let i = 0
-      for (const [name, c] of n.children ?? []) listing.addPositional(Buffer.from(name), i++, c.attr, name === 'y' ? [[Buffer.from('user.y'), Buffer.from('1')]] : [], 30)
-    },
-    async entryAt(dir: Node, position: number) {
-      found.push(position)
-      return [...dir.children!.values()][position] ?? null
-    },
-    async read(n: Node) { return Buffer.from(n.name) },
-  } as unknown as FuseHandlers<Node>
+  const handlers = positionalHandlers(top, found)
   const errors: unknown[] = []
   const dispatch = makeDispatch(native, handlers, (r) => errors.push(r), () => undefined, { statWindowSeconds: Infinity })
   const settle = () => new Promise((r) => setTimeout(r, 5))
@@ -221,21 +231,7 @@ t.test('entries named by position go with listings only while programs look file
       replyEntry: () => 0,
       replyErr: () => 0,
     } as unknown as NativeReplies
-    const handlers = {
-      root: top,
-      async lookup(parent: Node, name: Buffer) {
-        const n = parent.children?.get(name.toString())
-        return n ? { node: n, attr: n.attr } : -2
-      },
-      async readdir(n: Node, listing: FuseListing<Node>) {
-        let i = 0
-        for (const [name, c] of n.children ?? []) {
-          if (c.children) listing.add(Buffer.from(name), c.attr.ino, c.attr.mode)
-          else listing.addPositional(Buffer.from(name), i, c.attr, [])
-          i++
-        }
-      },
-    } as unknown as FuseHandlers<Node>
+    const handlers = positionalHandlers(top, [])
     const dispatch = makeDispatch(native, handlers, () => undefined, () => undefined, statWindowSeconds === undefined ? {} : { statWindowSeconds })
     /** How many records the next listing of d gives. */
     const listed = async (req: number): Promise<number> => {
