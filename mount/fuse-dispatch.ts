@@ -16,7 +16,8 @@
  * its entries: a dentry holds its parent) and asks the handler for the entry at that position; the last
  * few entries found are kept, so that the reads of one file find its node again.
  *
- * Such entries go with a listing only while programs look files up (DispatchOptions.statWindowSeconds):
+ * Such entries go with a listing only while programs look files up, or of a directory a program named
+ * (DispatchOptions.statWindowSeconds):
  * each costs the kernel an inode when it reads the listing, which pays for itself when the program then
  * stats the file (ls -l, du, cp -a, rsync, a file manager: no LOOKUP each) and is pure cost when it only
  * wants the names (find): walking the million-file archive took 7.9 s with them, 2.1 s without.
@@ -189,14 +190,18 @@ const POSITIONAL_NODES_KEPT = 1024
 export interface DispatchOptions {
   /**
    * Entries named by position go with a listing for this long after the last lookup of a non-directory
-   * (default 10 s; Infinity: always; 0: never). The window spans the directories of one running program
-   * and a user opening folders one after another in a file manager; a program that stats the files of
-   * the first directory it lists makes a LOOKUP of each there.
+   * (default 10 s; Infinity: always; 0: never), and with the listing of a directory a program has just
+   * looked up by name (cp -a DIR, ls -l DIR, du DIR, a file manager opening a folder name it was given)
+   * unless it is 0. The window spans the directories of one running program and a user opening folders
+   * one after another; a program that stats the files of the first directory it lists, reached without
+   * naming it, makes a LOOKUP of each there.
    */
   statWindowSeconds?: number
 }
 
 const DEFAULT_STAT_WINDOW_SECONDS = 10
+/** A directory listed this soon after a lookup gave it counts as named by the program that lists it. */
+const NAMED_DIRECTORY_MS = 1000
 
 /**
  * Returns the function lowlevel.c calls for every request, and `gone` is called once the kernel has
@@ -205,9 +210,16 @@ const DEFAULT_STAT_WINDOW_SECONDS = 10
 export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onError: (r: FuseHandlerError) => void, gone: () => void,
   options: DispatchOptions = {}) {
   const statWindowMs = 1000 * (options.statWindowSeconds ?? DEFAULT_STAT_WINDOW_SECONDS)
-  /** performance.now() of the last lookup of a non-directory. */
+  /** performance.now() of the last lookup of a non-directory; the directory the last lookup of one gave, and when. */
   let lastFileLookup = -Infinity
-  const programsStat = (): boolean => statWindowMs > 0 && performance.now() - lastFileLookup <= statWindowMs
+  let namedDirectory: bigint | null = null
+  let namedAt = -Infinity
+  /** Whether a listing of `ino` gives entries by position (see DispatchOptions.statWindowSeconds). */
+  const byPosition = (ino: bigint): boolean => {
+    if (statWindowMs <= 0) return false
+    const now = performance.now()
+    return now - lastFileLookup <= statWindowMs || (ino === namedDirectory && now - namedAt <= NAMED_DIRECTORY_MS)
+  }
   const inodes = new Map<bigint, Known<N>>([[ROOT, { node: h.root, lookups: Infinity }]])
   /** Directories by listing number, while the kernel knows them. */
   const listed = new Map<number, N>()
@@ -278,6 +290,7 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     if (replied !== 0) return undefined // interrupted: the kernel did not take it
     looked(ino, r.node)
     if ((attr[1] & 0o170000) !== 0o040000) lastFileLookup = performance.now()
+    else [namedDirectory, namedAt] = [ino, performance.now()]
     return undefined
   })
 
@@ -308,7 +321,7 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
         return undefined
       })
       case Op.List: return serve(op, req, ino, undefined, async (node) => {
-        const listing = new FuseListing<N>(ino, programsStat() ? listingNumber(ino) : undefined)
+        const listing = new FuseListing<N>(ino, byPosition(ino) ? listingNumber(ino) : undefined)
         const r = await h.readdir(node, listing)
         if (typeof r === 'number') return errnoResult(op, r)
         const { records, xattrs, nodes } = listing.entries
