@@ -171,6 +171,8 @@ interface Known<N> {
   lookups: number
   /** The number its listings give their entries named by position (see FuseListing). */
   listingNumber?: number
+  /** A listing of it gave subdirectories without their attributes: a walk looks those up to enter them. */
+  listedBareSubdirectories?: boolean
 }
 
 /**
@@ -200,7 +202,11 @@ export interface DispatchOptions {
 }
 
 const DEFAULT_STAT_WINDOW_SECONDS = 10
-/** A directory listed this soon after a lookup gave it counts as named by the program that lists it. */
+/**
+ * A directory listed this soon after a lookup gave it counts as named by the program that lists it, unless
+ * a listing of its parent gave subdirectories without their attributes: a walk going down looks those up
+ * (find entering the subdirectories past a listing's first page).
+ */
 const NAMED_DIRECTORY_MS = 1000
 
 /**
@@ -290,7 +296,10 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     if (replied !== 0) return undefined // interrupted: the kernel did not take it
     looked(ino, r.node)
     if ((attr[1] & 0o170000) !== 0o040000) lastFileLookup = performance.now()
-    else [namedDirectory, namedAt] = [ino, performance.now()]
+    else if (!inodes.get(parent)?.listedBareSubdirectories) {
+      namedDirectory = ino
+      namedAt = performance.now()
+    }
     return undefined
   })
 
@@ -327,6 +336,8 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
         const { records, xattrs, nodes } = listing.entries
         const given = native.replyDir(req, listing.packed, listing.count, records, xattrs)
         for (let i = 0; i < given; i++) looked(nodes[i]!.ino, nodes[i]!.node)
+        const known = inodes.get(ino)
+        if (known && (listing.bareSubdirectories || given < nodes.length)) known.listedBareSubdirectories = true // past the kernel's first page
         return undefined
       })
       case Op.Read: return serve(op, req, ino, undefined, async (node) => {
@@ -451,7 +462,11 @@ export class FuseListing<N = unknown> {
   add(name: Buffer, ino: bigint, mode: number): void {
     checkName(name)
     this.put(name, ino, mode)
+    if ((mode & 0o170000) === 0o040000) this.bareSubdirectories = true
   }
+
+  /** Whether a subdirectory went without its attributes (add, or addEntry past ENTRIES_LIMIT). */
+  bareSubdirectories = false
 
   /** Whether addEntry still keeps attributes: a first page holds no more than ENTRIES_LIMIT entries. */
   get takesEntries(): boolean {
@@ -472,6 +487,8 @@ export class FuseListing<N = unknown> {
     const index = this.entryCount
     if (this.addRecorded(name, attr, xattrs, entryValidSeconds, index < ENTRIES_LIMIT ? BY_INODE : null)) {
       this.entryNodes.push({ ino: attr.ino, node })
+    } else if ((attr.mode & 0o170000) === 0o040000) {
+      this.bareSubdirectories = true
     }
   }
 

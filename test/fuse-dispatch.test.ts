@@ -252,6 +252,13 @@ t.test('entries named by position go with listings only while programs look file
   await settle()
   t.equal(await byDefault.listed(4), 2, 'both files once one did')
 
+  const walking = start()
+  walking.dispatch(Op.List, 1, 1n)
+  await settle()
+  walking.dispatch(Op.Lookup, 2, 1n, Buffer.from('d'))
+  await settle()
+  t.equal(await walking.listed(3), 0, 'not when a listing of its parent gave it without attributes: a walk going down (find)')
+
   const short = start(0.05)
   short.dispatch(Op.Lookup, 1, 1n, Buffer.from('d'))
   short.dispatch(Op.Lookup, 2, 1n, Buffer.from('f'))
