@@ -124,9 +124,9 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
       let skipped = 0
       let position = 0
       // Entries go with their attributes, so that entering or stat'ing one needs no lookup (FuseListing):
-      // subdirectories with their nodes, the rest of a directory that never changes by position (nothing is
-      // kept for them; entryAt finds them again). A node keeps its name as long as the kernel knows it: a
-      // copy, not a view of the listing's tree.
+      // subdirectories with their nodes, the rest of a directory that never changes by position when the
+      // dispatcher takes them (while programs stat files; nothing is kept for them, entryAt finds them
+      // again). A node keeps its name as long as the kernel knows it: a copy, not a view of the listing's tree.
       const byPosition = dir.immutable === true && dir.entryAt !== undefined
       const add = (name: Buffer, ino: bigint, mode: number, child: () => VfsNode): void => {
         const at = position++

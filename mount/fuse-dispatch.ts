@@ -16,11 +16,11 @@
  * its entries: a dentry holds its parent) and asks the handler for the entry at that position; the last
  * few entries found are kept, so that the reads of one file find its node again.
  *
- * Such entries go with a listing only while programs look files up, or of a directory a program named
- * (DispatchOptions.statWindowSeconds):
- * each costs the kernel an inode when it reads the listing, which pays for itself when the program then
- * stats the file (ls -l, du, cp -a, rsync, a file manager: no LOOKUP each) and is pure cost when it only
- * wants the names (find): walking the million-file archive took 7.9 s with them, 2.1 s without.
+ * Such entries go with a listing only while programs look files up, or with the listing of a directory a
+ * program named (DispatchOptions.statWindowSeconds): each costs the kernel an inode when it reads the
+ * listing, which pays for itself when the program then stats the file (ls -l, du, cp -a, rsync, a file
+ * manager: no LOOKUP each) and is pure cost when it only wants the names (find): walking the million-file
+ * archive took 7.9 s with them, 2.1 s without.
  *
  * Everything runs on the main thread. dispatch() is called synchronously from the native loop and must
  * never throw: every failure becomes an errno reply and, if unexpected, an onError report.
@@ -448,6 +448,7 @@ export class FuseListing<N = unknown> {
   private recordBuf: Buffer | null = null
   private recordCount = 0
   private positionalCount = 0
+  private bareDirectories = false
   private readonly entryNodes: { ino: bigint; node: N }[] = []
   private readonly xattrBlobs: Buffer[] = []
   private xattrBytes = 0
@@ -462,11 +463,13 @@ export class FuseListing<N = unknown> {
   add(name: Buffer, ino: bigint, mode: number): void {
     checkName(name)
     this.put(name, ino, mode)
-    if ((mode & 0o170000) === 0o040000) this.bareSubdirectories = true
+    if ((mode & 0o170000) === 0o040000) this.bareDirectories = true
   }
 
   /** Whether a subdirectory went without its attributes (add, or addEntry past ENTRIES_LIMIT). */
-  bareSubdirectories = false
+  get bareSubdirectories(): boolean {
+    return this.bareDirectories
+  }
 
   /** Whether addEntry still keeps attributes: a first page holds no more than ENTRIES_LIMIT entries. */
   get takesEntries(): boolean {
@@ -488,7 +491,7 @@ export class FuseListing<N = unknown> {
     if (this.addRecorded(name, attr, xattrs, entryValidSeconds, index < ENTRIES_LIMIT ? BY_INODE : null)) {
       this.entryNodes.push({ ino: attr.ino, node })
     } else if ((attr.mode & 0o170000) === 0o040000) {
-      this.bareSubdirectories = true
+      this.bareDirectories = true
     }
   }
 
