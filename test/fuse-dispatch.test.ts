@@ -239,37 +239,36 @@ t.test('entries named by position go with listings only while programs look file
       await settle()
       return dirs.at(-1)!.length / 96
     }
-    return { dispatch, listed }
+    /** Lookups of these names in the root, one after another, as a program makes them. */
+    let req = 100
+    const lookUp = async (...names: string[]): Promise<void> => {
+      for (const name of names) dispatch(Op.Lookup, req++, 1n, Buffer.from(name))
+      await settle()
+    }
+    return { dispatch, listed, lookUp }
   }
 
   const byDefault = start()
-  byDefault.dispatch(Op.Lookup, 1, 1n, Buffer.from('d'))
-  await settle()
+  await byDefault.lookUp('d')
   t.equal(await byDefault.listed(2), 2, 'a directory a program just named by a lookup, before any file was looked up')
   await settle(1100)
   t.equal(await byDefault.listed(5), 0, 'none once that is past, while no program looked a file up')
-  byDefault.dispatch(Op.Lookup, 3, 1n, Buffer.from('f'))
-  await settle()
+  await byDefault.lookUp('f')
   t.equal(await byDefault.listed(4), 2, 'both files once one did')
 
   const walking = start()
   walking.dispatch(Op.List, 1, 1n)
   await settle()
-  walking.dispatch(Op.Lookup, 2, 1n, Buffer.from('d'))
-  await settle()
+  await walking.lookUp('d')
   t.equal(await walking.listed(3), 0, 'not when a listing of its parent gave it without attributes: a walk going down (find)')
 
   const short = start(0.05)
-  short.dispatch(Op.Lookup, 1, 1n, Buffer.from('d'))
-  short.dispatch(Op.Lookup, 2, 1n, Buffer.from('f'))
-  await settle()
+  await short.lookUp('d', 'f')
   t.equal(await short.listed(3), 2, 'within the window')
   await settle(1100)
   t.equal(await short.listed(4), 0, 'not once it has passed')
 
   const never = start(0)
-  never.dispatch(Op.Lookup, 1, 1n, Buffer.from('d'))
-  never.dispatch(Op.Lookup, 2, 1n, Buffer.from('f'))
-  await settle()
+  await never.lookUp('d', 'f')
   t.equal(await never.listed(3), 0, 'never with a window of 0, the directory named or not')
 })
