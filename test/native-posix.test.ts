@@ -22,6 +22,7 @@ import {
   type PosixError,
   readCachedSync,
   dropCleanFilePages,
+  discardPages,
   fixMallocMmapThreshold,
   setTimes,
   setTimesSync,
@@ -288,6 +289,22 @@ t.test('dropCleanFilePages lowers the resident set, and the process goes on as b
   await setXattr(touch(Buffer.from(file)), Buffer.from('user.cairn.x'), Buffer.from('y')).catch(() => undefined)
   t.same(JSON.parse(JSON.stringify({ a: [1, 'é'] })), { a: [1, 'é'] }, 'JSON, strings, the runtime')
   t.equal(major(makedev(8, 1)), 8, 'the addon')
+})
+
+t.test('discardPages gives a buffer\'s whole pages back: they leave the resident set and read as zeros', async (t) => {
+  const anon = (): number => Number(/RssAnon:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) * 1024
+  const shared = Buffer.from(new SharedArrayBuffer(16 * 1024 * 1024)).fill(0x5a)
+  const before = anon()
+  // A view starting 100 bytes in: the partial pages at either end are kept.
+  const view = shared.subarray(100, shared.length - 100)
+  const given = discardPages(view)
+  t.ok(given % 4096 === 0 && given > view.length - 2 * 4096 && given <= view.length, `every whole page inside the view (${given} of ${view.length} bytes)`)
+  t.ok(anon() < before - 15 * 1024 * 1024, `resident anonymous memory ${(before / 2 ** 20).toFixed(1)} → ${(anon() / 2 ** 20).toFixed(1)} MiB`)
+  const zeros = shared.reduce((n, b) => n + (b === 0 ? 1 : 0), 0)
+  t.equal(zeros, given, 'the bytes given back read as zeros, and no others')
+  t.ok(shared.subarray(8192, shared.length - 8192).every((b) => b === 0), 'all inside the view but its ends')
+  t.ok(shared.subarray(0, 100).every((b) => b === 0x5a) && shared.subarray(shared.length - 100).every((b) => b === 0x5a), 'bytes outside the view keep theirs')
+  t.throws(() => discardPages(new Uint32Array(4) as unknown as Uint8Array), TypeError)
 })
 
 t.test('fixMallocMmapThreshold: a big block freed goes back to the system, also after a bigger one was freed', async (t) => {

@@ -62,9 +62,23 @@ t.test('blobs keep their bytes until released, released in any order; a full rin
   t.ok(bytes > 20 * RING_SIZE, `${bytes} bytes went through a ring of ${RING_SIZE}: the writer waited for room`)
 })
 
-t.test('a reservation bigger than half the ring is refused, not waited for forever', async (t) => {
+t.test('a reservation bigger than the ring is refused, not waited for forever', async (t) => {
   const writer = new RingWriter(createRing(1024))
-  t.throws(() => writer.reserve(513), RangeError)
-  const start = writer.reserve(512)
-  t.equal(writer.view(start, 512).length, 512)
+  t.throws(() => writer.reserve(1025), RangeError)
+  const start = writer.reserve(1024)
+  t.equal(writer.view(start, 1024).length, 1024)
+})
+
+t.test('a reservation that does not fit before the end takes the next lap once the ring is empty', async (t) => {
+  const shared = createRing(1024)
+  const writer = new RingWriter(shared)
+  const reader = new RingReader(shared)
+  const first = reader.receive(writer.commit(writer.reserve(400), 300))
+  first.release()
+  // 300 + 900 passes the end, and the next lap's first 900 bytes reach past where the tail is (300): only an empty ring makes room.
+  const start = writer.reserve(900)
+  t.equal(start, 1024, 'placed at the start of the next lap')
+  writer.view(start, 900).fill(7)
+  const second = reader.receive(writer.commit(start, 900))
+  t.ok(second.data.every((b) => b === 7) && second.data.length === 900, 'and read back whole')
 })

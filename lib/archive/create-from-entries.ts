@@ -63,7 +63,7 @@ export async function createArchiveFromEntries(repo: Repository, entries: AsyncI
     throw new CairnError('archive-exists', `an archive named ${JSON.stringify(options.name)} already exists`, { hint: 'choose another name' })
   }
   const compression = typeof options.compression === 'string' ? parseCompressionSpec(options.compression) : options.compression ?? parseCompressionSpec(DEFAULT_COMPRESSION)
-  const writer = await RepositoryWriter.start(repo, options.signal)
+  const writer = await RepositoryWriter.start(repo, { signal: options.signal })
   const pipeline = new ChunkPipeline(writer, { compression })
   const startNs = nowNs()
   const stats: ArchiveStats = { files: 0, dirs: 0, others: 0, originalSize: 0, compressedSize: 0, deduplicatedSize: 0 }

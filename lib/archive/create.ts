@@ -82,7 +82,7 @@ export async function createArchive(repo: Repository, options: CreateOptions): P
     throw new CairnError('archive-exists', `an archive named ${JSON.stringify(options.name)} already exists`, { hint: 'choose another name (placeholders like {now} help)' })
   }
   const compression = typeof options.compression === 'string' ? parseCompressionSpec(options.compression) : options.compression ?? parseCompressionSpec(DEFAULT_COMPRESSION)
-  const writer = await RepositoryWriter.start(repo, options.signal)
+  const writer = await RepositoryWriter.start(repo, { signal: options.signal })
   const ttl = options.filesCacheTtl
   const treeCache = options.dryRun ? null : await TreeCache.load(repo.cacheFile('trees'), ttl)
   const run = new CreateRun(repo, writer, compression, options, await OwnerNames.load(), FilesCache.deferred(repo.cacheFile('files'), ttl), treeCache)
@@ -164,6 +164,8 @@ class CreateRun {
   async execute(): Promise<CreateResult> {
     const root = await this.buildSourceTree()
     const rootDir = await this.visitVirtual(root)
+    // Every file is stored: the pipeline's threads and memory are not needed for the commit and the caches' saves.
+    await this.pipeline?.close()
     const hostname = os.hostname()
     const archive: ArchiveMeta = {
       name: this.options.name,

@@ -196,19 +196,20 @@ export class FileTable {
    * The columns in file order, entries aged (see savedCounts), in pieces of at most `pieceBytes`
    * (little-endian, whole values): a cache is written a piece at a time
    * instead of being built whole beside the table (for a million files the
-   * columns were 92 MB at the end of a backup). Each piece is a new buffer.
+   * columns were 92 MB at the end of a backup). The pieces share one buffer:
+   * a piece is valid until the next is taken.
    */
   *savedColumns(ttl: number, pieceBytes = 1024 * 1024): Generator<[ColumnName, Uint8Array]> {
     const rows = this.#rows
+    const buffer = new Uint32Array(Math.floor(pieceBytes / 4))
     for (const [name, width, per] of COLUMNS) {
       const valueWords = width / 4
       const field = per === 'entry' && name !== 'ages' ? FIELD_OF[name as keyof typeof FIELD_OF] : 0
       const pieceWords = Math.floor(pieceBytes / width) * valueWords
-      let words = new Uint32Array(pieceWords)
+      const words = buffer.subarray(0, pieceWords)
       let at = 0
       const flush = (): [ColumnName, Uint8Array] => {
         const piece = words.subarray(0, at)
-        words = new Uint32Array(pieceWords)
         at = 0
         // Keys and ids are bytes already; numbers are stored little-endian.
         return [name, name === 'keys' || name === 'chunkIds' ? Buffer.from(piece.buffer, 0, piece.byteLength) : littleEndian(piece, width as 4 | 8)]

@@ -11,6 +11,7 @@
  *   adviseWillNeed(fd) -> boolean                      posix_fadvise(WILLNEED)
  *   readCachedSync(fd, buf, position) -> number        preadv2(RWF_NOWAIT)
  *   dropCleanFilePages() -> number                     madvise(MADV_DONTNEED)
+ *   discardPages(bytes) -> number                      madvise(MADV_DONTNEED)
  *   fixMallocMmapThreshold(bytes) -> boolean           mallopt(M_MMAP_THRESHOLD)
  *   sealAesGcmInPlace(encKey, buf, length, aad)        see seal.c (not syscalls:
  *   openAesGcmInPlace(encKey, buf, aad) -> boolean      OpenSSL in caller memory)
@@ -40,6 +41,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/mman.h>
+#include <unistd.h>
 #include <sys/sysmacros.h>
 #include <sys/types.h>
 #include <sys/uio.h>
@@ -555,6 +557,38 @@ static napi_value js_drop_clean_file_pages(napi_env env, napi_callback_info info
 }
 
 /*
+ * discardPages(bytes): gives the whole pages inside a Uint8Array's memory
+ * back to the system (MADV_DONTNEED); they read as zeros if touched again.
+ * For big buffers a long command is done with but cannot free at once (a
+ * SharedArrayBuffer is freed only once every thread's garbage collector lets
+ * go of it). Returns the bytes given back (the part of the view that covers
+ * whole pages).
+ */
+static napi_value js_discard_pages(napi_env env, napi_callback_info info) {
+  napi_value argv[1], result;
+  size_t argc = 1;
+  napi_typedarray_type type;
+  size_t length = 0;
+  void *data = NULL;
+  bool is_typedarray = false;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
+  if (argc >= 1) CHECK(env, napi_is_typedarray(env, argv[0], &is_typedarray), NULL);
+  if (is_typedarray) CHECK(env, napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL), NULL);
+  if (!is_typedarray || type != napi_uint8_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "bytes must be a Uint8Array or Buffer");
+    return NULL;
+  }
+  size_t bytes = length;
+  uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+  uintptr_t first = ((uintptr_t)data + page - 1) & ~(page - 1);
+  uintptr_t end = ((uintptr_t)data + bytes) & ~(page - 1);
+  double given = 0;
+  if (data != NULL && end > first && madvise((void *)first, end - first, MADV_DONTNEED) == 0) given = (double)(end - first);
+  CHECK(env, napi_create_double(env, given, &result), NULL);
+  return result;
+}
+
+/*
  * fixMallocMmapThreshold(bytes): glibc serves allocations of at least `bytes`
  * with mmap from now on, and keeps both that threshold and the 128 KiB above
  * which it trims the top of its heap, instead of adapting them: by default the
@@ -622,6 +656,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"minor", js_minor},               {"scanDirectory", scan_directory},
       {"adviseWillNeed", js_advise_will_need}, {"readCachedSync", js_read_cached_sync},
       {"dropCleanFilePages", js_drop_clean_file_pages}, {"fixMallocMmapThreshold", js_fix_malloc_mmap_threshold},
+      {"discardPages", js_discard_pages},
       {"sealAesGcmInPlace", seal_aes_gcm_in_place},
       {"openAesGcmInPlace", open_aes_gcm_in_place}, {"scryptRoMix", scrypt_romix},
   };

@@ -61,6 +61,7 @@ interface Binding {
   adviseWillNeed(fd: number): boolean
   readCachedSync(fd: number, buf: Buffer, position: number): number
   dropCleanFilePages(): number
+  discardPages(bytes: Uint8Array): number
   fixMallocMmapThreshold(bytes: number): boolean
   sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void
   openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean
@@ -272,6 +273,20 @@ export function readCachedSync(fd: number, buf: Buffer, position: number): numbe
  */
 export function dropCleanFilePages(): number {
   return native().dropCleanFilePages()
+}
+
+/**
+ * Gives the whole pages inside `bytes` back to the system: they read as zeros if used again. For big
+ * buffers a command is done with but cannot free at once (shared memory is freed only once every thread
+ * lets go of it). Returns the bytes given back; 0 without the native helper.
+ */
+export function discardPages(bytes: Uint8Array): number {
+  try {
+    return native().discardPages(bytes)
+  } catch (err) {
+    if (!(err instanceof CairnError)) throw err
+    return 0
+  }
 }
 
 /**

@@ -6,7 +6,7 @@
  * the main thread: in a first backup of 2.9 GB the two workers' malloc
  * arenas grew to 63 MiB each and the main thread held up to 100 MiB of such
  * buffers awaiting collection.) The pipeline keeps chunks over 4 MiB, which
- * are rare, out of the rings, so that a ring need only take two of 4 MiB
+ * are rare, out of the rings, so that a ring need only take one of 4 MiB
  * (chunk-pipeline.ts, RING_CHUNK_LIMIT).
  *
  * One ring per worker. Positions are monotonic byte counts; position p is
@@ -18,13 +18,19 @@
  * any order; the tail, which it publishes in shared memory, moves past a
  * blob once every blob before it is released too. A worker whose ring is
  * full waits for the tail (Atomics.wait): that is the pipeline's
- * backpressure on sealing.
+ * backpressure on sealing. A reservation fits when it does not reach the
+ * oldest byte in use, or when nothing is in use (the tail has caught up with
+ * the head): so any reservation up to the ring's size is granted once the
+ * main thread has released everything sent. (Before, a ring had to be twice
+ * its largest reservation: one that skipped to the next lap waited for the
+ * tail to pass bytes that were free already.)
  *
- * A worker must never wait on its own unsent blobs: the bytes one request
- * commits plus twice the largest reservation must fit in the ring (the
- * pipeline sizes rings and batches so), and the pack writer writes what it
- * holds within an event-loop turn, so every blob already sent is released
- * without the worker's help.
+ * A worker must never wait on its own unsent blobs. A request of one blob
+ * reserves after its earlier blobs were sent; a request of many (a batch of
+ * small files) must fit the bytes it commits plus twice its largest
+ * reservation (the pipeline sizes rings and batches so). The pack writer
+ * writes what it holds within an event-loop turn, so every blob already sent
+ * is released without the worker's help.
  */
 
 /** What the main thread and a worker share: the ring's bytes and its tail (a BigInt64 position). */
@@ -61,13 +67,14 @@ export class RingWriter {
 
   /** The start position of `max` contiguous bytes at the head, once the tail leaves them free. */
   reserve(max: number): number {
-    if (2 * max > this.size) throw new RangeError(`a ring of ${this.size} bytes cannot hold a reservation of ${max}`)
+    if (max > this.size) throw new RangeError(`a ring of ${this.size} bytes cannot hold a reservation of ${max}`)
     let start = this.head
     const offset = start % this.size
     if (offset + max > this.size) start += this.size - offset
     for (;;) {
       const tail = Atomics.load(this.tail, 0)
-      if (start + max - Number(tail) <= this.size) return start
+      // It must not reach the oldest byte still in use; once the tail has caught up with the head, none is.
+      if (start + max - Number(tail) <= this.size || Number(tail) === this.head) return start
       Atomics.wait(this.tail, 0, tail, WAIT_MS)
     }
   }

@@ -145,13 +145,14 @@ export class ChunkIndex {
   }
 
   serialize(): Buffer {
-    return Buffer.concat([...this.serializedPieces()])
+    return Buffer.concat(Array.from(this.serializedPieces(), (piece) => Buffer.from(piece)))
   }
 
   /**
    * The serialized form in pieces of about a megabyte, each made as it is
    * taken: the cache of a million blobs (48 MB) is written without being
-   * held whole. Throws if the index changes between pieces.
+   * held whole. The pieces share one buffer: a piece is valid until the next
+   * is taken. Throws if the index changes between pieces.
    */
   *serializedPieces(): Generator<Buffer> {
     const changes = this.#changes
@@ -165,13 +166,12 @@ export class ChunkIndex {
     unchanged()
     const order = this.#recordsInIdOrder()
     const records = this.#records
-    const newPiece = (): Uint32Array => new Uint32Array(RECORDS_PER_PIECE * RECORD_WORDS)
     const asBytes = (words: Uint32Array, n: number): Buffer => {
       const bytes = Buffer.from(words.buffer, 0, n * 4)
       if (BIG_ENDIAN) for (let o = 0; o < bytes.length; o += RECORD_LENGTH) bytes.subarray(o + ID_LENGTH, o + RECORD_LENGTH).swap32()
       return bytes
     }
-    let piece = newPiece()
+    const piece = new Uint32Array(RECORDS_PER_PIECE * RECORD_WORDS)
     let w = 0
     for (let i = 0; i < order.length; i++) {
       // Word by word: a subarray per record made this twice as slow.
@@ -183,7 +183,6 @@ export class ChunkIndex {
       hash.update(bytes)
       yield bytes
       unchanged()
-      piece = newPiece()
       w = 0
     }
     const last = asBytes(piece, w)

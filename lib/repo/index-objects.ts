@@ -1,6 +1,6 @@
 /**
- * Index objects (`index/<hex id>`): one per commit, listing the packs that
- * commit wrote and the blobs in each. Sealed msgpack, layout in
+ * Index objects (`index/<hex id>`): one or more per backup, written as its
+ * packs finish (repo/writer.ts), listing packs the backup wrote and the blobs in each. Sealed msgpack, layout in
  * lib/FORMAT.md. Together, the index objects describe every blob a reader
  * can reach; the pack headers hold the same facts for recovery.
  */

@@ -1,8 +1,13 @@
 /**
- * Writes blobs into packs and commits them: packs first, then one index
- * object naming them, then (under the lock) the manifest. A crash at any
- * point leaves the last committed state intact; unreferenced packs are
- * reclaimed by a later compaction.
+ * Writes blobs into packs and commits them: packs first, then index objects
+ * naming them, then (under the lock) the manifest. A crash at any point
+ * leaves the last committed state intact; unreferenced packs are reclaimed
+ * by a later compaction.
+ *
+ * The index objects are written as packs finish, each once its entries
+ * pass INDEX_SLICE_BYTES, not all at the commit: a writer then holds at
+ * most that much of its index, and a backup that dies keeps what its index
+ * objects name, so running it again stores only the rest.
  */
 import { randomBytes } from 'node:crypto'
 import { encodePayload, type CompressionSpec } from '../compress/codec.js'
@@ -21,6 +26,18 @@ const MAX_FINISHING = 3
 const APPEND_BYTES = 1024 * 1024
 /** Bytes queued for writing before addSealed waits for the disk: the bound on a pack's memory. */
 const MAX_QUEUED_BYTES = 8 * 1024 * 1024
+/**
+ * Finished packs' index entries (51 bytes a blob) gathered before they are written as an index object:
+ * about 20,000 blobs. Holding a first backup's whole index until the commit, and sealing a copy of it
+ * there, made the commit the peak of a first backup of the medium corpus (5.4 MiB of entries, twice).
+ */
+export const INDEX_SLICE_BYTES = 1024 * 1024
+
+export interface WriterOptions {
+  signal?: AbortSignal
+  /** Entries gathered before an index object is written (default INDEX_SLICE_BYTES; tests set less). */
+  indexSliceBytes?: number
+}
 
 export interface WriteStats {
   /** Blobs and bytes (as stored) that this writer added to the repository. */
@@ -122,17 +139,21 @@ export class RepositoryWriter {
    * and the page cache and read-ahead serve neighbours.
    */
   private readonly current = new Map<PackKind, OpenPack>()
-  /** Finished packs' entries for the commit's index object, already encoded (encodePackEntry). */
-  private readonly written: Buffer[] = []
+  /** Finished packs' entries not yet in an index object, already encoded (encodePackEntry). */
+  private written: Buffer[] = []
+  private writtenBytes = 0
   private readonly finishing = new Set<Promise<void>>()
+  /** Index objects being written, one after another. */
+  private indexWrites: Promise<void> = Promise.resolve()
   private failure: unknown = null
 
-  private constructor(readonly repo: Repository, private readonly state: IndexState) {}
+  private constructor(readonly repo: Repository, private readonly state: IndexState, private readonly indexSliceBytes: number) {}
 
-  static async start(repo: Repository, signal?: AbortSignal): Promise<RepositoryWriter> {
+  static async start(repo: Repository, options: WriterOptions = {}): Promise<RepositoryWriter> {
+    const { signal } = options
     const state = await repo.index(signal)
     // A state read for lookups (preloadIndex: 'lookups') leaves most blobs in the cache file; a writer adds to a table in memory.
-    return new RepositoryWriter(repo, state.file ? await repo.refreshIndex(signal, true) : state)
+    return new RepositoryWriter(repo, state.file ? await repo.refreshIndex(signal, true) : state, options.indexSliceBytes ?? INDEX_SLICE_BYTES)
   }
 
   /** True when the repository (or this writer, so far) already has the blob. */
@@ -185,7 +206,10 @@ export class RepositoryWriter {
     while (this.finishing.size >= MAX_FINISHING) await Promise.race(this.finishing)
     const finished = pack.finish(header).then(
       () => {
-        this.written.push(encodePackEntry(pack.id, pack.blobs))
+        const entry = encodePackEntry(pack.id, pack.blobs)
+        this.written.push(entry)
+        this.writtenBytes += entry.length
+        if (this.writtenBytes >= this.indexSliceBytes) this.writeIndexObject()
       },
       async (err: unknown) => {
         this.failure ??= err
@@ -196,21 +220,38 @@ export class RepositoryWriter {
     this.finishing.add(tracked)
   }
 
-  /** Writes everything still buffered and waits for the packs to be durable. */
+  /**
+   * Writes the gathered entries as an index object, after the ones before it. Its packs are durable:
+   * entries are gathered once their pack has finished.
+   */
+  private writeIndexObject(): void {
+    if (this.written.length === 0) return
+    const key = newIndexKey()
+    const sealed = encodeIndexObject(this.written, this.repo.sealer)
+    this.written = []
+    this.writtenBytes = 0
+    this.indexWrites = this.indexWrites.then(async () => {
+      if (this.failure) return
+      await this.repo.backend.put(key, sealed)
+      this.state.merged.add(key)
+    })
+    this.indexWrites.catch((err: unknown) => {
+      this.failure ??= err
+    })
+  }
+
+  /** Writes everything still buffered and waits until the packs and the index objects naming them are durable. */
   async flush(): Promise<void> {
     for (const kind of [...this.current.keys()]) await this.closePack(kind)
     await Promise.all(this.finishing)
+    this.writeIndexObject()
+    await this.indexWrites.catch(() => undefined)
     if (this.failure) throw this.failure
   }
 
   /** Makes the written blobs durable and visible, then adds the archive to the manifest. */
   async commit(archive: ArchiveRef): Promise<void> {
     await this.flush()
-    const indexKey = newIndexKey()
-    if (this.written.length > 0) {
-      await this.repo.backend.put(indexKey, encodeIndexObject(this.written, this.repo.sealer))
-      this.state.merged.add(indexKey)
-    }
     await this.repo.addArchive(archive)
     const cacheFile = this.repo.cacheFile(CHUNKS_CACHE)
     if (cacheFile) await writeCache(cacheFile, this.repo.id, this.state)
@@ -222,6 +263,7 @@ export class RepositoryWriter {
     this.current.clear()
     await Promise.all(open.map((pack) => pack.abort()))
     await Promise.allSettled(this.finishing)
+    await this.indexWrites.catch(() => undefined)
     await this.repo.refreshIndex().catch(() => undefined)
   }
 }
