@@ -27,9 +27,18 @@ t.test('an unchanged file is found again after a save and load', async (t) => {
   t.same(again.lookup(file, identity, exists)?.map((c) => c.size), [100])
 })
 
+/** A cache file holding `file` as remembered with `id`, and the cache loaded from it. */
+async function savedAndLoaded(id: typeof identity): Promise<FilesCache> {
+  const where = cacheFile()
+  const cache = await FilesCache.load(where)
+  cache.remember(file, id, chunks, START)
+  await cache.save()
+  return FilesCache.load(where)
+}
+
 t.test('any change of inode, size, mtime or ctime, or a missing chunk, means read it again', async (t) => {
-  const cache = await FilesCache.load(null)
-  cache.remember(file, identity, chunks, START)
+  const cache = await savedAndLoaded(identity)
+  t.ok(cache.lookup(file, identity, exists), 'found unchanged')
   for (const change of [{ ino: 43n }, { size: 101 }, { mtimeNs: 1_001n }, { ctimeNs: 2_001n }]) {
     t.equal(cache.lookup(file, { ...identity, ...change }, exists), null, JSON.stringify(change, (_, v) => (typeof v === 'bigint' ? String(v) : v)))
   }
@@ -38,9 +47,32 @@ t.test('any change of inode, size, mtime or ctime, or a missing chunk, means rea
 })
 
 t.test('a file modified at or after the backup started is not trusted to the cache', async (t) => {
-  const cache = await FilesCache.load(null)
-  cache.remember(file, { ...identity, mtimeNs: START }, chunks, START)
+  const cache = await savedAndLoaded({ ...identity, mtimeNs: START })
   t.equal(cache.lookup(file, { ...identity, mtimeNs: START }, exists), null)
+  t.ok((await savedAndLoaded({ ...identity, mtimeNs: START - 1n })).lookup(file, { ...identity, mtimeNs: START - 1n }, exists), 'one nanosecond earlier is')
+})
+
+t.test('what a backup remembers is for the next one: lookups see the cache as loaded, less what was remembered anew', async (t) => {
+  const where = cacheFile()
+  const first = await FilesCache.load(where)
+  first.remember(file, identity, chunks, START)
+  t.equal(first.lookup(file, identity, exists), null, 'not found in the backup that remembered it')
+  await first.save()
+  const second = await FilesCache.load(where)
+  t.ok(second.lookup(file, identity, exists), 'found in the next')
+  second.remember(file, { ...identity, size: 101 }, chunks, START)
+  t.equal(second.lookup(file, identity, exists), null, 'the entry it replaces is gone at once')
+})
+
+t.test('a path remembered twice in one backup: the first entry is kept, the cache stays loadable', async (t) => {
+  const where = cacheFile()
+  const cache = await FilesCache.load(where)
+  cache.remember(file, identity, chunks, START)
+  cache.remember(file, { ...identity, ctimeNs: 3_000n }, chunks, START)
+  await cache.save()
+  const loaded = await FilesCache.load(where)
+  t.ok(loaded.lookup(file, identity, exists), 'the first identity is found')
+  t.equal(loaded.lookup(file, { ...identity, ctimeNs: 3_000n }, exists), null, 'the second is read again next time')
 })
 
 t.test('entries age out after ttl backups in which the file was not seen', async (t) => {
@@ -131,12 +163,14 @@ t.test('50,000 files: each found with its own chunks after a save and load, and 
 
 t.test('a changed file replaces its entry and chunk list; only the new chunks are saved', async (t) => {
   const where = cacheFile()
+  const first = await FilesCache.load(where)
+  first.remember(file, identityOf(1), chunksOf(1, 3), START)
+  first.remember(Buffer.from('/data/neighbour'), identityOf(2), chunksOf(2, 2), START)
+  await first.save()
   const cache = await FilesCache.load(where)
-  cache.remember(file, identityOf(1), chunksOf(1, 3), START)
-  cache.remember(Buffer.from('/data/neighbour'), identityOf(2), chunksOf(2, 2), START)
+  t.ok(cache.lookup(Buffer.from('/data/neighbour'), identityOf(2), exists), 'the neighbour is seen')
   cache.remember(file, identityOf(3), chunksOf(3, 1), START)
   t.equal(cache.lookup(file, identityOf(1), exists), null, 'the old identity no longer matches')
-  t.same(plain(cache.lookup(file, identityOf(3), exists)), plain(chunksOf(3, 1)))
   await cache.save()
   const written = (await readCheckedBytes(where))!
   t.same(unpack(written.subarray(4, 4 + written.readUInt32LE(0))), [3, 2, 3], 'chunks saved: the neighbour’s two and the new one')

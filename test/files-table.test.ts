@@ -134,7 +134,7 @@ type Columns = Record<ColumnName, Buffer> & { count: number }
 /** The columns a save writes (savedColumns), each joined whole. */
 function columnsOf(table: FileTable, ttl: number): Columns {
   const parts = new Map<ColumnName, Buffer[]>(COLUMNS.map(([name]) => [name, []]))
-  for (const [name, bytes] of table.savedColumns(ttl)) parts.get(name)!.push(Buffer.from(bytes))
+  for (const [name] of COLUMNS) for (const bytes of table.savedColumn(name, ttl)) parts.get(name)!.push(Buffer.from(bytes))
   const columns = Object.fromEntries([...parts].map(([name, list]) => [name, Buffer.concat(list)])) as Record<ColumnName, Buffer>
   return { ...columns, count: table.savedCounts(ttl).count }
 }

@@ -190,6 +190,7 @@ class CreateRun {
 
   async close(): Promise<void> {
     await this.pipeline?.close()
+    this.filesCache.close()
   }
 
   /** Arranges the given paths as they will appear in the archive (leading '/' removed, like tar and borg). */

@@ -8,8 +8,10 @@
  * is not remembered: it may change again within the timestamp granularity
  * without its mtime changing (borg's reasoning, see its FAQ).
  *
- * The entries live in a FileTable (files-table.ts), typed arrays with no JS
- * object per file. Measured on the project VM (Node 20, 100,000 files of one
+ * The entries loaded live in a FileTable (files-table.ts), typed arrays with
+ * no JS object per file; those a backup remembers go to disk until the save
+ * (files-spill.ts), so lookup() sees the cache as it was loaded, less the
+ * entries remembered anew or forgotten since. Measured on the project VM (Node 20, 100,000 files of one
  * chunk each, heap plus array buffers after a forced GC; version 1 was a Map
  * of entry objects): 154 bytes per file after remembering them (460 in
  * version 1), 111 after a load (470; msgpackr holds the file's 92 bytes per
@@ -41,6 +43,8 @@ import { CheckedReader, framedHeader, writeCheckedParts } from '../cache/cache-f
 import { unpack } from '../encoding/msgpack.js'
 import type { ChunkRef } from './item.js'
 import { COLUMNS, FileTable, KEY_LENGTH, type FileIdentity } from './files-table.js'
+import { FilesSpill } from './files-spill.js'
+import * as path from 'node:path'
 
 export type { FileIdentity } from './files-table.js'
 
@@ -51,6 +55,10 @@ export const DEFAULT_FILES_CACHE_TTL = 20
 
 export class FilesCache {
   private table = new FileTable()
+  /** Entries remembered in this backup, made at the first; none without a file to save to. */
+  private spill: FilesSpill | null = null
+  /** The spill could not be made or written (the cache directory unwritable or full): this backup's new entries are lost, as with no cache. */
+  private spillFailed = false
   /** Something was remembered or forgotten since the load. */
   private changed = false
   private loading: Promise<void> | null = null
@@ -131,12 +139,28 @@ export class FilesCache {
     if (row >= 0) this.table.markSeen(row)
   }
 
-  /** Records what a file was stored as; skipped for files modified since `backupStartNs`. */
+  /**
+   * Records what a file was stored as, for the next backup (after save()): its entry leaves the table,
+   * and the new one is spilled. Skipped for files modified since `backupStartNs`.
+   */
   remember(absPath: Buffer, now: FileIdentity, chunks: readonly ChunkRef[], backupStartNs: bigint): void {
     const key = this.keyOf(absPath)
     this.changed = true
-    if (now.mtimeNs >= backupStartNs) this.table.delete(key)
-    else this.table.set(key, now, chunks)
+    this.table.delete(key)
+    if (now.mtimeNs >= backupStartNs || this.file === null || this.spillFailed) return
+    try {
+      this.spill ??= FilesSpill.create(path.dirname(this.file))
+      this.spill.add(key, now, chunks)
+    } catch {
+      this.close()
+      this.spillFailed = true
+    }
+  }
+
+  /** Drops what this backup remembered, if it was not saved (a failed backup). */
+  close(): void {
+    this.spill?.close()
+    this.spill = null
   }
 
   /** Ages unseen entries, drops the old ones, and writes the cache (unless it would write what it read). */
@@ -144,13 +168,22 @@ export class FilesCache {
     if (!this.file || !this.loaded) return
     if (!this.changed && this.table.allSeenAtAgeZero()) return
     const { count, chunks } = this.table.savedCounts(this.ttl)
-    const header = framedHeader([VERSION, count, chunks])
+    const spill = this.spill
+    const header = framedHeader([VERSION, count + (spill?.count ?? 0), chunks + (spill?.chunks ?? 0)])
     const table = this.table
     const ttl = this.ttl
-    await writeCheckedParts(this.file, (function* () {
-      yield* header
-      for (const [, piece] of table.savedColumns(ttl)) yield piece
-    })())
+    const piece = Buffer.allocUnsafeSlow(PIECE_BYTES)
+    try {
+      await writeCheckedParts(this.file, (function* () {
+        yield* header
+        for (const [name] of COLUMNS) {
+          yield* table.savedColumn(name, ttl)
+          if (spill) yield* spill.column(name, piece)
+        }
+      })())
+    } finally {
+      this.close()
+    }
   }
 
   /** A damaged or missing cache only costs a full read of the files. */

@@ -177,7 +177,7 @@ export class FileTable {
   }
 
   /**
-   * How many entries and chunks savedColumns(ttl) writes: the entries as
+   * How many entries and chunks savedColumn(…, ttl) writes: the entries as
    * they are to be saved after this backup, age 0 if seen, else one more,
    * and those reaching `ttl` left out.
    */
@@ -193,47 +193,44 @@ export class FileTable {
   }
 
   /**
-   * The columns in file order, entries aged (see savedCounts), in pieces of at most `pieceBytes`
-   * (little-endian, whole values): a cache is written a piece at a time
-   * instead of being built whole beside the table (for a million files the
-   * columns were 92 MB at the end of a backup). The pieces share one buffer:
-   * a piece is valid until the next is taken.
+   * One column of the entries as saved, in file order, entries aged (see savedCounts), in pieces of at
+   * most `pieceBytes` (little-endian, whole values): a cache is written a piece at a time instead of
+   * being built whole beside the table (for a million files the columns were 92 MB at the end of a
+   * backup). The pieces share one buffer: a piece is valid until the next is taken.
    */
-  *savedColumns(ttl: number, pieceBytes = 1024 * 1024): Generator<[ColumnName, Uint8Array]> {
+  *savedColumn(name: ColumnName, ttl: number, pieceBytes = 1024 * 1024): Generator<Uint8Array> {
     const rows = this.#rows
-    const buffer = new Uint32Array(Math.floor(pieceBytes / 4))
-    for (const [name, width, per] of COLUMNS) {
-      const valueWords = width / 4
-      const field = per === 'entry' && name !== 'ages' ? FIELD_OF[name as keyof typeof FIELD_OF] : 0
-      const pieceWords = Math.floor(pieceBytes / width) * valueWords
-      const words = buffer.subarray(0, pieceWords)
-      let at = 0
-      const flush = (): [ColumnName, Uint8Array] => {
-        const piece = words.subarray(0, at)
-        at = 0
-        // Keys and ids are bytes already; numbers are stored little-endian.
-        return [name, name === 'keys' || name === 'chunkIds' ? Buffer.from(piece.buffer, 0, piece.byteLength) : littleEndian(piece, width as 4 | 8)]
-      }
-      for (let b = 0; b < this.#count * ROW_WORDS; b += ROW_WORDS) {
-        const age = this.#nextAge(b)
-        if (age >= ttl) continue
-        if (per === 'entry') {
-          if (name === 'ages') words[at] = age
-          else for (let w = 0; w < valueWords; w++) words[at + w] = rows[b + field + w]
-          at += valueWords
-          if (at === pieceWords) yield flush()
-          continue
-        }
-        const first = rows[b + FIRST_CHUNK]
-        for (let k = first; k < first + rows[b + CHUNK_COUNT]; k++) {
-          if (name === 'chunkIds') new Uint8Array(words.buffer, at * 4, ID_LENGTH).set(this.#ids.subarray(k * ID_LENGTH, (k + 1) * ID_LENGTH))
-          else words[at] = this.#chunkSizes[k]
-          at += valueWords
-          if (at === pieceWords) yield flush()
-        }
-      }
-      if (at > 0) yield flush()
+    const [, width, per] = COLUMNS.find(([column]) => column === name)!
+    const valueWords = width / 4
+    const field = per === 'entry' && name !== 'ages' ? FIELD_OF[name as keyof typeof FIELD_OF] : 0
+    const pieceWords = Math.floor(pieceBytes / width) * valueWords
+    const words = new Uint32Array(pieceWords)
+    let at = 0
+    const flush = (): Uint8Array => {
+      const piece = words.subarray(0, at)
+      at = 0
+      // Keys and ids are bytes already; numbers are stored little-endian.
+      return name === 'keys' || name === 'chunkIds' ? Buffer.from(piece.buffer, 0, piece.byteLength) : littleEndian(piece, width as 4 | 8)
     }
+    for (let b = 0; b < this.#count * ROW_WORDS; b += ROW_WORDS) {
+      const age = this.#nextAge(b)
+      if (age >= ttl) continue
+      if (per === 'entry') {
+        if (name === 'ages') words[at] = age
+        else for (let w = 0; w < valueWords; w++) words[at + w] = rows[b + field + w]
+        at += valueWords
+        if (at === pieceWords) yield flush()
+        continue
+      }
+      const first = rows[b + FIRST_CHUNK]
+      for (let k = first; k < first + rows[b + CHUNK_COUNT]; k++) {
+        if (name === 'chunkIds') new Uint8Array(words.buffer, at * 4, ID_LENGTH).set(this.#ids.subarray(k * ID_LENGTH, (k + 1) * ID_LENGTH))
+        else words[at] = this.#chunkSizes[k]
+        at += valueWords
+        if (at === pieceWords) yield flush()
+      }
+    }
+    if (at > 0) yield flush()
   }
 
   #nextAge(b: number): number {
@@ -242,7 +239,7 @@ export class FileTable {
 
   /**
    * Builds a table of `count` entries and `chunks` chunks from its columns
-   * (savedColumns' layout) fed piece by piece, so that a cache file is read
+   * (savedColumn's layout) fed piece by piece, so that a cache file is read
    * into it without being held whole (a million files: 100 MB less at the
    * load). Each piece holds whole values; `finish` checks what the pieces
    * cannot: that the chunk counts add up and no key comes twice.

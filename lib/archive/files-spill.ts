@@ -1,0 +1,182 @@
+/**
+ * The entries a backup adds to the files cache, kept on disk until the cache
+ * is saved: one unnamed temporary file per column of the cache file's layout
+ * (files-cache.ts), values appended little-endian as they will be saved, so
+ * that saving copies them. Only their keys stay in memory (16 bytes and a
+ * slot each), to tell a path remembered twice.
+ *
+ * Why: in a first backup every file is new, and the table in memory
+ * (files-table.ts) grew by 105–160 bytes a file, half as much again at each
+ * growth, to about 14 MiB for the medium corpus's 98,000 files: the largest
+ * part of a first backup's peak that the backup itself does not use. Nothing
+ * looks these entries up before the next backup.
+ *
+ * The files are created and unlinked at once, so they vanish with the process
+ * whatever becomes of it. Writes go through a small buffer per column, with
+ * writeSync: a few hundred kilobytes at a time into the page cache.
+ */
+import { closeSync, mkdirSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs'
+import { randomBytes } from 'node:crypto'
+import * as path from 'node:path'
+import type { ChunkRef } from './item.js'
+import { KEY_LENGTH, type ColumnName, type FileIdentity } from './files-table.js'
+import { RowSlots, slotCountFor } from '../repo/row-slots.js'
+
+const BUFFER_BYTES = 64 * 1024
+const KEY_WORDS = KEY_LENGTH / 4
+
+/** One column: an unlinked file and the buffer of what is not yet written to it. */
+class ColumnFile {
+  private readonly buffer = Buffer.allocUnsafe(BUFFER_BYTES)
+  private used = 0
+
+  constructor(private readonly fd: number) {}
+
+  /** Room for `bytes` (at most BUFFER_BYTES) at the returned offset of `this.bytes`. */
+  reserve(bytes: number): number {
+    if (this.used + bytes > BUFFER_BYTES) this.flush()
+    this.used += bytes
+    return this.used - bytes
+  }
+
+  get bytes(): Buffer {
+    return this.buffer
+  }
+
+  flush(): void {
+    for (let at = 0; at < this.used; ) at += writeSync(this.fd, this.buffer, at, this.used - at)
+    this.used = 0
+  }
+
+  /** The column's bytes, read into `piece` a part at a time (each valid until the next is taken). */
+  *pieces(piece: Buffer): Generator<Uint8Array> {
+    this.flush()
+    for (let position = 0; ; ) {
+      const n = readSync(this.fd, piece, 0, piece.length, position)
+      if (n === 0) return
+      position += n
+      yield piece.subarray(0, n)
+    }
+  }
+
+  close(): void {
+    closeSync(this.fd)
+  }
+}
+
+const SPILLED: readonly ColumnName[] = ['keys', 'inos', 'sizes', 'mtimes', 'ctimes', 'chunkCounts', 'chunkIds', 'chunkSizes']
+
+export class FilesSpill {
+  #count = 0
+  #chunks = 0
+  readonly #columns: Map<ColumnName, ColumnFile>
+  /** The keys spilled, 4 words each, in order, and the slots over them. */
+  #keys = new Uint32Array(1024 * KEY_WORDS)
+  #index = new RowSlots(slotCountFor(0))
+
+  private constructor(columns: Map<ColumnName, ColumnFile>) {
+    this.#columns = columns
+  }
+
+  /** A spill whose files live (unnamed) in `dir`. */
+  static create(dir: string): FilesSpill {
+    const columns = new Map<ColumnName, ColumnFile>()
+    mkdirSync(dir, { recursive: true, mode: 0o700 })
+    try {
+      for (const name of SPILLED) {
+        const file = path.join(dir, `.files-spill-${randomBytes(8).toString('hex')}`)
+        const fd = openSync(file, 'wx+', 0o600)
+        unlinkSync(file)
+        columns.set(name, new ColumnFile(fd))
+      }
+    } catch (err) {
+      for (const column of columns.values()) column.close()
+      throw err
+    }
+    return new FilesSpill(columns)
+  }
+
+  get count(): number {
+    return this.#count
+  }
+
+  get chunks(): number {
+    return this.#chunks
+  }
+
+  /**
+   * Appends an entry, seen and of age 0, unless its key was spilled already in this backup: the first
+   * stays (a path backed up twice in one backup; should it have changed between, the next backup finds
+   * the entry's identity different and reads the file).
+   */
+  add(key: Uint32Array, now: FileIdentity, chunks: readonly ChunkRef[]): void {
+    const slot = this.#slotOf(key)
+    if (slot >= 0) return
+    this.#remember(key, ~slot)
+    const column = (name: ColumnName, bytes: number): [Buffer, number] => {
+      const file = this.#columns.get(name)!
+      return [file.bytes, file.reserve(bytes)]
+    }
+    const [keys, k] = column('keys', KEY_LENGTH)
+    keys.set(new Uint8Array(key.buffer, key.byteOffset, KEY_LENGTH), k) // a key's words are its bytes in host order
+    const [inos, i] = column('inos', 8)
+    inos.writeBigUInt64LE(now.ino, i)
+    const [sizes, s] = column('sizes', 8)
+    sizes.writeDoubleLE(now.size, s)
+    const [mtimes, m] = column('mtimes', 8)
+    mtimes.writeBigInt64LE(now.mtimeNs, m)
+    const [ctimes, c] = column('ctimes', 8)
+    ctimes.writeBigInt64LE(now.ctimeNs, c)
+    const [counts, n] = column('chunkCounts', 4)
+    counts.writeUInt32LE(chunks.length, n)
+    for (const chunk of chunks) {
+      const [ids, at] = column('chunkIds', 32)
+      ids.set(chunk.id, at)
+      const [chunkSizes, z] = column('chunkSizes', 4)
+      chunkSizes.writeUInt32LE(chunk.size, z)
+    }
+    this.#count++
+    this.#chunks += chunks.length
+  }
+
+  /** The column's values for the entries spilled, in the cache file's layout; `piece` is the memory they are read into. */
+  *column(name: ColumnName, piece: Buffer): Generator<Uint8Array> {
+    if (name === 'ages') {
+      // All seen in this backup: age 0.
+      for (let left = this.#count * 4; left > 0; left -= piece.length) yield piece.fill(0, 0, Math.min(left, piece.length)).subarray(0, Math.min(left, piece.length))
+      return
+    }
+    yield* this.#columns.get(name)!.pieces(piece)
+  }
+
+  close(): void {
+    for (const column of this.#columns.values()) column.close()
+  }
+
+  /** Slot of `key`, or ~(the empty slot where it would go). */
+  #slotOf(key: Uint32Array): number {
+    const { slots, mask } = this.#index
+    const keys = this.#keys
+    for (let slot = key[0]! & mask; ; slot = (slot + 1) & mask) {
+      const row = slots[slot]!
+      if (row === 0) return ~slot
+      const b = (row - 1) * KEY_WORDS
+      if (keys[b] === key[0] && keys[b + 1] === key[1] && keys[b + 2] === key[2] && keys[b + 3] === key[3]) return slot
+    }
+  }
+
+  #remember(key: Uint32Array, slot: number): void {
+    const row = this.#count
+    if ((row + 1) * KEY_WORDS > this.#keys.length) {
+      const grown = new Uint32Array(Math.ceil(this.#keys.length * 1.5))
+      grown.set(this.#keys)
+      this.#keys = grown
+    }
+    this.#keys.set(key, row * KEY_WORDS)
+    if (this.#index.fullAt(row)) {
+      this.#index.rebuild(slotCountFor(row + 1), this.#keys, KEY_WORDS, row)
+      slot = ~this.#slotOf(key)
+    }
+    this.#index.slots[slot] = row + 1
+  }
+}
