@@ -35,12 +35,14 @@ export type ReadFn = (buf: Buffer, offset: number, length: number) => Promise<nu
 
 const READ_SIZE = 1024 * 1024
 /**
- * Three windows of a maximal chunk plus one read (15 MiB with the default 4 MiB chunks, 27 with 8):
- * one filling while two wait for the workers. Four of a maximal chunk plus
- * four reads (48 MiB) were no faster on the medium corpus and cost 18 MiB of
- * the first backup's peak.
+ * Two windows of a maximal chunk plus one read (10 MiB with the default 4 MiB chunks, 18 with 8): one
+ * filling while the other waits for the workers. First backup of the medium corpus from a cold cache,
+ * 7 alternated runs each: 10.41 s and 130 MiB at the peak (medians) against 10.49 s and 135 MiB with
+ * three; from the page cache about 4 % slower (7.99 against 7.65 s, 3 runs each), the reader then
+ * waiting for the workers more often. Four windows plus four reads (48 MiB) were no faster than three and
+ * cost 18 MiB.
  */
-const WINDOW_COUNT = 3
+const WINDOW_COUNT = 2
 /**
  * Chunks up to this size are sealed into a worker's ring, larger ones into a buffer of their own. The
  * ring must take its largest blob, so this sizes it: 6.2 MiB a worker (RING_SLACK). Every chunk fits with the default
