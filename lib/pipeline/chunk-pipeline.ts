@@ -363,6 +363,8 @@ export class ChunkPipeline {
     this.workers = []
     this.broken ??= new Error('the chunk pipeline is closed')
     await Promise.all(workers.map((w) => w.terminate()))
+    // Blobs added to packs are written from the rings: only then may their pages go.
+    await this.writer.blobsWrittenOut()
     for (const buffer of [...this.pool.windows.map((w) => w.buf), ...this.rings]) discardPages(buffer)
   }
 }

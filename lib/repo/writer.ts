@@ -31,7 +31,7 @@ const MAX_QUEUED_BYTES = 8 * 1024 * 1024
  * about 20,000 blobs. Holding a first backup's whole index until the commit, and sealing a copy of it
  * there, made the commit the peak of a first backup of the medium corpus (5.4 MiB of entries, twice).
  */
-export const INDEX_SLICE_BYTES = 1024 * 1024
+const INDEX_SLICE_BYTES = 1024 * 1024
 
 export interface WriterOptions {
   signal?: AbortSignal
@@ -97,6 +97,12 @@ class OpenPack {
     this.writeGathered()
     await this.writes
     await this.upload.finish()
+  }
+
+  /** Resolves once every blob added so far is written out (or its write failed: finish() reports that). */
+  async writtenOut(): Promise<void> {
+    if (this.gatheredBytes > 0) this.writeGathered()
+    await this.writes.catch(() => undefined)
   }
 
   /** Removes what was written of the pack. */
@@ -218,6 +224,15 @@ export class RepositoryWriter {
     )
     const tracked = finished.finally(() => this.finishing.delete(tracked))
     this.finishing.add(tracked)
+  }
+
+  /**
+   * Resolves once every blob added so far has left the memory it was added in (written, or its write
+   * failed), without closing the packs: the pipeline gives its rings back after this.
+   */
+  async blobsWrittenOut(): Promise<void> {
+    await Promise.all([...this.current.values()].map((pack) => pack.writtenOut()))
+    await Promise.allSettled(this.finishing)
   }
 
   /**
