@@ -24,6 +24,7 @@ import { RowSlots, slotCountFor } from '../repo/row-slots.js'
 
 const BUFFER_BYTES = 64 * 1024
 const KEY_WORDS = KEY_LENGTH / 4
+const ID_LENGTH = 32
 
 /** One column: an unlinked file and the buffer of what is not yet written to it. */
 class ColumnFile {
@@ -32,15 +33,16 @@ class ColumnFile {
 
   constructor(private readonly fd: number) {}
 
-  /** Room for `bytes` (at most BUFFER_BYTES) at the returned offset of `this.bytes`. */
-  reserve(bytes: number): number {
+  /** The buffer to write `bytes` (at most BUFFER_BYTES) into, at the offset next(bytes) then returns. */
+  get bytes(): Buffer {
+    return this.buffer
+  }
+
+  /** Room for `bytes` at the returned offset of `this.bytes`. */
+  next(bytes: number): number {
     if (this.used + bytes > BUFFER_BYTES) this.flush()
     this.used += bytes
     return this.used - bytes
-  }
-
-  get bytes(): Buffer {
-    return this.buffer
   }
 
   flush(): void {
@@ -64,36 +66,38 @@ class ColumnFile {
   }
 }
 
-const SPILLED: readonly ColumnName[] = ['keys', 'inos', 'sizes', 'mtimes', 'ctimes', 'chunkCounts', 'chunkIds', 'chunkSizes']
+/** Every column but the ages, which are all 0 (seen in this backup). */
+type SpilledColumn = Exclude<ColumnName, 'ages'>
+const SPILLED: readonly SpilledColumn[] = ['keys', 'inos', 'sizes', 'mtimes', 'ctimes', 'chunkCounts', 'chunkIds', 'chunkSizes']
 
 export class FilesSpill {
   #count = 0
   #chunks = 0
-  readonly #columns: Map<ColumnName, ColumnFile>
+  readonly #columns: Record<SpilledColumn, ColumnFile>
   /** The keys spilled, 4 words each, in order, and the slots over them. */
   #keys = new Uint32Array(1024 * KEY_WORDS)
   #index = new RowSlots(slotCountFor(0))
 
-  private constructor(columns: Map<ColumnName, ColumnFile>) {
+  private constructor(columns: Record<SpilledColumn, ColumnFile>) {
     this.#columns = columns
   }
 
   /** A spill whose files live (unnamed) in `dir`. */
   static create(dir: string): FilesSpill {
-    const columns = new Map<ColumnName, ColumnFile>()
+    const columns: Partial<Record<SpilledColumn, ColumnFile>> = {}
     mkdirSync(dir, { recursive: true, mode: 0o700 })
     try {
       for (const name of SPILLED) {
         const file = path.join(dir, `.files-spill-${randomBytes(8).toString('hex')}`)
         const fd = openSync(file, 'wx+', 0o600)
         unlinkSync(file)
-        columns.set(name, new ColumnFile(fd))
+        columns[name] = new ColumnFile(fd)
       }
     } catch (err) {
-      for (const column of columns.values()) column.close()
+      for (const column of Object.values(columns)) column.close()
       throw err
     }
-    return new FilesSpill(columns)
+    return new FilesSpill(columns as Record<SpilledColumn, ColumnFile>)
   }
 
   get count(): number {
@@ -113,27 +117,18 @@ export class FilesSpill {
     const slot = this.#slotOf(key)
     if (slot >= 0) return
     this.#remember(key, ~slot)
-    const column = (name: ColumnName, bytes: number): [Buffer, number] => {
-      const file = this.#columns.get(name)!
-      return [file.bytes, file.reserve(bytes)]
-    }
-    const [keys, k] = column('keys', KEY_LENGTH)
-    keys.set(new Uint8Array(key.buffer, key.byteOffset, KEY_LENGTH), k) // a key's words are its bytes in host order
-    const [inos, i] = column('inos', 8)
-    inos.writeBigUInt64LE(now.ino, i)
-    const [sizes, s] = column('sizes', 8)
-    sizes.writeDoubleLE(now.size, s)
-    const [mtimes, m] = column('mtimes', 8)
-    mtimes.writeBigInt64LE(now.mtimeNs, m)
-    const [ctimes, c] = column('ctimes', 8)
-    ctimes.writeBigInt64LE(now.ctimeNs, c)
-    const [counts, n] = column('chunkCounts', 4)
-    counts.writeUInt32LE(chunks.length, n)
+    // Written straight into the columns' buffers: a backup's main thread does this for every new file, and
+    // its garbage is what its collector spends its time on.
+    const { keys, inos, sizes, mtimes, ctimes, chunkCounts, chunkIds, chunkSizes } = this.#columns
+    keys.bytes.set(new Uint8Array(key.buffer, key.byteOffset, KEY_LENGTH), keys.next(KEY_LENGTH)) // a key's words are its bytes in host order
+    inos.bytes.writeBigUInt64LE(now.ino, inos.next(8))
+    sizes.bytes.writeDoubleLE(now.size, sizes.next(8))
+    mtimes.bytes.writeBigInt64LE(now.mtimeNs, mtimes.next(8))
+    ctimes.bytes.writeBigInt64LE(now.ctimeNs, ctimes.next(8))
+    chunkCounts.bytes.writeUInt32LE(chunks.length, chunkCounts.next(4))
     for (const chunk of chunks) {
-      const [ids, at] = column('chunkIds', 32)
-      ids.set(chunk.id, at)
-      const [chunkSizes, z] = column('chunkSizes', 4)
-      chunkSizes.writeUInt32LE(chunk.size, z)
+      chunkIds.bytes.set(chunk.id, chunkIds.next(ID_LENGTH))
+      chunkSizes.bytes.writeUInt32LE(chunk.size, chunkSizes.next(4))
     }
     this.#count++
     this.#chunks += chunks.length
@@ -146,11 +141,11 @@ export class FilesSpill {
       for (let left = this.#count * 4; left > 0; left -= piece.length) yield piece.fill(0, 0, Math.min(left, piece.length)).subarray(0, Math.min(left, piece.length))
       return
     }
-    yield* this.#columns.get(name)!.pieces(piece)
+    yield* this.#columns[name].pieces(piece)
   }
 
   close(): void {
-    for (const column of this.#columns.values()) column.close()
+    for (const column of Object.values(this.#columns)) column.close()
   }
 
   /** Slot of `key`, or ~(the empty slot where it would go). */
