@@ -107,6 +107,22 @@ interface Visited {
   item: Promise<Item | null>
 }
 
+/** A file handed to the pipeline or found in the files cache; `stored` resolves once it is stored (null: it could not be read after all). */
+interface Reading {
+  stored: Promise<FileContent | null>
+}
+
+/**
+ * A value, or a promise of it when getting it had to wait (for room in the
+ * pipeline, for the files cache): the walk awaits only the latter. A file
+ * that waits for nothing then costs no async function call, whose promise
+ * and suspended frame were most of what a first backup's main thread
+ * allocated per file.
+ */
+type Soon<T> = T | Promise<T>
+
+const NOTHING: Promise<null> = Promise.resolve(null)
+
 /** A stored directory: its tree's id and how many entries it has. */
 interface DirTree {
   tree: Buffer
@@ -293,18 +309,19 @@ class CreateRun {
       if (cached) return { tree: Promise.resolve(this.reuseTree(cached, absPath, scan.entries)) }
     }
 
-    const builder = new DirectoryBuilder(this.writer, this.compression)
     const tally = new ShareTally((id) => this.writer.storedLength(id))
+    const builder = new DirectoryBuilder(this.writer, this.compression, (item) => tally.add(item))
     // An entry changed at or after the backup's start may change again without its times showing it.
     let changedSinceStart = false
-    for (const entry of scan.entries) {
+    for (let i = 0; i < scan.entries.length; i++) {
+      const entry = scan.entries.at(i)
       this.options.signal?.throwIfAborted()
       if (!(entry.stat instanceof Error) && (entry.stat.mtimeNs >= this.startNs || entry.stat.ctimeNs >= this.startNs)) changedSinceStart = true
       const childArchivePath = archivePath.length ? Buffer.concat([archivePath, SLASH, entry.name]) : entry.name
       if (this.excluded(childArchivePath)) continue
-      const visited = await this.visitEntry(Buffer.concat([absPath, SLASH, entry.name]), entry, childArchivePath, dev, subtrees.get(entry.index))
-      const item = visited ? visited.item : Promise.resolve(null)
-      builder.add(item.then((i) => (tally.add(i), i)))
+      const soon = this.visitEntry(Buffer.concat([absPath, SLASH, entry.name]), entry, childArchivePath, dev, subtrees.get(entry.index))
+      const visited = soon instanceof Promise ? await soon : soon
+      builder.add(visited ? visited.item : NOTHING)
     }
     const tree = builder.finish().then(async (stored) => {
       if (cacheable && !this.dirtyDirs.has(absPath.toString('latin1')) && !changedSinceStart) {
@@ -354,7 +371,7 @@ class CreateRun {
    * item's promise, which resolves once it is stored. (Wrapped in an object
    * because promises of promises flatten.)
    */
-  private async visitEntry(absPath: Buffer, entry: ScannedEntry, archivePath: Buffer, parentDev: number | null, subtree?: Promise<DirTree>): Promise<Visited | null> {
+  private visitEntry(absPath: Buffer, entry: ScannedEntry, archivePath: Buffer, parentDev: number | null, subtree?: Promise<DirTree>): Soon<Visited | null> {
     const st = entry.stat
     if (st instanceof Error) {
       this.warn('vanished', absPath, `vanished before it could be read: ${st.message}`)
@@ -374,11 +391,9 @@ class CreateRun {
     if (xattrs instanceof Error) this.warn('unreadable', absPath, `cannot read extended attributes: ${xattrs.message}`)
     else if (xattrs.length > 0) item.xattrs = xattrs
     switch (kind) {
-      case 'dir': {
+      case 'dir':
         this.stats.dirs++
-        const tree = subtree ?? (this.willEnter(st, parentDev) ? (await this.walkDirectory(rootVisit(absPath, archivePath, st.dev))).tree : new DirectoryBuilder(this.writer, this.compression).finish())
-        return { item: tree.then((dir) => ({ ...item, tree: dir.tree, entries: dir.entries })) }
-      }
+        return this.visitDir(absPath, archivePath, st, item, parentDev, subtree)
       case 'symlink': {
         this.stats.others++
         const target = entry.target
@@ -397,64 +412,84 @@ class CreateRun {
     }
   }
 
-  private async visitFile(absPath: Buffer, st: EntryStat, item: Item): Promise<Visited | null> {
+  /** A directory: its tree (walked now unless given or not to be entered), then its item. */
+  private async visitDir(absPath: Buffer, archivePath: Buffer, st: EntryStat, item: Item, parentDev: number | null, subtree?: Promise<DirTree>): Promise<Visited> {
+    const tree = subtree ?? (this.willEnter(st, parentDev) ? (await this.walkDirectory(rootVisit(absPath, archivePath, st.dev))).tree : new DirectoryBuilder(this.writer, this.compression).finish())
+    return { item: tree.then((dir) => ({ ...item, tree: dir.tree, entries: dir.entries })) }
+  }
+
+  private visitFile(absPath: Buffer, st: EntryStat, item: Item): Soon<Visited | null> {
     this.stats.files++
-    if (st.nlink > 1) {
-      item.hardlink = { group: hardlinkGroup(st), nlink: st.nlink }
-      const key = `${st.dev}:${st.ino}`
-      const known = this.hardlinks.get(key)
-      if (known) {
-        // The content is read once; the statistics count every link, as the tree cache's do.
-        return { item: known.then((c) => (c && this.count(c.chunks, absPath), withContent(item, c))) }
-      }
-      const content = this.fileContent(absPath, st)
-      this.hardlinks.set(key, content.then((c) => c?.stored ?? null))
-      const read = await content
-      if (!read) return null
-      return { item: read.stored.then((c) => withContent(item, c)) }
+    if (st.nlink > 1) return this.visitHardlink(absPath, st, item)
+    const read = this.fileContent(absPath, st)
+    return read instanceof Promise ? read.then((r) => visitedFile(item, r)) : visitedFile(item, read)
+  }
+
+  /** A file of several links: its content is read once, at the first link the walk meets. */
+  private async visitHardlink(absPath: Buffer, st: EntryStat, item: Item): Promise<Visited | null> {
+    item.hardlink = { group: hardlinkGroup(st), nlink: st.nlink }
+    const key = `${st.dev}:${st.ino}`
+    const known = this.hardlinks.get(key)
+    if (known) {
+      // The content is read once; the statistics count every link, as the tree cache's do.
+      return { item: known.then((c) => (c && this.count(c.chunks, absPath), withContent(item, c))) }
     }
-    const read = await this.fileContent(absPath, st)
-    if (!read) return null
-    return { item: read.stored.then((c) => withContent(item, c)) }
+    const content = Promise.resolve(this.fileContent(absPath, st))
+    this.hardlinks.set(key, content.then((c) => c?.stored ?? null))
+    return visitedFile(item, await content)
   }
 
   /**
    * Reads a file into the pipeline (or takes its chunks from the files
-   * cache). Resolves once it is read or queued; `stored` once it is stored
-   * (to null when it could not be read after all).
+   * cache). Returns (or resolves, when it had to wait) once it is read or
+   * queued; `stored` resolves once it is stored.
    */
-  private async fileContent(absPath: Buffer, st: EntryStat): Promise<{ stored: Promise<FileContent | null> } | null> {
+  private fileContent(absPath: Buffer, st: EntryStat): Soon<Reading | null> {
     const identity = { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs }
     if (!this.pipeline) {
       this.stats.originalSize += identity.size
       return { stored: Promise.resolve({ chunks: [], size: identity.size }) }
     }
-    if (!this.filesCache.loaded) await this.filesCache.ready()
+    if (!this.filesCache.loaded) return this.filesCache.ready().then(() => this.fileContent(absPath, st))
     const cached = this.filesCache.lookup(absPath, identity, (id) => id.equals(ZERO_CHUNK_ID) || this.writer.has(id))
     if (cached) {
       this.count(cached, absPath)
       return { stored: Promise.resolve({ chunks: cached, size: identity.size }) }
     }
     if (identity.size <= this.pipeline.smallFileLimit) {
-      const { result } = await this.pipeline.storeSmallFile(absPath, identity.size)
-      const finished = result.then(async (r) => {
-        if (r.kind === 'stored') return this.finishFile(absPath, identity, r.chunks, r.bytesRead)
-        if (r.kind === 'error') {
-          this.warn('unreadable', absPath, `cannot be read: ${r.message}`)
-          return null
-        }
-        // It grew past the small-file size while we looked: read it as a stream.
-        const streamed = await this.streamFile(absPath, identity)
-        return streamed && streamed.stored
-      })
-      return { stored: finished }
+      const room = this.pipeline.smallFileRoom()
+      return room ? room.then(() => this.storeSmallFile(absPath, identity)) : this.storeSmallFile(absPath, identity)
     }
-    // Big files stream in the background (the pipeline reads one at a time),
-    // so the walk goes on handing small files to the workers meanwhile; at
-    // most STREAMS_AHEAD wait their turn.
+    return this.streamBigFile(absPath, identity)
+  }
+
+  /** A small file, once the pipeline had room for it. */
+  private storeSmallFile(absPath: Buffer, identity: FileIdentity): Reading {
+    const stored = this.pipeline!
+      .storeSmallFile(absPath, identity.size)
+      .then((r) => (r.kind === 'stored' ? this.finishFile(absPath, identity, r.chunks, r.bytesRead) : this.smallFileMissed(absPath, identity, r)))
+    return { stored }
+  }
+
+  /**
+   * Big files stream in the background (the pipeline reads one at a time),
+   * so the walk goes on handing small files to the workers meanwhile; at
+   * most STREAMS_AHEAD wait their turn.
+   */
+  private async streamBigFile(absPath: Buffer, identity: FileIdentity): Promise<Reading> {
     await this.streamSlots.acquire()
     const streamed = this.streamFile(absPath, identity).finally(() => this.streamSlots.release())
     return { stored: streamed.then((s) => s && s.stored) }
+  }
+
+  /** A small file the worker could not read, or that grew past the small-file size while we looked (then read as a stream). */
+  private async smallFileMissed(absPath: Buffer, identity: FileIdentity, r: { kind: 'grew' } | { kind: 'error'; message: string }): Promise<FileContent | null> {
+    if (r.kind === 'error') {
+      this.warn('unreadable', absPath, `cannot be read: ${r.message}`)
+      return null
+    }
+    const streamed = await this.streamFile(absPath, identity)
+    return streamed && streamed.stored
   }
 
   /** Reads a file through the chunker (big files, or ones that grew). Resolves once read. */
@@ -543,6 +578,11 @@ async function scanPath(path: Buffer): Promise<ScannedEntry> {
   const name = nodePath.posix.basename(text) || '.' // '/' is '.' in itself
   const { entries } = await scanDirectory(Buffer.from(nodePath.posix.dirname(text), 'latin1'), [Buffer.from(name, 'latin1')])
   return entries.at(0)
+}
+
+/** What the walk keeps of a file it handed over (null: left out). */
+function visitedFile(item: Item, read: Reading | null): Visited | null {
+  return read && { item: read.stored.then((c) => withContent(item, c)) }
 }
 
 /** The file's item, completed with its content (null when it could not be read). Mutates: the item is this walk's own. */

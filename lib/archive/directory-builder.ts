@@ -13,7 +13,8 @@ export class DirectoryBuilder {
   private page: Promise<Item | null>[] = []
   private readonly pages: Promise<PageRef | null>[] = []
 
-  constructor(private readonly writer: RepositoryWriter, private readonly compression: CompressionSpec) {}
+  /** `onItem` sees each entry once its page is complete (a tally, without a promise per entry for it). */
+  constructor(private readonly writer: RepositoryWriter, private readonly compression: CompressionSpec, private readonly onItem?: (item: Item) => void) {}
 
   /** Adds the next entry (names must come in ascending byte order); null stands for an entry that was skipped. */
   add(item: Promise<Item | null>): void {
@@ -26,7 +27,7 @@ export class DirectoryBuilder {
     const items = this.page
     this.page = []
     const stored = Promise.all(items).then(async (maybe) => {
-      const entries = maybe.filter((e): e is Item => e !== null)
+      const entries = this.complete(maybe)
       if (entries.length === 0) return null
       return {
         first: entries[0]!.name,
@@ -38,10 +39,16 @@ export class DirectoryBuilder {
     this.pages.push(stored)
   }
 
+  private complete(maybe: (Item | null)[]): Item[] {
+    const entries = maybe.filter((e): e is Item => e !== null)
+    if (this.onItem) for (const e of entries) this.onItem(e)
+    return entries
+  }
+
   /** Stores the directory's tree; returns its id and entry count. */
   async finish(): Promise<{ tree: Buffer; entries: number }> {
     if (this.pages.length === 0) {
-      const entries = (await Promise.all(this.page)).filter((e): e is Item => e !== null)
+      const entries = this.complete(await Promise.all(this.page))
       return { tree: await this.writer.storeBlob(BlobType.Tree, encodeLeaf(entries), this.compression), entries: entries.length }
     }
     if (this.page.length > 0) this.closePage()

@@ -29,6 +29,12 @@ const ID_LENGTH = 32
 /** One column: an unlinked file and the buffer of what is not yet written to it. */
 class ColumnFile {
   private readonly buffer = Buffer.allocUnsafe(BUFFER_BYTES)
+  /**
+   * The same bytes as 64-bit integers and as words: DataView's setBigInt64 writes a bigint without
+   * allocating, where Buffer's writeBigInt64LE makes four bigints of its halves.
+   */
+  readonly view = new DataView(this.buffer.buffer, this.buffer.byteOffset, BUFFER_BYTES)
+  readonly words = new Uint32Array(this.buffer.buffer, this.buffer.byteOffset, BUFFER_BYTES / 4)
   private used = 0
 
   constructor(private readonly fd: number) {}
@@ -120,11 +126,11 @@ export class FilesSpill {
     // Written straight into the columns' buffers: a backup's main thread does this for every new file, and
     // its garbage is what its collector spends its time on.
     const { keys, inos, sizes, mtimes, ctimes, chunkCounts, chunkIds, chunkSizes } = this.#columns
-    keys.bytes.set(new Uint8Array(key.buffer, key.byteOffset, KEY_LENGTH), keys.next(KEY_LENGTH)) // a key's words are its bytes in host order
-    inos.bytes.writeBigUInt64LE(now.ino, inos.next(8))
+    keys.words.set(key, keys.next(KEY_LENGTH) / 4) // a key's words are its bytes in host order
+    inos.view.setBigUint64(inos.next(8), now.ino, true)
     sizes.bytes.writeDoubleLE(now.size, sizes.next(8))
-    mtimes.bytes.writeBigInt64LE(now.mtimeNs, mtimes.next(8))
-    ctimes.bytes.writeBigInt64LE(now.ctimeNs, ctimes.next(8))
+    mtimes.view.setBigInt64(mtimes.next(8), now.mtimeNs, true)
+    ctimes.view.setBigInt64(ctimes.next(8), now.ctimeNs, true)
     chunkCounts.bytes.writeUInt32LE(chunks.length, chunkCounts.next(4))
     for (const chunk of chunks) {
       chunkIds.bytes.set(chunk.id, chunkIds.next(ID_LENGTH))

@@ -64,8 +64,10 @@ export class ScanEntries implements Iterable<ScannedEntry> {
   readonly length: number
   /** Where each entry's record starts in the raw answer. */
   readonly #starts: Uint32Array
+  readonly #view: DataView
 
   constructor(private readonly raw: Buffer, private readonly dir: Buffer) {
+    this.#view = new DataView(raw.buffer, raw.byteOffset, raw.length)
     this.length = raw.length >= 4 ? raw.readUInt32LE(0) : 0
     this.#starts = new Uint32Array(this.length)
     let at = 4
@@ -77,7 +79,7 @@ export class ScanEntries implements Iterable<ScannedEntry> {
 
   at(index: number): ScannedEntry {
     if (!(index >= 0 && index < this.length)) throw new RangeError(`no entry ${index} in a scan of ${this.length}`)
-    return parseRecord(this.raw, this.#starts[index]!, this.dir, index)
+    return parseRecord(this.raw, this.#view, this.#starts[index]!, this.dir, index)
   }
 
   /** The entry's mode, or null when lstat failed: enough to pick out directories without parsing the rest. */
@@ -108,49 +110,61 @@ function recordEnd(buf: Buffer, at: number): number {
   return at
 }
 
-function parseRecord(buf: Buffer, at: number, dir: Buffer, index: number): ScannedEntry {
-  const u16 = (): number => ((at += 2), buf.readUInt16LE(at - 2))
-  const u32 = (): number => ((at += 4), buf.readUInt32LE(at - 4))
-  const i32 = (): number => ((at += 4), buf.readInt32LE(at - 4))
-  // Two 32-bit halves: no bigint allocated for values that are numbers anyway.
-  const u64 = (): number => ((at += 8), buf.readUInt32LE(at - 8) + buf.readUInt32LE(at - 4) * 2 ** 32)
-  const big = (): bigint => ((at += 8), buf.readBigUInt64LE(at - 8))
-  const ns = (): bigint => ((at += 8), buf.readBigInt64LE(at - 8))
-  const bytes = (n: number): Buffer => ((at += n), buf.subarray(at - n, at))
+/**
+ * Reads with offsets and a DataView rather than helper closures and Buffer's readBig*64LE (which build
+ * each bigint from smaller ones): a backup parses every entry it backs up, on its main thread, and the
+ * garbage of that is what its collector works through.
+ */
+function parseRecord(buf: Buffer, view: DataView, at: number, dir: Buffer, index: number): ScannedEntry {
   const failure = (errno: number, syscall: string, name: Buffer): PosixError => posixError(-errno, syscall, Buffer.concat([dir, SLASH, name]))
-
-  const name = bytes(u16())
-  const statErrno = i32()
+  const nameLength = view.getUint16(at, true)
+  const name = buf.subarray(at + 2, at + 2 + nameLength)
+  at += 2 + nameLength
+  const statErrno = view.getInt32(at, true)
+  at += 4
   if (statErrno !== 0) {
     const error = failure(statErrno, 'lstat', name)
     return { index, name, stat: error, xattrs: error }
   }
   const stat: EntryStat = {
-    mode: u32(),
-    uid: u32(),
-    gid: u32(),
-    ino: big(),
-    dev: u64(),
-    nlink: u64(),
-    size: u64(),
-    rdev: u64(),
-    atimeNs: ns(),
-    mtimeNs: ns(),
-    ctimeNs: ns(),
+    mode: view.getUint32(at, true),
+    uid: view.getUint32(at + 4, true),
+    gid: view.getUint32(at + 8, true),
+    ino: view.getBigUint64(at + 12, true),
+    dev: u64(view, at + 20),
+    nlink: u64(view, at + 28),
+    size: u64(view, at + 36),
+    rdev: u64(view, at + 44),
+    atimeNs: view.getBigInt64(at + 52, true),
+    mtimeNs: view.getBigInt64(at + 60, true),
+    ctimeNs: view.getBigInt64(at + 68, true),
   }
-  const xattrErrno = i32()
+  at += STAT_BYTES
+  const xattrErrno = view.getInt32(at, true)
+  let count = view.getUint16(at + 4, true)
+  at += 6
   const xattrs: [Buffer, Buffer][] = []
-  for (let n = u16(); n > 0; n--) {
-    const key = bytes(u16())
-    xattrs.push([key, bytes(u32())])
+  for (; count > 0; count--) {
+    const keyLength = view.getUint16(at, true)
+    const key = buf.subarray(at + 2, at + 2 + keyLength)
+    at += 2 + keyLength
+    const valueLength = view.getUint32(at, true)
+    xattrs.push([key, buf.subarray(at + 4, at + 4 + valueLength)])
+    at += 4 + valueLength
   }
   const entry: ScannedEntry = { index, name, stat, xattrs: xattrErrno === 0 ? xattrs : failure(xattrErrno, 'llistxattr', name) }
   if ((stat.mode & S_IFMT) === S_IFLNK) {
-    const linkErrno = i32()
-    const target = bytes(u32())
+    const linkErrno = view.getInt32(at, true)
+    const targetLength = view.getUint32(at + 4, true)
+    const target = buf.subarray(at + 8, at + 8 + targetLength)
     entry.target = linkErrno === 0 ? target : failure(linkErrno, 'readlink', name)
   }
   return entry
+}
+
+/** A u64 field as a number, from its two 32-bit halves (exact below 2^53; no bigint made). */
+function u64(view: DataView, at: number): number {
+  return view.getUint32(at, true) + view.getUint32(at + 4, true) * 2 ** 32
 }
 
 const SLASH = Buffer.from('/')

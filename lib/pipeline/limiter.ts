@@ -7,6 +7,13 @@ export class Limiter {
     this.free = slots
   }
 
+  /** Takes a slot if one is free at once (no promise made); false if the caller must wait with acquire(). */
+  tryAcquire(): boolean {
+    if (this.free === 0) return false
+    this.free--
+    return true
+  }
+
   async acquire(): Promise<void> {
     if (this.free > 0) {
       this.free--

@@ -85,9 +85,9 @@ class OpenPack {
     }
   }
 
-  /** Resolves once the bytes waiting for the disk are within MAX_QUEUED_BYTES; rejects if a write failed. */
-  async drained(): Promise<void> {
-    if (this.queuedBytes > MAX_QUEUED_BYTES) await this.writes
+  /** Undefined while the bytes waiting for the disk are within MAX_QUEUED_BYTES; else resolves once they are written, or rejects if a write failed. */
+  drained(): Promise<void> | undefined {
+    return this.queuedBytes > MAX_QUEUED_BYTES ? this.writes : undefined
   }
 
   /** Appends the header, then makes the pack durable under its name. */
@@ -176,11 +176,15 @@ export class RepositoryWriter {
    * Adds a blob that is already compressed and sealed (by a pipeline worker).
    * `written` is called once `sealed` is no longer needed: written, or not
    * needed because the repository has the blob (its memory may then be reused).
+   * Returns undefined when the blob is added and nothing needs waiting for,
+   * else a promise that resolves once the caller may go on (the pack writer's
+   * backpressure). No async function: a first backup adds about 100,000 blobs
+   * this way, and a promise each was garbage for the main thread's collector.
    */
-  async addSealed(type: BlobType, id: Buffer, sealed: Uint8Array, rawLength: number, written?: () => void): Promise<void> {
+  addSealed(type: BlobType, id: Buffer, sealed: Uint8Array, rawLength: number, written?: () => void): Promise<void> | undefined {
     if (this.failure || this.state.index.has(id)) written?.()
-    if (this.failure) throw this.failure
-    if (this.state.index.has(id)) return
+    if (this.failure) return Promise.reject(this.failure)
+    if (this.state.index.has(id)) return undefined
     const length = sealed.length
     const kind = packKindOf(type)
     let pack = this.current.get(kind)
@@ -190,8 +194,7 @@ export class RepositoryWriter {
     this.stats.newBlobs++
     this.stats.newBytes += length
     pack.add(entry, sealed, written)
-    if (pack.size >= this.repo.config.packSize) await this.closePack(kind)
-    else await pack.drained()
+    return pack.size >= this.repo.config.packSize ? this.closePack(kind) : pack.drained()
   }
 
   /** Compresses, seals and adds a blob made on the main thread (trees, archives). Returns its id. */
