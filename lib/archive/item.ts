@@ -6,6 +6,7 @@
  * fields can be added without breaking older readers.
  */
 import { CairnError } from '../errors.js'
+import type { MsgpackWriter } from '../encoding/msgpack-writer.js'
 import { fromPair, toPair } from '../time.js'
 
 export type ItemKind = 'file' | 'dir' | 'symlink' | 'fifo' | 'chardev' | 'blockdev'
@@ -50,36 +51,86 @@ export interface Item {
 /** The all-zero chunk id stands for "size bytes of zeros" (holes); see chunk pipeline. */
 export const ZERO_CHUNK_ID = Buffer.alloc(32)
 
-export function encodeItem(item: Item): Record<string, unknown> {
-  const out: Record<string, unknown> = {
-    n: item.name,
-    k: KIND_CODES[item.kind],
-    m: item.mode,
-    u: item.uid,
-    g: item.gid,
-    mt: toPair(item.mtimeNs),
-    at: toPair(item.atimeNs),
-    ct: toPair(item.ctimeNs),
+/**
+ * Writes the item as its msgpack map (keys in this order, the optional ones
+ * only when present), straight into `w`: a backup writes one per entry.
+ */
+export function writeItem(w: MsgpackWriter, item: Item): void {
+  const isFile = item.kind === 'file'
+  const hasXattrs = item.xattrs !== undefined && item.xattrs.length > 0
+  const fields = 8 + (item.user !== undefined ? 1 : 0) + (item.group !== undefined ? 1 : 0) + (isFile ? 3 : 0) + (item.target ? 1 : 0)
+    + (item.rdev !== undefined ? 1 : 0) + (hasXattrs ? 1 : 0) + (item.hardlink ? 1 : 0) + (item.tree ? 2 : 0)
+  w.map(fields)
+  w.string('n')
+  w.bytes(item.name)
+  w.string('k')
+  w.number(KIND_CODES[item.kind])
+  w.string('m')
+  w.number(item.mode)
+  w.string('u')
+  w.number(item.uid)
+  w.string('g')
+  w.number(item.gid)
+  writeTime(w, 'mt', item.mtimeNs)
+  writeTime(w, 'at', item.atimeNs)
+  writeTime(w, 'ct', item.ctimeNs)
+  if (item.user !== undefined) {
+    w.string('U')
+    w.string(item.user)
   }
-  if (item.user !== undefined) out.U = item.user
-  if (item.group !== undefined) out.G = item.group
-  if (item.kind === 'file') {
-    out.s = item.size
+  if (item.group !== undefined) {
+    w.string('G')
+    w.string(item.group)
+  }
+  if (isFile) {
     const chunks = item.chunks ?? []
+    w.string('s')
+    w.number(item.size)
+    w.string('c')
     const ids = Buffer.allocUnsafe(chunks.length * 32)
-    chunks.forEach((c, i) => c.id.copy(ids, i * 32))
-    out.c = ids
-    out.cs = chunks.map((c) => c.size)
+    for (let i = 0; i < chunks.length; i++) chunks[i]!.id.copy(ids, i * 32)
+    w.bytes(ids)
+    w.string('cs')
+    w.array(chunks.length)
+    for (const c of chunks) w.number(c.size)
   }
-  if (item.target) out.l = item.target
-  if (item.rdev !== undefined) out.r = item.rdev
-  if (item.xattrs && item.xattrs.length > 0) out.x = item.xattrs
-  if (item.hardlink) out.h = [item.hardlink.group, item.hardlink.nlink]
+  if (item.target) {
+    w.string('l')
+    w.bytes(item.target)
+  }
+  if (item.rdev !== undefined) {
+    w.string('r')
+    w.number(item.rdev)
+  }
+  if (hasXattrs) {
+    w.string('x')
+    w.array(item.xattrs!.length)
+    for (const [name, value] of item.xattrs!) {
+      w.array(2)
+      w.bytes(name)
+      w.bytes(value)
+    }
+  }
+  if (item.hardlink) {
+    w.string('h')
+    w.array(2)
+    w.number(item.hardlink.group)
+    w.number(item.hardlink.nlink)
+  }
   if (item.tree) {
-    out.t = item.tree
-    out.e = item.entries ?? 0
+    w.string('t')
+    w.bytes(item.tree)
+    w.string('e')
+    w.number(item.entries ?? 0)
   }
-  return out
+}
+
+function writeTime(w: MsgpackWriter, key: string, ns: bigint): void {
+  const [seconds, nanos] = toPair(ns)
+  w.string(key)
+  w.array(2)
+  w.number(seconds)
+  w.number(nanos)
 }
 
 export function decodeItem(raw: unknown, where: string): Item {

@@ -11,7 +11,8 @@
  */
 import { CairnError } from '../errors.js'
 import { pack, unpack } from '../encoding/msgpack.js'
-import { decodeItem, encodeItem, type Item } from './item.js'
+import { decodeItem, writeItem, type Item } from './item.js'
+import { MsgpackWriter } from '../encoding/msgpack-writer.js'
 import { readLeaf } from './leaf-reader.js'
 
 export const PAGE_ENTRIES = 1024
@@ -25,8 +26,20 @@ export interface PageRef {
 
 export type TreeObject = { kind: 'leaf'; entries: Item[] } | { kind: 'pages'; pages: PageRef[] }
 
+/** One writer for every leaf: it grows to the largest leaf and stays (a few hundred KiB at most with PAGE_ENTRIES items). */
+const leafWriter = new MsgpackWriter()
+
+/** A leaf's bytes are what msgpackr would write for { v, e: [item maps] } (test/leaf-writer.test.ts), without the maps. */
 export function encodeLeaf(entries: readonly Item[]): Buffer {
-  return pack({ v: TREE_VERSION, e: entries.map(encodeItem) })
+  const w = leafWriter
+  w.reset()
+  w.map(2)
+  w.string('v')
+  w.number(TREE_VERSION)
+  w.string('e')
+  w.array(entries.length)
+  for (const item of entries) writeItem(w, item)
+  return w.take()
 }
 
 export function encodePageList(pages: readonly PageRef[]): Buffer {
