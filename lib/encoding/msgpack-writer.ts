@@ -39,15 +39,7 @@ export class MsgpackWriter {
   array(length: number): void {
     this.room(5)
     if (length < 0x10) this.buf[this.at++] = 0x90 | length
-    else if (length < 0x10000) {
-      this.buf[this.at] = 0xdc
-      this.view.setUint16(this.at + 1, length)
-      this.at += 3
-    } else {
-      this.buf[this.at] = 0xdd
-      this.view.setUint32(this.at + 1, length)
-      this.at += 5
-    }
+    else this.sized(length, 0xdc, 0xdd)
   }
 
   number(value: number): void {
@@ -94,15 +86,7 @@ export class MsgpackWriter {
     if (length < 0x100) {
       this.buf[this.at++] = 0xc4
       this.buf[this.at++] = length
-    } else if (length < 0x10000) {
-      this.buf[this.at] = 0xc5
-      this.view.setUint16(this.at + 1, length)
-      this.at += 3
-    } else {
-      this.buf[this.at] = 0xc6
-      this.view.setUint32(this.at + 1, length)
-      this.at += 5
-    }
+    } else this.sized(length, 0xc5, 0xc6)
     this.buf.set(value, this.at)
     this.at += length
   }
@@ -115,18 +99,25 @@ export class MsgpackWriter {
     const length = units < 0x40 ? this.utf8ByHand(value, start) : this.buf.write(value, start, 'utf8')
     const needed = length < 0x20 ? 1 : length < 0x100 ? 2 : length < 0x10000 ? 3 : 5
     if (needed !== header) this.buf.copyWithin(this.at + needed, start, start + length)
-    if (needed === 1) this.buf[this.at] = 0xa0 | length
+    if (needed === 1) this.buf[this.at++] = 0xa0 | length
     else if (needed === 2) {
-      this.buf[this.at] = 0xd9
-      this.buf[this.at + 1] = length
-    } else if (needed === 3) {
-      this.buf[this.at] = 0xda
+      this.buf[this.at++] = 0xd9
+      this.buf[this.at++] = length
+    } else this.sized(length, 0xda, 0xdb)
+    this.at += length
+  }
+
+  /** A length too long for the short forms: `tag16` and 16 bits below 2^16, else `tag32` and 32 bits. */
+  private sized(length: number, tag16: number, tag32: number): void {
+    if (length < 0x10000) {
+      this.buf[this.at] = tag16
       this.view.setUint16(this.at + 1, length)
+      this.at += 3
     } else {
-      this.buf[this.at] = 0xdb
+      this.buf[this.at] = tag32
       this.view.setUint32(this.at + 1, length)
+      this.at += 5
     }
-    this.at += needed + length
   }
 
   /** UTF-8 as msgpackr writes short strings (a lone surrogate as its three bytes); the length written. */
