@@ -139,6 +139,11 @@ interface DirVisit extends ScanTarget {
 }
 
 /** A directory given on the command line (or under one, outside a scan): where a walk starts. */
+/** The path of `name` under the directory at `parent` (both as they appear in the archive). */
+function childPath(parent: Buffer, name: Buffer): Buffer {
+  return parent.length ? Buffer.concat([parent, SLASH, name]) : name
+}
+
 function rootVisit(path: Buffer, archivePath: Buffer, dev: number): DirVisit {
   return { path, archivePath, dev, order: archivePath.length ? archivePath.toString('latin1').split('/').map((n) => Buffer.from(n, 'latin1')) : [] }
 }
@@ -151,6 +156,8 @@ interface SourceNode {
 class CreateRun {
   private readonly startNs = nowNs()
   private readonly excluded: PathMatcher
+  /** Whether there are exclude patterns at all. */
+  private readonly filtering: boolean
   private readonly pipeline: ChunkPipeline | null
   /** The content of each hardlinked inode met so far (by device:inode), read once for all its links. */
   private readonly hardlinks = new Map<string, Promise<FileContent | null>>()
@@ -173,6 +180,7 @@ class CreateRun {
     private readonly treeCache: TreeCache | null,
   ) {
     this.excluded = compilePatterns(options.exclude ?? [])
+    this.filtering = (options.exclude?.length ?? 0) > 0
     this.treeSettings = JSON.stringify([TREE_FORMAT, options.exclude ?? [], options.oneFileSystem ?? false, owners.fingerprint()])
     this.pipeline = options.dryRun ? null : new ChunkPipeline(writer, { compression, workers: options.workers })
   }
@@ -247,7 +255,7 @@ class CreateRun {
     const names = [...node.children.keys()].map((k) => Buffer.from(k, 'latin1')).sort(Buffer.compare)
     for (const name of names) {
       const child = node.children.get(name.toString('latin1'))!
-      const childArchivePath = archivePath.length ? Buffer.concat([archivePath, SLASH, name]) : name
+      const childArchivePath = childPath(archivePath, name)
       if (child.source?.toString() === '-') {
         builder.add((await this.visitStdin(name)).item)
         continue
@@ -255,7 +263,7 @@ class CreateRun {
       if (child.source) {
         if (this.excluded(childArchivePath)) continue
         const entry = await scanPath(child.source)
-        const visited = await this.visitEntry(child.source, { ...entry, name }, childArchivePath, null)
+        const visited = await this.visitEntry(child.source, { ...entry, name }, archivePath, null)
         if (visited) builder.add(visited.item)
         continue
       }
@@ -317,9 +325,9 @@ class CreateRun {
       const entry = scan.entries.at(i)
       this.options.signal?.throwIfAborted()
       if (!(entry.stat instanceof Error) && (entry.stat.mtimeNs >= this.startNs || entry.stat.ctimeNs >= this.startNs)) changedSinceStart = true
-      const childArchivePath = archivePath.length ? Buffer.concat([archivePath, SLASH, entry.name]) : entry.name
-      if (this.excluded(childArchivePath)) continue
-      const soon = this.visitEntry(Buffer.concat([absPath, SLASH, entry.name]), entry, childArchivePath, dev, subtrees.get(entry.index))
+      // The entry's archive path is made only when a pattern needs it (directories make their own).
+      if (this.filtering && this.excluded(childPath(archivePath, entry.name))) continue
+      const soon = this.visitEntry(Buffer.concat([absPath, SLASH, entry.name]), entry, archivePath, dev, subtrees.get(entry.index))
       const visited = soon instanceof Promise ? await soon : soon
       builder.add(visited ? visited.item : NOTHING)
     }
@@ -341,7 +349,7 @@ class CreateRun {
       if (mode === null || kindOf(mode) !== 'dir') continue
       const entry = scan.entries.at(i)
       if (!this.willEnter(entry.stat, dir.dev)) continue
-      const archivePath = dir.archivePath.length ? Buffer.concat([dir.archivePath, SLASH, entry.name]) : entry.name
+      const archivePath = childPath(dir.archivePath, entry.name)
       if (this.excluded(archivePath)) continue
       const dev = (entry.stat as EntryStat).dev
       subdirs.push({ entry, path: Buffer.concat([dir.path, SLASH, entry.name]), archivePath, dev, order: [...dir.order, entry.name] })
@@ -371,7 +379,7 @@ class CreateRun {
    * item's promise, which resolves once it is stored. (Wrapped in an object
    * because promises of promises flatten.)
    */
-  private visitEntry(absPath: Buffer, entry: ScannedEntry, archivePath: Buffer, parentDev: number | null, subtree?: Promise<DirTree>): Soon<Visited | null> {
+  private visitEntry(absPath: Buffer, entry: ScannedEntry, parentArchivePath: Buffer, parentDev: number | null, subtree?: Promise<DirTree>): Soon<Visited | null> {
     const st = entry.stat
     if (st instanceof Error) {
       this.warn('vanished', absPath, `vanished before it could be read: ${st.message}`)
@@ -393,7 +401,7 @@ class CreateRun {
     switch (kind) {
       case 'dir':
         this.stats.dirs++
-        return this.visitDir(absPath, archivePath, st, item, parentDev, subtree)
+        return this.visitDir(absPath, parentArchivePath, st, item, parentDev, subtree)
       case 'symlink': {
         this.stats.others++
         const target = entry.target
@@ -413,8 +421,9 @@ class CreateRun {
   }
 
   /** A directory: its tree (walked now unless given or not to be entered), then its item. */
-  private async visitDir(absPath: Buffer, archivePath: Buffer, st: EntryStat, item: Item, parentDev: number | null, subtree?: Promise<DirTree>): Promise<Visited> {
-    const tree = subtree ?? (this.willEnter(st, parentDev) ? (await this.walkDirectory(rootVisit(absPath, archivePath, st.dev))).tree : new DirectoryBuilder(this.writer, this.compression).finish())
+  private async visitDir(absPath: Buffer, parentArchivePath: Buffer, st: EntryStat, item: Item, parentDev: number | null, subtree?: Promise<DirTree>): Promise<Visited> {
+    const walked = this.willEnter(st, parentDev) && !subtree ? await this.walkDirectory(rootVisit(absPath, childPath(parentArchivePath, item.name), st.dev)) : null
+    const tree = subtree ?? walked?.tree ?? new DirectoryBuilder(this.writer, this.compression).finish()
     return { item: tree.then((dir) => ({ ...item, tree: dir.tree, entries: dir.entries })) }
   }
 

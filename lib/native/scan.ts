@@ -116,14 +116,13 @@ function recordEnd(buf: Buffer, at: number): number {
  * garbage of that is what its collector works through.
  */
 function parseRecord(buf: Buffer, view: DataView, at: number, dir: Buffer, index: number): ScannedEntry {
-  const failure = (errno: number, syscall: string, name: Buffer): PosixError => posixError(-errno, syscall, Buffer.concat([dir, SLASH, name]))
   const nameLength = view.getUint16(at, true)
   const name = buf.subarray(at + 2, at + 2 + nameLength)
   at += 2 + nameLength
   const statErrno = view.getInt32(at, true)
   at += 4
   if (statErrno !== 0) {
-    const error = failure(statErrno, 'lstat', name)
+    const error = failure(statErrno, 'lstat', dir, name)
     return { index, name, stat: error, xattrs: error }
   }
   const stat: EntryStat = {
@@ -152,14 +151,18 @@ function parseRecord(buf: Buffer, view: DataView, at: number, dir: Buffer, index
     xattrs.push([key, buf.subarray(at + 4, at + 4 + valueLength)])
     at += 4 + valueLength
   }
-  const entry: ScannedEntry = { index, name, stat, xattrs: xattrErrno === 0 ? xattrs : failure(xattrErrno, 'llistxattr', name) }
+  const entry: ScannedEntry = { index, name, stat, xattrs: xattrErrno === 0 ? xattrs : failure(xattrErrno, 'llistxattr', dir, name) }
   if ((stat.mode & S_IFMT) === S_IFLNK) {
     const linkErrno = view.getInt32(at, true)
     const targetLength = view.getUint32(at + 4, true)
     const target = buf.subarray(at + 8, at + 8 + targetLength)
-    entry.target = linkErrno === 0 ? target : failure(linkErrno, 'readlink', name)
+    entry.target = linkErrno === 0 ? target : failure(linkErrno, 'readlink', dir, name)
   }
   return entry
+}
+
+function failure(errno: number, syscall: string, dir: Buffer, name: Buffer): PosixError {
+  return posixError(-errno, syscall, Buffer.concat([dir, SLASH, name]))
 }
 
 /** A u64 field as a number, from its two 32-bit halves (exact below 2^53; no bigint made). */
