@@ -139,12 +139,12 @@ interface DirVisit extends ScanTarget {
   dev: number
 }
 
-/** A directory given on the command line (or under one, outside a scan): where a walk starts. */
 /** The path of `name` under the directory at `parent` (both as they appear in the archive). */
 function childPath(parent: Buffer, name: Buffer): Buffer {
   return parent.length ? Buffer.concat([parent, SLASH, name]) : name
 }
 
+/** A directory given on the command line (or under one, outside a scan): where a walk starts. */
 function rootVisit(path: Buffer, archivePath: Buffer, dev: number): DirVisit {
   return { path, archivePath, dev, order: archivePath.length ? archivePath.toString('latin1').split('/').map((n) => Buffer.from(n, 'latin1')) : [] }
 }
@@ -428,7 +428,7 @@ class CreateRun {
     return { item: tree.then((dir) => ({ ...item, tree: dir.tree, entries: dir.entries })) }
   }
 
-  private visitFile(absPath: Buffer, st: EntryStat, item: Item): Soon<Visited | null> {
+  private visitFile(absPath: Buffer, st: EntryStat, item: Item): Soon<Visited> {
     this.stats.files++
     if (st.nlink > 1) return this.visitHardlink(absPath, st, item)
     const read = this.fileContent(absPath, st)
@@ -436,7 +436,7 @@ class CreateRun {
   }
 
   /** A file of several links: its content is read once, at the first link the walk meets. */
-  private async visitHardlink(absPath: Buffer, st: EntryStat, item: Item): Promise<Visited | null> {
+  private async visitHardlink(absPath: Buffer, st: EntryStat, item: Item): Promise<Visited> {
     item.hardlink = { group: hardlinkGroup(st), nlink: st.nlink }
     const key = `${st.dev}:${st.ino}`
     const known = this.hardlinks.get(key)
@@ -445,7 +445,7 @@ class CreateRun {
       return { item: known.then((c) => (c && this.count(c.chunks, absPath), withContent(item, c))) }
     }
     const content = Promise.resolve(this.fileContent(absPath, st))
-    this.hardlinks.set(key, content.then((c) => c?.stored ?? null))
+    this.hardlinks.set(key, content.then((c) => c.stored))
     return visitedFile(item, await content)
   }
 
@@ -454,7 +454,7 @@ class CreateRun {
    * cache). Returns (or resolves, when it had to wait) once it is read or
    * queued; `stored` resolves once it is stored.
    */
-  private fileContent(absPath: Buffer, st: EntryStat): Soon<Reading | null> {
+  private fileContent(absPath: Buffer, st: EntryStat): Soon<Reading> {
     const identity = { ino: st.ino, size: st.size, mtimeNs: st.mtimeNs, ctimeNs: st.ctimeNs }
     if (!this.pipeline) {
       this.stats.originalSize += identity.size
@@ -596,9 +596,9 @@ async function scanPath(path: Buffer): Promise<ScannedEntry> {
   return entries.at(0)
 }
 
-/** What the walk keeps of a file it handed over (null: left out). */
-function visitedFile(item: Item, read: Reading | null): Visited | null {
-  return read && { item: read.stored.then((c) => withContent(item, c)) }
+/** What the walk keeps of a file it handed over. */
+function visitedFile(item: Item, read: Reading): Visited {
+  return { item: read.stored.then((c) => withContent(item, c)) }
 }
 
 /** The file's item, completed with its content (null when it could not be read). Mutates: the item is this walk's own. */

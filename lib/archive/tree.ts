@@ -26,7 +26,7 @@ export interface PageRef {
 
 export type TreeObject = { kind: 'leaf'; entries: Item[] } | { kind: 'pages'; pages: PageRef[] }
 
-/** One writer for every leaf: it grows to the largest leaf and stays (a few hundred KiB at most with PAGE_ENTRIES items). */
+/** One writer for every leaf: its buffer grows to the largest leaf written and stays (about 150 KiB for PAGE_ENTRIES plain files; more for items with large xattrs). */
 const leafWriter = new MsgpackWriter()
 
 /** A leaf's bytes are what msgpackr would write for { v, e: [item maps] } (test/leaf-writer.test.ts), without the maps. */

@@ -169,8 +169,10 @@ export class ChunkPipeline {
   /**
    * Undefined when another small file may be queued now (the slot is taken); else resolves once one may:
    * at most MAX_SMALL_PENDING small files wait at once (the backpressure). Call before each storeSmallFile.
+   * Rejects once the pipeline is broken, so that a walk stops at its next small file.
    */
   smallFileRoom(): Promise<void> | undefined {
+    if (this.broken) return Promise.reject(this.broken)
     return this.smallSlots.tryAcquire() ? undefined : this.smallSlots.acquire()
   }
 
