@@ -131,10 +131,10 @@ function filled(count: number, maxChunks: number): { table: FileTable; model: Ma
 
 type Columns = Record<ColumnName, Buffer> & { count: number }
 
-/** The columns a save writes (savedColumns), each joined whole. */
+/** The columns a save writes (savedColumn), each joined whole. */
 function columnsOf(table: FileTable, ttl: number): Columns {
   const parts = new Map<ColumnName, Buffer[]>(COLUMNS.map(([name]) => [name, []]))
-  for (const [name] of COLUMNS) for (const bytes of table.savedColumn(name, ttl)) parts.get(name)!.push(Buffer.from(bytes))
+  for (const [name] of COLUMNS) for (const bytes of table.savedColumn(name, ttl, Buffer.allocUnsafeSlow(1024 * 1024))) parts.get(name)!.push(Buffer.from(bytes))
   const columns = Object.fromEntries([...parts].map(([name, list]) => [name, Buffer.concat(list)])) as Record<ColumnName, Buffer>
   return { ...columns, count: table.savedCounts(ttl).count }
 }

@@ -177,7 +177,7 @@ export class FilesCache {
       await writeCheckedParts(this.file, (function* () {
         yield* header
         for (const [name] of COLUMNS) {
-          yield* table.savedColumn(name, ttl)
+          yield* table.savedColumn(name, ttl, piece)
           if (spill) yield* spill.column(name, piece)
         }
       })())

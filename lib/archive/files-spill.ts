@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto'
 import * as path from 'node:path'
 import type { ChunkRef } from './item.js'
 import { KEY_LENGTH, type ColumnName, type FileIdentity } from './files-table.js'
-import { RowSlots, slotCountFor } from '../repo/row-slots.js'
+import { grownLength, RowSlots, slotCountFor } from '../repo/row-slots.js'
 
 const BUFFER_BYTES = 64 * 1024
 const KEY_WORDS = KEY_LENGTH / 4
@@ -169,7 +169,7 @@ export class FilesSpill {
   #remember(key: Uint32Array, slot: number): void {
     const row = this.#count
     if ((row + 1) * KEY_WORDS > this.#keys.length) {
-      const grown = new Uint32Array(Math.ceil(this.#keys.length * 1.5))
+      const grown = new Uint32Array(grownLength(this.#keys.length, (row + 1) * KEY_WORDS, 0))
       grown.set(this.#keys)
       this.#keys = grown
     }

@@ -177,7 +177,7 @@ export class FileTable {
   }
 
   /**
-   * How many entries and chunks savedColumn(…, ttl) writes: the entries as
+   * How many entries and chunks savedColumn(…, ttl, …) writes: the entries as
    * they are to be saved after this backup, age 0 if seen, else one more,
    * and those reaching `ttl` left out.
    */
@@ -193,24 +193,25 @@ export class FileTable {
   }
 
   /**
-   * One column of the entries as saved, in file order, entries aged (see savedCounts), in pieces of at
-   * most `pieceBytes` (little-endian, whole values): a cache is written a piece at a time instead of
-   * being built whole beside the table (for a million files the columns were 92 MB at the end of a
-   * backup). The pieces share one buffer: a piece is valid until the next is taken.
+   * One column of the entries as saved, in file order, entries aged (see savedCounts), in pieces
+   * (little-endian, whole values) made in `piece`, whose offset must be a multiple of 4 (as
+   * Buffer.allocUnsafeSlow's is): a cache is written a piece at a time instead of being built whole
+   * beside the table (for a million files the columns were 92 MB at the end of a backup). A piece is
+   * valid until the next is taken.
    */
-  *savedColumn(name: ColumnName, ttl: number, pieceBytes = 1024 * 1024): Generator<Uint8Array> {
+  *savedColumn(name: ColumnName, ttl: number, piece: Buffer): Generator<Uint8Array> {
     const rows = this.#rows
     const [, width, per] = COLUMNS.find(([column]) => column === name)!
     const valueWords = width / 4
     const field = per === 'entry' && name !== 'ages' ? FIELD_OF[name as keyof typeof FIELD_OF] : 0
-    const pieceWords = Math.floor(pieceBytes / width) * valueWords
-    const words = new Uint32Array(pieceWords)
+    const pieceWords = Math.floor(piece.length / width) * valueWords
+    const words = new Uint32Array(piece.buffer, piece.byteOffset, pieceWords)
     let at = 0
     const flush = (): Uint8Array => {
-      const piece = words.subarray(0, at)
+      const filled = words.subarray(0, at)
       at = 0
       // Keys and ids are bytes already; numbers are stored little-endian.
-      return name === 'keys' || name === 'chunkIds' ? Buffer.from(piece.buffer, 0, piece.byteLength) : littleEndian(piece, width as 4 | 8)
+      return name === 'keys' || name === 'chunkIds' ? Buffer.from(filled.buffer, filled.byteOffset, filled.byteLength) : littleEndian(filled, width as 4 | 8)
     }
     for (let b = 0; b < this.#count * ROW_WORDS; b += ROW_WORDS) {
       const age = this.#nextAge(b)
@@ -224,7 +225,7 @@ export class FileTable {
       }
       const first = rows[b + FIRST_CHUNK]
       for (let k = first; k < first + rows[b + CHUNK_COUNT]; k++) {
-        if (name === 'chunkIds') new Uint8Array(words.buffer, at * 4, ID_LENGTH).set(this.#ids.subarray(k * ID_LENGTH, (k + 1) * ID_LENGTH))
+        if (name === 'chunkIds') new Uint8Array(words.buffer, words.byteOffset + at * 4, ID_LENGTH).set(this.#ids.subarray(k * ID_LENGTH, (k + 1) * ID_LENGTH))
         else words[at] = this.#chunkSizes[k]
         at += valueWords
         if (at === pieceWords) yield flush()
