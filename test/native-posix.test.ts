@@ -21,6 +21,8 @@ import {
   mknodSync,
   type PosixError,
   readCachedSync,
+  adviseDontNeed,
+  adviseWillNeedIfCold,
   dropCleanFilePages,
   discardPages,
   fixMallocMmapThreshold,
@@ -273,6 +275,26 @@ t.test('readCachedSync reads what is in the page cache, and never waits for a di
   fs.closeSync(closed)
   t.equal(readCachedSync(closed, Buffer.alloc(10), 0), -1, 'a failure is -1 too: the usual read reports it')
   t.throws(() => readCachedSync(-1, Buffer.alloc(1), 0), { code: 'ERR_INVALID_ARG_TYPE' })
+})
+
+t.test('adviseWillNeedIfCold tells a file the backup brings in from one already cached; adviseDontNeed drops it again', async (t) => {
+  const file = join(root, 'advised')
+  fs.writeFileSync(file, Buffer.alloc(256 * 1024, 0x61))
+  const fd = fs.openSync(file, 'r')
+  t.teardown(() => fs.closeSync(fd))
+  evictFromPageCache(file) // written pages stay dirty until synced, and only clean ones can be dropped
+  fs.readFileSync(file)
+  t.equal(adviseWillNeedIfCold(fd), false, 'cached: left alone')
+  adviseDontNeed(fd, 0, 0)
+  t.equal(readCachedSync(fd, Buffer.alloc(1), 100_000), -1, 'adviseDontNeed dropped it')
+  t.equal(adviseWillNeedIfCold(fd), true, 'not cached: cold, and its reading is started')
+  const empty = join(root, 'advised-empty')
+  fs.writeFileSync(empty, '')
+  const emptyFd = fs.openSync(empty, 'r')
+  t.teardown(() => fs.closeSync(emptyFd))
+  t.equal(adviseWillNeedIfCold(emptyFd), false, 'an empty file has nothing to bring in')
+  t.throws(() => adviseWillNeedIfCold(-1), { code: 'ERR_INVALID_ARG_TYPE' })
+  t.throws(() => adviseDontNeed(fd, -1, 0), { code: 'ERR_OUT_OF_RANGE' })
 })
 
 t.test('dropCleanFilePages lowers the resident set, and the process goes on as before', async (t) => {

@@ -8,7 +8,9 @@
  *   mknod(path, mode, dev)                             mknod(2)
  *   makedev(major, minor) -> bigint, major(dev), minor(dev)
  *   scanDirectory(dir, names?) -> Promise<Buffer>      see scan.c
- *   adviseWillNeed(fd) -> boolean                      posix_fadvise(WILLNEED)
+ *   adviseWillNeedIfCold(fd) -> boolean                preadv2(RWF_NOWAIT) probe,
+ *                                                      posix_fadvise(WILLNEED)
+ *   adviseDontNeed(fd, offset, length)                 posix_fadvise(DONTNEED)
  *   readCachedSync(fd, buf, position) -> number        preadv2(RWF_NOWAIT)
  *   dropCleanFilePages() -> number                     madvise(MADV_DONTNEED)
  *   discardPages(bytes) -> number                      madvise(MADV_DONTNEED)
@@ -454,26 +456,60 @@ SYSCALL_PAIR(list_xattrs, OP_LIST_XATTR)
 SYSCALL_PAIR(set_xattr, OP_SET_XATTR)
 SYSCALL_PAIR(mknod_, OP_MKNOD)
 
-/* ---- read-ahead hint ------------------------------------------------------ */
+/* ---- page cache hints ---------------------------------------------------- */
+
+static int fd_arg(napi_env env, napi_value value, int32_t *fd) {
+  if (napi_get_value_int32(env, value, fd) == napi_ok && *fd >= 0) return 1;
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fd must be a file descriptor");
+  return 0;
+}
 
 /*
- * adviseWillNeed(fd): posix_fadvise(POSIX_FADV_WILLNEED) over the whole file.
- * The kernel starts reading it into the page cache and returns at once, so a
- * caller about to read many small files one by one can have all their reads
- * in flight together instead of waiting for each in turn. A hint: failures
- * are ignored (returns false).
+ * adviseWillNeedIfCold(fd) -> boolean: whether the file's first page was
+ * missing from the page cache, in which case the kernel is asked to start
+ * reading the whole file (POSIX_FADV_WILLNEED) and the call returns at once.
+ * A caller about to read many small files one by one so has all their disk
+ * reads in flight together; and it learns that the pages it is about to read
+ * are its own doing, which it should drop once read (adviseDontNeed), as
+ * borg's chunker does, instead of pushing other programs' cached files out.
+ * A file already cached (or empty) is left as it is: it is someone's working
+ * set. The probe is a one-byte preadv2 with RWF_NOWAIT, which fails with
+ * EAGAIN rather than wait for a disk; where that flag is not supported (old
+ * kernels, some filesystems) the file counts as cold.
  */
-static napi_value js_advise_will_need(napi_env env, napi_callback_info info) {
+static napi_value js_advise_will_need_if_cold(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   size_t argc = 1;
   int32_t fd = -1;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
-  if (argc < 1 || napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "fd must be a file descriptor");
+  if (argc < 1 || !fd_arg(env, argv[0], &fd)) return NULL;
+  char probe;
+  struct iovec iov = {.iov_base = &probe, .iov_len = 1};
+  bool cold = preadv2(fd, &iov, 1, 0, RWF_NOWAIT) < 0 && (errno == EAGAIN || errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL);
+  if (cold) posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+  CHECK(env, napi_get_boolean(env, cold, &result), NULL);
+  return result;
+}
+
+/*
+ * adviseDontNeed(fd, offset, length): posix_fadvise(POSIX_FADV_DONTNEED), the
+ * kernel drops the clean cached pages wholly inside the range (length 0: to
+ * the end of the file). A hint: failures are ignored.
+ */
+static napi_value js_advise_dont_need(napi_env env, napi_callback_info info) {
+  napi_value argv[3];
+  size_t argc = 3;
+  int32_t fd = -1;
+  int64_t offset = 0, length = 0;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
+  if (argc < 3 || !fd_arg(env, argv[0], &fd)) return NULL;
+  if (napi_get_value_int64(env, argv[1], &offset) != napi_ok || napi_get_value_int64(env, argv[2], &length) != napi_ok ||
+      offset < 0 || length < 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "offset and length must be non-negative integers");
     return NULL;
   }
-  CHECK(env, napi_get_boolean(env, posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED) == 0, &result), NULL);
-  return result;
+  posix_fadvise(fd, (off_t)offset, (off_t)length, POSIX_FADV_DONTNEED);
+  return NULL;
 }
 
 /*
@@ -654,7 +690,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mknod", mknod__async},           {"mknodSync", mknod__sync},
       {"makedev", js_makedev},           {"major", js_major},
       {"minor", js_minor},               {"scanDirectory", scan_directory},
-      {"adviseWillNeed", js_advise_will_need}, {"readCachedSync", js_read_cached_sync},
+      {"adviseWillNeedIfCold", js_advise_will_need_if_cold}, {"adviseDontNeed", js_advise_dont_need}, {"readCachedSync", js_read_cached_sync},
       {"dropCleanFilePages", js_drop_clean_file_pages}, {"fixMallocMmapThreshold", js_fix_malloc_mmap_threshold},
       {"discardPages", js_discard_pages},
       {"sealAesGcmInPlace", seal_aes_gcm_in_place},

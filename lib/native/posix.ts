@@ -58,7 +58,8 @@ interface Binding {
   major(dev: Dev): number
   minor(dev: Dev): number
   scanDirectory(dir: Buffer, names?: Buffer[]): Promise<Buffer>
-  adviseWillNeed(fd: number): boolean
+  adviseWillNeedIfCold(fd: number): boolean
+  adviseDontNeed(fd: number, offset: number, length: number): void
   readCachedSync(fd: number, buf: Buffer, position: number): number
   dropCleanFilePages(): number
   discardPages(bytes: Uint8Array): number
@@ -238,11 +239,22 @@ export function scanDirectoryRaw(dir: Buffer, names?: Buffer[]): Promise<Buffer>
 }
 
 /**
- * Asks the kernel to start reading the whole file into the page cache
- * (posix_fadvise WILLNEED) and returns at once: a hint, false if refused.
+ * If the file's first page is not in the page cache, asks the kernel to start reading the whole file
+ * (posix_fadvise WILLNEED) and returns true at once: the pages this process is about to read are then
+ * its own doing, and it drops them once read (adviseDontNeed). A file already cached is left alone
+ * (false): it belongs to someone's working set.
  */
-export function adviseWillNeed(fd: number): boolean {
-  return native().adviseWillNeed(fd)
+export function adviseWillNeedIfCold(fd: number): boolean {
+  return native().adviseWillNeedIfCold(fd)
+}
+
+/** Drops the clean cached pages wholly inside the range from the page cache (length 0: to the end). A hint: nothing without the native helper. */
+export function adviseDontNeed(fd: number, offset: number, length: number): void {
+  try {
+    native().adviseDontNeed(fd, offset, length)
+  } catch (err) {
+    if (!(err instanceof CairnError)) throw err
+  }
 }
 
 /** Set when readCachedSync found the addon missing, so that it does not look again at every call. */

@@ -11,7 +11,7 @@ import { makeSealer } from '../crypto/sealer.js'
 import { encodePayloadInto, payloadCapacity } from '../compress/codec.js'
 import { blobAad, BlobType } from '../repo/blob.js'
 import { CairnError } from '../errors.js'
-import { adviseWillNeed } from '../native/posix.js'
+import { adviseDontNeed, adviseWillNeedIfCold } from '../native/posix.js'
 import type { SealedChunk, SmallFileResult, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
 import { RingWriter } from './sealed-ring.js'
 
@@ -51,26 +51,28 @@ function openForReading(path: Buffer): number {
 }
 
 /**
- * Reads, hashes and seals a batch of small files. All are opened and
- * announced to the kernel first (adviseWillNeed), so that on a cold cache
- * their reads are in flight together rather than one after another.
+ * Reads, hashes and seals a batch of small files. All are opened and the
+ * cold ones announced to the kernel first (adviseWillNeedIfCold), so that
+ * their reads are in flight together rather than one after another; a cold
+ * file's pages are dropped again once read, so that a backup does not push
+ * the files other programs use out of the page cache.
  */
 function readSmallFiles(latin1Paths: readonly string[], sizes: readonly number[]): SmallFileResult[] {
-  const opened = latin1Paths.map((p): number | Error => {
+  const opened = latin1Paths.map((p): { fd: number; cold: boolean } | Error => {
     try {
       const fd = openForReading(Buffer.from(p, 'latin1'))
-      adviseWillNeed(fd)
-      return fd
+      return { fd, cold: adviseWillNeedIfCold(fd) }
     } catch (err) {
       return err as Error
     }
   })
-  return opened.map((fd, i) => {
-    if (fd instanceof Error) return { kind: 'error', message: fd.message }
+  return opened.map((file, i) => {
+    if (file instanceof Error) return { kind: 'error', message: file.message }
     try {
-      return readSmallFile(fd, sizes[i]!)
+      return readSmallFile(file.fd, sizes[i]!)
     } finally {
-      closeSync(fd)
+      if (file.cold) adviseDontNeed(file.fd, 0, 0)
+      closeSync(file.fd)
     }
   })
 }

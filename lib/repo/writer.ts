@@ -66,7 +66,7 @@ class OpenPack {
   private writes: Promise<void> = Promise.resolve()
 
   constructor(backend: Backend) {
-    this.upload = backend.upload(packKey(this.id))
+    this.upload = backend.upload(packKey(this.id), { readSoon: false })
   }
 
   add(blob: PackedBlob, data: Uint8Array, written?: () => void): void {

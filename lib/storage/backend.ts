@@ -40,8 +40,12 @@ export interface Backend {
    * blobs), written in order without being joined first.
    */
   put(key: string, data: Uint8Array | readonly Uint8Array[]): Promise<void>
-  /** Starts writing an object in pieces, with the guarantees of `put` once finished. */
-  upload(key: string): ObjectUpload
+  /**
+   * Starts writing an object in pieces, with the guarantees of `put` once finished. `readSoon: false`
+   * says nobody reads the object back soon (a pack a backup writes), so a backend need not keep it in
+   * memory caches: the local one drops it from the page cache once it is on disk.
+   */
+  upload(key: string, hints?: { readSoon?: boolean }): ObjectUpload
   /** Creates the object only if it does not exist; returns false when it already did. Used for locks. */
   create(key: string, data: Uint8Array): Promise<boolean>
   /** Removes the object; absent objects are not an error. */

@@ -10,6 +10,7 @@ import { promises as fs, constants as fsc } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import * as path from 'node:path'
 import { CairnError } from '../errors.js'
+import { adviseDontNeed } from '../native/posix.js'
 import type { Backend, ObjectInfo, ObjectUpload } from './backend.js'
 import { OpenFiles } from './open-files.js'
 import { writeParts } from './write-parts.js'
@@ -81,8 +82,8 @@ export class LocalBackend implements Backend {
     }
   }
 
-  upload(key: string): ObjectUpload {
-    return new LocalUpload(this.pathOf(key), key, this.location, (dir) => this.ensureDir(dir))
+  upload(key: string, hints: { readSoon?: boolean } = {}): ObjectUpload {
+    return new LocalUpload(this.pathOf(key), key, this.location, (dir) => this.ensureDir(dir), hints.readSoon ?? true)
   }
 
   async create(key: string, data: Uint8Array): Promise<boolean> {
@@ -172,6 +173,7 @@ class LocalUpload implements ObjectUpload {
     private readonly key: string,
     private readonly location: string,
     private readonly ensureDir: (dir: string) => Promise<void>,
+    private readonly readSoon: boolean,
   ) {
     this.temp = `${target}.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`
   }
@@ -193,6 +195,9 @@ class LocalUpload implements ObjectUpload {
       if (!this.handle) await this.append([])
       const handle = this.handle!
       await handle.sync()
+      // Synced pages are clean, so the kernel can drop them at once: a backup's gigabytes of packs do not
+      // push other programs' files out of the page cache.
+      if (!this.readSoon) adviseDontNeed(handle.fd, 0, 0)
       this.handle = null
       await handle.close()
       await fs.rename(this.temp, this.target)
