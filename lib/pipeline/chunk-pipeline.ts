@@ -242,11 +242,21 @@ export class ChunkPipeline {
     )
   }
 
+  /**
+   * One read is kept in flight ahead of the chunker: the next piece of the window fills while the
+   * piece just read is cut, so that a single big file is not read, then cut, then read in turn.
+   */
   private async chunkStream(read: ReadFn, signal?: AbortSignal): Promise<{ stored: Promise<ChunkRef[]> }> {
     const refs: Promise<ChunkRef>[] = []
     let w = this.streamWindow ?? (await this.pool.acquire())
     this.streamWindow = null
     let start = w.fill
+    let reading: Promise<number> | null = null
+    const readNext = (): Promise<number> => {
+      const next = read(w.buf, w.fill, Math.min(READ_SIZE, w.buf.length - w.fill))
+      next.catch(() => undefined) // awaited below, or in `finally` when the loop stops early
+      return next
+    }
     try {
       for (;;) {
         signal?.throwIfAborted()
@@ -255,9 +265,11 @@ export class ChunkPipeline {
           w = await this.carryOver(w, start)
           start = 0
         }
-        const n = await read(w.buf, w.fill, Math.min(READ_SIZE, w.buf.length - w.fill))
+        const n = await (reading ?? readNext())
+        reading = null
         w.fill += n
         const eof = n === 0
+        if (!eof && w.fill < w.buf.length) reading = readNext()
         for (;;) {
           const length = this.chunker.cut(w.buf, start, w.fill, eof)
           if (length <= 0) break
@@ -271,6 +283,8 @@ export class ChunkPipeline {
         if (eof) break
       }
     } finally {
+      // A read still in flight writes into the window: it must land before the window is passed on.
+      if (reading) await reading.catch(() => undefined)
       // What was read but not chunked (an error mid-file) is dropped.
       w.fill = start
       this.streamWindow = w
