@@ -23,6 +23,7 @@ import {
   readCachedSync,
   adviseDontNeed,
   adviseWillNeedIfCold,
+  misalignment,
   dropCleanFilePages,
   discardPages,
   fixMallocMmapThreshold,
@@ -277,7 +278,7 @@ t.test('readCachedSync reads what is in the page cache, and never waits for a di
   t.throws(() => readCachedSync(-1, Buffer.alloc(1), 0), { code: 'ERR_INVALID_ARG_TYPE' })
 })
 
-t.test('adviseWillNeedIfCold tells a file the backup brings in from one already cached; adviseDontNeed drops it again', async (t) => {
+t.test('adviseWillNeedIfCold tells a file the backup brings in from one already cached; adviseDontNeed drops it again; misalignment', async (t) => {
   const file = join(root, 'advised')
   fs.writeFileSync(file, Buffer.alloc(256 * 1024, 0x61))
   const fd = fs.openSync(file, 'r')
@@ -294,6 +295,9 @@ t.test('adviseWillNeedIfCold tells a file the backup brings in from one already 
   t.teardown(() => fs.closeSync(emptyFd))
   t.equal(adviseWillNeedIfCold(emptyFd), false, 'an empty file has nothing to bring in')
   t.throws(() => adviseWillNeedIfCold(-1), { code: 'ERR_INVALID_ARG_TYPE' })
+  const bytes = Buffer.alloc(64)
+  t.equal(misalignment(bytes.subarray(5), 4096), (misalignment(bytes, 4096)! + 5) % 4096, 'misalignment: a view 5 bytes in is 5 bytes further')
+  t.equal(misalignment(bytes, 1), 0)
   t.throws(() => adviseDontNeed(fd, -1, 0), { code: 'ERR_OUT_OF_RANGE' })
 })
 

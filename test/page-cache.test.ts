@@ -5,24 +5,14 @@
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
-import { spawnSync } from 'node:child_process'
 import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { scratch } from './helpers/cli.js'
-import { evictFromPageCache } from './helpers/page-cache.js'
+import { cachedBytes, evictFromPageCache } from './helpers/page-cache.js'
 import { newTestRepository } from './helpers/repo.js'
 import { createArchive } from '../dist/lib/index.js'
 
 const PAGE_SIZE = 4096
-
-/**
- * The bytes of `file` in the page cache, by util-linux's fincore (mincore or cachestat: looking does not
- * read anything in, where a probing read would start the kernel's read-ahead). null without fincore.
- */
-function cachedBytes(file: string): number | null {
-  const run = spawnSync('fincore', ['--bytes', '--noheadings', '--output', 'RES', file], { encoding: 'utf8' })
-  return run.status === 0 ? Number(run.stdout.trim()) : null
-}
 
 /** The bytes of the whole pages a file of `size` bytes takes in the page cache. */
 function pagesOf(size: number): number {

@@ -9,7 +9,7 @@
  * walk (directory-scanner.ts). Memory is bounded by the pipeline's windows, the
  * packs in flight, and one tree page per directory level.
  */
-import { promises as fs, constants as fsc } from 'node:fs'
+import { promises as fs } from 'node:fs'
 import { hash } from 'node:crypto'
 import * as os from 'node:os'
 import * as nodePath from 'node:path'
@@ -19,7 +19,7 @@ import { parseCompressionSpec, type CompressionSpec } from '../compress/codec.js
 import type { Repository } from '../repo/repository.js'
 import { RepositoryWriter } from '../repo/writer.js'
 import { BlobType } from '../repo/blob.js'
-import { ChunkPipeline, type ReadFn } from '../pipeline/chunk-pipeline.js'
+import { ChunkPipeline } from '../pipeline/chunk-pipeline.js'
 import { iterableSource } from '../pipeline/iterable-source.js'
 import { Limiter } from '../pipeline/limiter.js'
 import { DirectoryBuilder } from './directory-builder.js'
@@ -29,7 +29,7 @@ import { compilePatterns, type PathMatcher } from './patterns.js'
 import { isDirectory, itemFromStat, kindOf, xattrsOrNone } from './fs-metadata.js'
 import { DirectoryScanner, type ExpandedScan, type ScanTarget } from './directory-scanner.js'
 import { scanDirectory, ScanEntries, type DirectoryScan, type EntryStat, type ScannedEntry } from '../native/scan.js'
-import { adviseDontNeed, adviseWillNeedIfCold } from '../native/posix.js'
+import { FileStream } from './file-stream.js'
 import { ShareTally, TreeCache, treeDigest, type CachedTree } from './tree-cache.js'
 import { encodeArchive, type ArchiveMeta, type ArchiveStats } from './archive-object.js'
 import { ZERO_CHUNK_ID, type ChunkRef, type Item } from './item.js'
@@ -77,8 +77,6 @@ const SLASH = Buffer.from('/')
 const TREE_FORMAT = 1
 /** Big files queued for streaming while the walk goes on. */
 const STREAMS_AHEAD = 4
-/** The page size the page cache hints round to (4 KiB on x86-64 and most arm64 kernels; a larger one only leaves a page cached). */
-const PAGE_SIZE = 4096
 
 export async function createArchive(repo: Repository, options: CreateOptions): Promise<CreateResult> {
   if (!options.dryRun && (await repo.archives()).some((a) => a.name === options.name)) {
@@ -506,40 +504,24 @@ class CreateRun {
 
   /** Reads a file through the chunker (big files, or ones that grew). Resolves once read. */
   private async streamFile(absPath: Buffer, identity: FileIdentity): Promise<{ stored: Promise<FileContent> } | null> {
-    let handle: fs.FileHandle
+    let file: FileStream
     try {
-      handle = await fs.open(absPath, fsc.O_RDONLY | fsc.O_NOATIME).catch(() => fs.open(absPath, fsc.O_RDONLY))
+      file = await FileStream.open(absPath)
     } catch (err) {
       this.warn('unreadable', absPath, `cannot be read: ${(err as Error).message}`)
       return null
     }
-    // The kernel starts reading the file's first read-ahead window (WILLNEED is capped at the device's
-    // read_ahead_kb: 8 MiB here, whatever the file's size) while earlier big files still stream: the
-    // file is opened when it is queued, up to STREAMS_AHEAD ahead of its turn. First backups of the
-    // medium corpus from a cold cache, 10 alternated runs each: median 9.57 s (8.94–10.29) against
-    // 9.84 s (9.28–11.15). The call takes about 2 ms on this thread, once per big file.
-    // A file that was cold has what was read dropped from the page cache as the stream goes (see worker.ts).
-    const cold = adviseWillNeedIfCold(handle.fd)
-    let size = 0
     let stored: Promise<ChunkRef[]>
     try {
-      const read: ReadFn = async (buf, offset, length) => {
-        const { bytesRead } = await handle.read(buf, offset, length, size)
-        // From the page holding the first byte read, so that the page two reads share goes too; the
-        // kernel keeps the last page until it is whole. At the end (0 bytes) the rest of the file goes.
-        if (cold) adviseDontNeed(handle.fd, size - (size % PAGE_SIZE), bytesRead && (size % PAGE_SIZE) + bytesRead)
-        size += bytesRead
-        return bytesRead
-      }
-      ;({ stored } = await this.pipeline!.storeStream(read, this.options.signal))
+      ;({ stored } = await this.pipeline!.storeStream(file.read, this.options.signal))
     } catch (err) {
       if (err instanceof CairnError || (err as Error).name === 'AbortError') throw err
       this.warn('unreadable', absPath, `could not be read completely: ${(err as Error).message}`)
       return null
     } finally {
-      await handle.close()
+      await file.close()
     }
-    return { stored: stored.then((chunks) => this.finishFile(absPath, identity, chunks, size)) }
+    return { stored: stored.then((chunks) => this.finishFile(absPath, identity, chunks, file.size)) }
   }
 
   private finishFile(absPath: Buffer, identity: FileIdentity, chunks: ChunkRef[], size: number): FileContent {

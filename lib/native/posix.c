@@ -8,8 +8,9 @@
  *   mknod(path, mode, dev)                             mknod(2)
  *   makedev(major, minor) -> bigint, major(dev), minor(dev)
  *   scanDirectory(dir, names?) -> Promise<Buffer>      see scan.c
- *   adviseWillNeedIfCold(fd) -> boolean                preadv2(RWF_NOWAIT) probe,
+ *   coldStart(fd, willNeed) -> boolean                 preadv2(RWF_NOWAIT) probe,
  *                                                      posix_fadvise(WILLNEED)
+ *   misalignment(bytes, alignment) -> number           address % alignment
  *   adviseDontNeed(fd, offset, length)                 posix_fadvise(DONTNEED)
  *   readCachedSync(fd, buf, position) -> number        preadv2(RWF_NOWAIT)
  *   dropCleanFilePages() -> number                     madvise(MADV_DONTNEED)
@@ -465,29 +466,57 @@ static int fd_arg(napi_env env, napi_value value, int32_t *fd) {
 }
 
 /*
- * adviseWillNeedIfCold(fd) -> boolean: whether the file's first page was
- * missing from the page cache, in which case the kernel is asked to start
- * reading the whole file (POSIX_FADV_WILLNEED) and the call returns at once.
- * A caller about to read many small files one by one so has all their disk
- * reads in flight together; and it learns that the pages it is about to read
- * are its own doing, which it should drop once read (adviseDontNeed), as
- * borg's chunker does, instead of pushing other programs' cached files out.
- * A file already cached (or empty) is left as it is: it is someone's working
- * set. The probe is a one-byte preadv2 with RWF_NOWAIT, which fails with
- * EAGAIN rather than wait for a disk; where that flag is not supported (old
- * kernels, some filesystems) the file counts as cold.
+ * coldStart(fd, willNeed) -> boolean: whether the file's first page is
+ * missing from the page cache; when it is and `willNeed` is set, the kernel
+ * is also asked to start reading the whole file (POSIX_FADV_WILLNEED), and
+ * the call returns at once. A caller about to read many small files one by
+ * one so has all their disk reads in flight together; and it learns that
+ * the pages it is about to read are its own doing, which it should drop
+ * once read (adviseDontNeed), as borg's chunker does, instead of pushing
+ * other programs' cached files out. A file already cached (or empty) is
+ * left as it is: it is someone's working set. The probe is a one-byte
+ * preadv2 with RWF_NOWAIT, which fails with EAGAIN rather than wait for a
+ * disk; where that flag is not supported (old kernels, some filesystems)
+ * the file counts as cold.
  */
-static napi_value js_advise_will_need_if_cold(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result;
-  size_t argc = 1;
+static napi_value js_cold_start(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  size_t argc = 2;
   int32_t fd = -1;
+  bool will_need = false;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
-  if (argc < 1 || !fd_arg(env, argv[0], &fd)) return NULL;
+  if (argc < 2 || !fd_arg(env, argv[0], &fd)) return NULL;
+  CHECK(env, napi_get_value_bool(env, argv[1], &will_need), NULL);
   char probe;
   struct iovec iov = {.iov_base = &probe, .iov_len = 1};
   bool cold = preadv2(fd, &iov, 1, 0, RWF_NOWAIT) < 0 && (errno == EAGAIN || errno == EOPNOTSUPP || errno == ENOSYS || errno == EINVAL);
-  if (cold) posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
+  if (cold && will_need) posix_fadvise(fd, 0, 0, POSIX_FADV_WILLNEED);
   CHECK(env, napi_get_boolean(env, cold, &result), NULL);
+  return result;
+}
+
+/*
+ * misalignment(bytes, alignment) -> number: the address of the first byte
+ * of a TypedArray modulo `alignment`, for reads with O_DIRECT, which need
+ * the memory they read into aligned to the device's block size.
+ */
+static napi_value js_misalignment(napi_env env, napi_callback_info info) {
+  napi_value argv[2], result;
+  size_t argc = 2;
+  uint32_t alignment = 0;
+  void *data = NULL;
+  bool is_typedarray = false;
+  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
+  if (argc < 2 || napi_is_typedarray(env, argv[0], &is_typedarray) != napi_ok || !is_typedarray ||
+      napi_get_typedarray_info(env, argv[0], NULL, NULL, &data, NULL, NULL) != napi_ok) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "bytes must be a TypedArray");
+    return NULL;
+  }
+  if (napi_get_value_uint32(env, argv[1], &alignment) != napi_ok || alignment == 0) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "alignment must be a positive integer");
+    return NULL;
+  }
+  CHECK(env, napi_create_uint32(env, (uint32_t)((uintptr_t)data % alignment), &result), NULL);
   return result;
 }
 
@@ -690,7 +719,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"mknod", mknod__async},           {"mknodSync", mknod__sync},
       {"makedev", js_makedev},           {"major", js_major},
       {"minor", js_minor},               {"scanDirectory", scan_directory},
-      {"adviseWillNeedIfCold", js_advise_will_need_if_cold}, {"adviseDontNeed", js_advise_dont_need}, {"readCachedSync", js_read_cached_sync},
+      {"coldStart", js_cold_start}, {"misalignment", js_misalignment}, {"adviseDontNeed", js_advise_dont_need}, {"readCachedSync", js_read_cached_sync},
       {"dropCleanFilePages", js_drop_clean_file_pages}, {"fixMallocMmapThreshold", js_fix_malloc_mmap_threshold},
       {"discardPages", js_discard_pages},
       {"sealAesGcmInPlace", seal_aes_gcm_in_place},

@@ -58,7 +58,8 @@ interface Binding {
   major(dev: Dev): number
   minor(dev: Dev): number
   scanDirectory(dir: Buffer, names?: Buffer[]): Promise<Buffer>
-  adviseWillNeedIfCold(fd: number): boolean
+  coldStart(fd: number, willNeed: boolean): boolean
+  misalignment(bytes: Uint8Array, alignment: number): number
   adviseDontNeed(fd: number, offset: number, length: number): void
   readCachedSync(fd: number, buf: Buffer, position: number): number
   dropCleanFilePages(): number
@@ -245,7 +246,22 @@ export function scanDirectoryRaw(dir: Buffer, names?: Buffer[]): Promise<Buffer>
  * (false): it belongs to someone's working set.
  */
 export function adviseWillNeedIfCold(fd: number): boolean {
-  return native().adviseWillNeedIfCold(fd)
+  return native().coldStart(fd, true)
+}
+
+/** Whether the file's first page is missing from the page cache (see adviseWillNeedIfCold), asking nothing of the kernel. */
+export function isCold(fd: number): boolean {
+  return native().coldStart(fd, false)
+}
+
+/** The address of the first byte of `bytes` modulo `alignment`, or null without the native helper. */
+export function misalignment(bytes: Uint8Array, alignment: number): number | null {
+  try {
+    return native().misalignment(bytes, alignment)
+  } catch (err) {
+    if (!(err instanceof CairnError)) throw err
+    return null
+  }
 }
 
 /** Drops the clean cached pages wholly inside the range from the page cache (length 0: to the end). A hint: nothing without the native helper. */

@@ -24,7 +24,7 @@ import { payloadCapacity, type CompressionSpec } from '../compress/codec.js'
 import { BlobType } from '../repo/blob.js'
 import type { RepositoryWriter } from '../repo/writer.js'
 import { ZERO_CHUNK_ID, type ChunkRef } from '../archive/item.js'
-import { WindowPool, type ReadWindow } from './windows.js'
+import { alignUp, WindowPool, type ReadWindow } from './windows.js'
 import type { SealedChunk, SmallFileResult, WireId, WorkerReply, WorkerRequest, WorkerSetup } from './messages.js'
 import { createRing, RingReader } from './sealed-ring.js'
 import { Limiter } from './limiter.js'
@@ -121,8 +121,9 @@ export class ChunkPipeline {
     this.chunker = new Chunker(repo.chunkerSeed, params)
     // Below minSize the chunker never cuts, so such a file is one chunk.
     this.smallFileLimit = Math.min(params.minSize - 1, READ_SIZE)
-    // A window must hold a whole maximal chunk plus a read, so a cut can always be found.
-    this.pool = new WindowPool(WINDOW_COUNT, params.maxSize + READ_SIZE)
+    // A window must hold a whole maximal chunk plus a read, so a cut can always be found; the chunk
+    // carried over from a full window is put so that it ends on an aligned offset (see carryOver).
+    this.pool = new WindowPool(WINDOW_COUNT, alignUp(params.maxSize) + READ_SIZE)
     const km = repo.keyMaterial
     // One request's output plus twice its largest blob must fit (sealed-ring.ts): a chunk the ring takes, or a batch of small files.
     const sealedRoom = (size: number): number => payloadCapacity(size, options.compression, true) + repo.sealer.overhead
@@ -141,7 +142,7 @@ export class ChunkPipeline {
           mode: repo.encryption,
           keys: km && { encKey: km.encKey, macKey: km.macKey, chunkerSeed: km.chunkerSeed },
           compression: options.compression,
-          windows: this.pool.windows.map((w) => w.shared),
+          windows: this.pool.windows.map((w) => w.view),
           ring,
           ringBlobMax,
           smallFileLimit: this.smallFileLimit,
@@ -250,6 +251,8 @@ export class ChunkPipeline {
     const refs: Promise<ChunkRef>[] = []
     let w = this.streamWindow ?? (await this.pool.acquire())
     this.streamWindow = null
+    // Every read starts on an aligned offset of the window, so that a file may be read with O_DIRECT.
+    w.fill = alignUp(w.fill)
     let start = w.fill
     let reading: Promise<number> | null = null
     const readNext = (): Promise<number> => {
@@ -262,8 +265,7 @@ export class ChunkPipeline {
         signal?.throwIfAborted()
         if (this.broken) throw this.broken
         if (w.fill === w.buf.length) {
-          w = await this.carryOver(w, start)
-          start = 0
+          ;({ window: w, start } = await this.carryOver(w, start))
         }
         const n = await (reading ?? readNext())
         reading = null
@@ -294,13 +296,18 @@ export class ChunkPipeline {
     return { stored }
   }
 
-  /** Moves the unchunked tail of a full window to a fresh one. */
-  private async carryOver(full: ReadWindow, start: number): Promise<ReadWindow> {
+  /**
+   * Moves the unchunked tail of a full window to a fresh one, placed so that it ends on an aligned
+   * offset, where the next read goes; where the tail starts in the fresh window.
+   */
+  private async carryOver(full: ReadWindow, start: number): Promise<{ window: ReadWindow; start: number }> {
     const next = await this.pool.acquire()
-    full.buf.copy(next.buf, 0, start, full.fill)
-    next.fill = full.fill - start
+    const tail = full.fill - start
+    const at = alignUp(tail) - tail
+    full.buf.copy(next.buf, at, start, full.fill)
+    next.fill = at + tail
     this.pool.retire(full)
-    return next
+    return { window: next, start: at }
   }
 
   private async storeChunk(w: ReadWindow, offset: number, length: number): Promise<ChunkRef> {

@@ -2,13 +2,14 @@
 import type { EncryptionMode } from '../crypto/modes.js'
 import type { CompressionSpec } from '../compress/codec.js'
 import type { RingBlob, RingShared } from './sealed-ring.js'
+import type { WindowView } from './windows.js'
 
 export interface WorkerSetup {
   mode: EncryptionMode
   /** Key material as raw bytes (null in mode 'none'). */
   keys: { encKey: Uint8Array; macKey: Uint8Array; chunkerSeed: Uint8Array } | null
   compression: CompressionSpec
-  windows: SharedArrayBuffer[]
+  windows: WindowView[]
   /** This worker's ring, which it seals blobs into (sealed-ring.ts). */
   ring: RingShared
   /** The most room one blob may take in the ring; a larger one is sealed into a buffer of its own. */

@@ -6,6 +6,26 @@
  * backup holds in flight, and waiting for a free window is the pipeline's
  * backpressure.
  */
+import { misalignment } from '../native/posix.js'
+
+/**
+ * Reads with O_DIRECT need the memory, the length and the file position aligned to the device's block
+ * size (512 bytes or 4 KiB): windows start on such a boundary, and every read into one starts on one.
+ */
+export const DIRECT_ALIGNMENT = 4096
+
+/** `n` rounded up to a multiple of DIRECT_ALIGNMENT. */
+export function alignUp(n: number): number {
+  return Math.ceil(n / DIRECT_ALIGNMENT) * DIRECT_ALIGNMENT
+}
+
+/** Where a window lies in its shared memory, as the workers see it. */
+export interface WindowView {
+  shared: SharedArrayBuffer
+  offset: number
+  length: number
+}
+
 export class ReadWindow {
   readonly buf: Buffer
   /** Bytes of the window in use (read data, chunked or not). */
@@ -15,9 +35,16 @@ export class ReadWindow {
   /** No more data will be read into it; free once pending reaches 0. */
   retired = false
 
-  constructor(readonly index: number, readonly shared: SharedArrayBuffer) {
-    this.buf = Buffer.from(shared)
+  constructor(readonly index: number, readonly view: WindowView) {
+    this.buf = Buffer.from(view.shared, view.offset, view.length)
   }
+}
+
+/** A window of `size` bytes in shared memory of its own, starting on an aligned address (when the native helper can tell where that is). */
+function alignedWindow(index: number, size: number): ReadWindow {
+  const shared = new SharedArrayBuffer(size + DIRECT_ALIGNMENT)
+  const off = misalignment(new Uint8Array(shared), DIRECT_ALIGNMENT) ?? 0
+  return new ReadWindow(index, { shared, offset: (DIRECT_ALIGNMENT - off) % DIRECT_ALIGNMENT, length: size })
 }
 
 export class WindowPool {
@@ -26,7 +53,7 @@ export class WindowPool {
   private readonly waiters: ((w: ReadWindow) => void)[] = []
 
   constructor(count: number, readonly size: number) {
-    this.windows = Array.from({ length: count }, (_, i) => new ReadWindow(i, new SharedArrayBuffer(size)))
+    this.windows = Array.from({ length: count }, (_, i) => alignedWindow(i, size))
     this.free = [...this.windows]
   }
 

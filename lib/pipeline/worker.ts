@@ -23,7 +23,7 @@ const keys = setup.keys && {
 }
 const idOf = makeIdHasher(setup.mode, keys)
 const sealer = makeSealer(setup.mode, keys)
-const windows = setup.windows.map((sab) => Buffer.from(sab))
+const windows = setup.windows.map((w) => Buffer.from(w.shared, w.offset, w.length))
 const padding = setup.mode !== 'none'
 const ring = new RingWriter(setup.ring)
 const tagLength = sealer.overhead - sealer.headLength
