@@ -50,7 +50,14 @@ export class FileStream {
   static async open(path: Buffer): Promise<FileStream> {
     const handle = await openForReading(path)
     const direct = fsc.O_DIRECT === undefined ? null : await openForReading(path, fsc.O_DIRECT).catch(() => null)
-    const cold = direct ? isCold(handle.fd) : adviseWillNeedIfCold(handle.fd)
+    let cold: boolean
+    try {
+      cold = direct ? isCold(handle.fd) : adviseWillNeedIfCold(handle.fd)
+    } catch (err) {
+      await direct?.close()
+      await handle.close()
+      throw err
+    }
     if (direct && !cold) await direct.close()
     return new FileStream(handle, cold ? direct : null, cold)
   }
