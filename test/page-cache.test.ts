@@ -60,7 +60,9 @@ t.test('a backup drops what it read from disk and what it wrote, and keeps what 
   t.equal(result.archive.stats.files, 4)
 
   for (const [name, data] of Object.entries(files)) {
-    if (name.startsWith('warm')) t.equal(cachedBytes(path.join(src, name)), pagesOf(data.length), `${name}: still cached after the backup`)
+    // Nine tenths, not every page: the kernel may drop a page of its own accord (seen once in some thirty
+    // runs); a backup that dropped the file would leave none.
+    if (name.startsWith('warm')) t.ok(cachedBytes(path.join(src, name))! >= 0.9 * pagesOf(data.length), `${name}: still cached after the backup`)
     else t.equal(cachedBytes(path.join(src, name)), 0, `${name}: read from disk by the backup, then dropped again`)
   }
   const packs = filesUnder(path.join(repo.backend.location, 'data'))
