@@ -61,7 +61,12 @@ function readSmallFiles(latin1Paths: readonly string[], sizes: readonly number[]
   const opened = latin1Paths.map((p): { fd: number; cold: boolean } | Error => {
     try {
       const fd = openForReading(Buffer.from(p, 'latin1'))
-      return { fd, cold: adviseWillNeedIfCold(fd) }
+      try {
+        return { fd, cold: adviseWillNeedIfCold(fd) }
+      } catch (err) {
+        closeSync(fd)
+        throw err
+      }
     } catch (err) {
       return err as Error
     }
