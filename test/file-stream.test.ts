@@ -9,7 +9,7 @@ import * as fs from 'node:fs'
 import * as path from 'node:path'
 import { scratch } from './helpers/cli.js'
 import { cachedBytes, evictFromPageCache } from './helpers/page-cache.js'
-import { FileStream } from '../dist/lib/archive/file-stream.js'
+import { FileStream, readsDirectlyOn } from '../dist/lib/archive/file-stream.js'
 import { DIRECT_ALIGNMENT } from '../dist/lib/pipeline/windows.js'
 import { misalignment } from '../dist/lib/native/posix.js'
 
@@ -64,7 +64,7 @@ t.test('a cold file is read straight from the disk, byte for byte, and leaves no
   const cold = coldFile(3 * MiB + 1234)
   if (!cold) return t.skip(NO_DROPPING)
   const { file, data } = cold
-  if (!directReadsWork(file)) return t.skip('this filesystem refuses O_DIRECT')
+  if (!directReadsWork(file) || !readsDirectlyOn(fs.statfsSync(file).type)) return t.skip('not a local disk filesystem that takes O_DIRECT')
   const stream = await FileStream.open(file)
   t.ok(stream.readsDirectly, 'a cold file on a filesystem that takes O_DIRECT is read with it')
   const got = await readAll(stream, alignedBuffer(MiB), 0, MiB)
@@ -101,4 +101,13 @@ t.test('a cached file is read through the cache and stays there', async (t) => {
   t.ok((await readAll(stream, alignedBuffer(MiB), 0, MiB)).equals(data), 'every byte')
   await stream.close()
   t.ok(cachedBytes(file.toString())! >= 0.9 * cached!, 'still cached (nine tenths: the kernel may drop a page of its own accord)')
+})
+
+t.test('only local disk filesystems are read directly', async (t) => {
+  for (const [name, type] of [['ext4', 0xef53], ['XFS', 0x58465342], ['Btrfs', 0x9123683e], ['F2FS', 0xf2f52010]] as const) {
+    t.ok(readsDirectlyOn(type), `${name}: directly`)
+  }
+  for (const [name, type] of [['NFS', 0x6969], ['SMB', 0xfe534d42], ['FUSE', 0x65735546], ['tmpfs', 0x01021994], ['ZFS', 0x2fc12fc1]] as const) {
+    t.notOk(readsDirectlyOn(type), `${name}: through the page cache`)
+  }
 })

@@ -3,10 +3,11 @@
  *
  * - A file already cached (its first page is: isCold) is read through the cache like any file, and
  *   stays there: it is someone's working set.
- * - A cold file is read with O_DIRECT where the filesystem allows it: the disk writes straight into the
- *   pipeline's read window, and nothing passes through the page cache. Where it does not (tmpfs, some
- *   FUSE filesystems: open or read fails with EINVAL), or a read cannot be aligned, it is read through
- *   the cache, and what was read is dropped behind it (adviseDontNeed), as borg's chunker does.
+ * - A cold file on a local disk filesystem (ext4, XFS, Btrfs, F2FS) is read with O_DIRECT: the disk
+ *   writes straight into the pipeline's read window, and nothing passes through the page cache. Where
+ *   the filesystem is another, refuses O_DIRECT (open or read fails with EINVAL), or a read cannot be
+ *   aligned, it is read through the cache, and what was read is dropped behind it (adviseDontNeed), as
+ *   borg's chunker does.
  *
  * Why direct: on the project VM a first backup's reads through the page cache cost about 2 s of system
  * time in copying (`_copy_to_iter`, perf), pages the backup then throws away; see bench/RESULTS.md,
@@ -22,6 +23,20 @@ import { DIRECT_ALIGNMENT } from '../pipeline/windows.js'
  * drops only folios wholly inside its range: what was read is dropped in aligned steps of this size.
  */
 const DROP_STEP = 2 * 1024 * 1024
+
+/**
+ * Filesystems on local block devices, by statfs magic number, whose direct reads go straight to the
+ * disk: ext2/3/4, XFS, Btrfs, F2FS. Elsewhere O_DIRECT is slower or means something else: NFS and SMB
+ * send every read over the network without the client's cache or read-ahead, FUSE filesystems may
+ * refuse it or pass it on, ZFS before 2.3 accepts it and reads through its own cache anyway. Files there
+ * are read through the page cache and dropped behind.
+ */
+const DIRECT_READ_FILESYSTEMS = new Set([0xef53, 0x58465342, 0x9123683e, 0xf2f52010])
+
+/** Whether files on a filesystem of this statfs type are read with O_DIRECT when cold. */
+export function readsDirectlyOn(statfsType: number): boolean {
+  return DIRECT_READ_FILESYSTEMS.has(statfsType)
+}
 
 /** Opens `path` for reading, without updating its access time where the kernel lets us (we must own the file). */
 function openForReading(path: Buffer, flags = 0): Promise<fs.FileHandle> {
@@ -49,7 +64,8 @@ export class FileStream {
    */
   static async open(path: Buffer): Promise<FileStream> {
     const handle = await openForReading(path)
-    const direct = fsc.O_DIRECT === undefined ? null : await openForReading(path, fsc.O_DIRECT).catch(() => null)
+    const local = fsc.O_DIRECT !== undefined && readsDirectlyOn((await fs.statfs(path).catch(() => ({ type: 0 }))).type)
+    const direct = local ? await openForReading(path, fsc.O_DIRECT).catch(() => null) : null
     let cold: boolean
     try {
       cold = direct ? isCold(handle.fd) : adviseWillNeedIfCold(handle.fd)
