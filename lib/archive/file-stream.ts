@@ -1,7 +1,7 @@
 /**
  * Reads one big file front to back for the chunker, leaving the page cache as the backup found it.
  *
- * - A file already cached (its first page is: isCold) is read through the cache like any file, and
+ * - A file already cached (by its first page: see isCold) is read through the cache like any file, and
  *   stays there: it is someone's working set.
  * - A cold file on a local disk filesystem (ext4, XFS, Btrfs, F2FS) is read with O_DIRECT: the disk
  *   writes straight into the pipeline's read window, and nothing passes through the page cache. Where
