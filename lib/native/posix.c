@@ -465,6 +465,17 @@ static int fd_arg(napi_env env, napi_value value, int32_t *fd) {
   return 0;
 }
 
+/* The bytes of a Uint8Array or Buffer argument (SharedArrayBuffer-backed ones included); throws TypeError and returns 0 otherwise. */
+static int uint8_arg(napi_env env, size_t argc, napi_value value, void **data, size_t *length) {
+  bool is_typedarray = false;
+  napi_typedarray_type type = napi_int8_array;
+  if (argc >= 1 && napi_is_typedarray(env, value, &is_typedarray) == napi_ok && is_typedarray &&
+      napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) == napi_ok && type == napi_uint8_array)
+    return 1;
+  napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "bytes must be a Uint8Array or Buffer");
+  return 0;
+}
+
 /*
  * coldStart(fd, willNeed) -> boolean: whether the file's first page is
  * missing from the page cache; when it is and `willNeed` is set, the kernel
@@ -497,7 +508,7 @@ static napi_value js_cold_start(napi_env env, napi_callback_info info) {
 
 /*
  * misalignment(bytes, alignment) -> number: the address of the first byte
- * of a TypedArray modulo `alignment`, for reads with O_DIRECT, which need
+ * of a Uint8Array modulo `alignment`, for reads with O_DIRECT, which need
  * the memory they read into aligned to the device's block size.
  */
 static napi_value js_misalignment(napi_env env, napi_callback_info info) {
@@ -505,14 +516,10 @@ static napi_value js_misalignment(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   uint32_t alignment = 0;
   void *data = NULL;
-  bool is_typedarray = false;
+  size_t length = 0;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
-  if (argc < 2 || napi_is_typedarray(env, argv[0], &is_typedarray) != napi_ok || !is_typedarray ||
-      napi_get_typedarray_info(env, argv[0], NULL, NULL, &data, NULL, NULL) != napi_ok) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "bytes must be a TypedArray");
-    return NULL;
-  }
-  if (napi_get_value_uint32(env, argv[1], &alignment) != napi_ok || alignment == 0) {
+  if (!uint8_arg(env, argc, argv[0], &data, &length)) return NULL;
+  if (argc < 2 || napi_get_value_uint32(env, argv[1], &alignment) != napi_ok || alignment == 0) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "alignment must be a positive integer");
     return NULL;
   }
@@ -632,17 +639,10 @@ static napi_value js_drop_clean_file_pages(napi_env env, napi_callback_info info
 static napi_value js_discard_pages(napi_env env, napi_callback_info info) {
   napi_value argv[1], result;
   size_t argc = 1;
-  napi_typedarray_type type;
   size_t length = 0;
   void *data = NULL;
-  bool is_typedarray = false;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
-  if (argc >= 1) CHECK(env, napi_is_typedarray(env, argv[0], &is_typedarray), NULL);
-  if (is_typedarray) CHECK(env, napi_get_typedarray_info(env, argv[0], &type, &length, &data, NULL, NULL), NULL);
-  if (!is_typedarray || type != napi_uint8_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "bytes must be a Uint8Array or Buffer");
-    return NULL;
-  }
+  if (!uint8_arg(env, argc, argv[0], &data, &length)) return NULL;
   size_t bytes = length;
   uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
   uintptr_t first = ((uintptr_t)data + page - 1) & ~(page - 1);
