@@ -23,7 +23,7 @@ export { FileContent } from './archive/file-content.js'
 export type { Item, ItemKind, ChunkRef } from './archive/item.js'
 export type { ArchiveMeta, ArchiveStats } from './archive/archive-object.js'
 
-export type { VfsNode, DirNode, DirEntry, FileNode, SymlinkNode, SpecialNode, NodeAttr } from './vfs/node.js'
+export type { VfsNode, DirNode, DirEntry, FileNode, SymlinkNode, SpecialNode, NodeAttr, SiblingSink } from './vfs/node.js'
 export { ownedCopy } from './vfs/node.js'
 export { RepositoryView, openArchiveView, type RepositoryViewOptions } from './vfs/repository-view.js'
 export { PathResolver } from './vfs/path-resolver.js'

@@ -17,7 +17,7 @@
  * are merged).
  */
 import { LRUCache } from 'lru-cache'
-import type { FileNode } from '../lib/index.js'
+import type { FileNode, SiblingSink } from '../lib/index.js'
 
 const PROBE_STEP = 128 * 1024
 /** A read that starts this close after the previous one's end still counts as sequential (the kernel reorders a little). */
@@ -38,9 +38,9 @@ export class FileReads {
   constructor(private readonly readAheadBytes: number) {}
 
   /** Reads, and when the reader of `node` goes forward sequentially, starts loading the chunks ahead. */
-  read(node: FileNode, position: number, length: number): Promise<Buffer> {
+  read(node: FileNode, position: number, length: number, siblings?: SiblingSink): Promise<Buffer> {
     if (this.readAheadBytes > 0) this.readAhead(node, position, length)
-    return node.read(position, length)
+    return node.read(position, length, siblings)
   }
 
   private readAhead(node: FileNode, position: number, length: number): void {

@@ -145,11 +145,11 @@ export function makeHandlers(options: AdapterOptions): FuseHandlers<MountNode> {
       return undefined
     }),
 
-    read: (node, length, position) => guard('read', node, async () => {
+    read: (node, length, position, siblings) => guard('read', node, async () => {
       const file = node.vfs
       if (file.kind !== 'file') return file.kind === 'dir' ? EISDIR : EINVAL
       try {
-        return await fileReads.read(file, position, length)
+        return await fileReads.read(file, position, length, siblings)
       } catch (err) {
         if (!options.allowDamagedFiles) throw err
         const { data, zeroed } = await readAroundDamage(file, position, length)

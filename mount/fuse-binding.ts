@@ -98,6 +98,7 @@ interface NativeFuse extends NativeReplies {
     uid: number, gid: number, umask: number, dispatch: (...args: never[]) => void): NativeSession
   close(session: NativeSession): void
   invalidate(session: NativeSession, ino: bigint): number
+  stage(session: NativeSession, nodeid: bigint, content: Uint8Array): boolean
 }
 declare const sessionBrand: unique symbol
 type NativeSession = { readonly [sessionBrand]: true }
@@ -199,7 +200,8 @@ export async function mount<N>(mountpoint: string, handlers: FuseHandlers<N>, op
     session = undefined
     resolveGone()
   }
-  const dispatch = makeDispatch(native, handlers, onError, close, { statWindowSeconds: options.statWindowSeconds })
+  const stage = (nodeid: bigint, content: Uint8Array): boolean => session !== undefined && native.stage(session, nodeid, content)
+  const dispatch = makeDispatch(native, handlers, onError, close, { statWindowSeconds: options.statWindowSeconds, stage })
   try {
     session = native.mount(mp, settings.mountOptions, settings.attrTimeout, settings.entryTimeout, settings.keepCache,
       settings.uid, settings.gid, settings.umask, dispatch)

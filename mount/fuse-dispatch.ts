@@ -130,13 +130,27 @@ export interface FuseHandlers<N> {
    * from memory after. An errno answered after some entries were added discards them.
    */
   readdir(node: N, listing: FuseListing<N>): Promise<FuseResult<void>>
-  /** Up to `length` bytes at `position`; fewer at the end of the file. */
-  read(node: N, length: number, position: number): Promise<FuseResult<Uint8Array>>
+  /**
+   * Up to `length` bytes at `position`; fewer at the end of the file. `siblings`, given when the file was
+   * named by position, takes the whole content of other entries of the same listing (see SiblingContent).
+   */
+  read(node: N, length: number, position: number, siblings?: SiblingContent): Promise<FuseResult<Uint8Array>>
   readlink?(node: N): Promise<FuseResult<Buffer>>
   /** ENODATA when the attribute does not exist. */
   getxattr?(node: N, name: Buffer): Promise<FuseResult<Buffer>>
   listxattr?(node: N): Promise<FuseResult<Buffer[]>>
   statfs?(): Promise<FuseResult<FuseStatfs>>
+}
+
+/**
+ * The binding answers reads of what this takes from C, without asking the handler (mount/native/
+ * content-table.h): for the small files of a directory loaded ahead while a program copies it, cp -a then
+ * makes no request per file that reaches JavaScript. `content` is the whole content of the entry at
+ * `position` in the listing the read file came from (FuseListing.addPositional); false when not taken
+ * (the binding's table is full, or the directory is no longer known), and that entry is read as before.
+ */
+export interface SiblingContent {
+  offer(position: number, content: Uint8Array): boolean
 }
 
 export interface FuseHandlerError {
@@ -199,6 +213,8 @@ export interface DispatchOptions {
    * naming it, makes a LOOKUP of each there.
    */
   statWindowSeconds?: number
+  /** Hands the binding the whole content of the file it knows as `nodeid`; true if taken (see SiblingContent). */
+  stage?: (nodeid: bigint, content: Uint8Array) => boolean
 }
 
 const DEFAULT_STAT_WINDOW_SECONDS = 10
@@ -231,6 +247,9 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
   const listed = new Map<number, N>()
   let nextListing = 1
   const positional = new LRUCache<bigint, Promise<N | null>>({ max: POSITIONAL_NODES_KEPT })
+  /** What reads of entries named by position are given, by listing number, while the directory is known. */
+  const siblingContent = new Map<number, SiblingContent>()
+  const stage = options.stage
 
   /** The listing number of directory `ino`, given on its first listing; undefined when none is left. */
   const listingNumber = (ino: bigint): number | undefined => {
@@ -251,6 +270,23 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     positional.set(ino, found)
     found.catch(() => positional.delete(ino))
     return found
+  }
+
+  /** For a read of `ino`: where its siblings' content goes, if it was named by position. */
+  const siblingsOf = (ino: bigint): SiblingContent | undefined => {
+    if (!stage || !(ino & POSITIONAL)) return undefined
+    const listing = Number((ino >> LISTING_SHIFT) & BigInt(LISTING_LIMIT - 1))
+    if (!listed.has(listing)) return undefined
+    let siblings = siblingContent.get(listing)
+    if (!siblings) {
+      const high = POSITIONAL | (BigInt(listing) << LISTING_SHIFT)
+      siblings = {
+        offer: (position, content) => listed.has(listing) && Number.isInteger(position) && position >= 0 && position < POSITION_LIMIT
+          && stage(high | BigInt(position), content),
+      }
+      siblingContent.set(listing, siblings)
+    }
+    return siblings
   }
 
   /** Runs `work` on the node of `ino` and answers exactly once, whatever it does. */
@@ -316,7 +352,10 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     known.lookups -= n
     if (known.lookups > 0) return
     inodes.delete(ino)
-    if (known.listingNumber !== undefined) listed.delete(known.listingNumber)
+    if (known.listingNumber !== undefined) {
+      listed.delete(known.listingNumber)
+      siblingContent.delete(known.listingNumber)
+    }
   }
 
   return function dispatch(op: Op, req: number, ino: bigint, a?: unknown, b?: unknown): void {
@@ -341,7 +380,7 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
         return undefined
       })
       case Op.Read: return serve(op, req, ino, undefined, async (node) => {
-        const r = await h.read(node, a as number, b as number)
+        const r = await h.read(node, a as number, b as number, siblingsOf(ino))
         if (typeof r === 'number') return errnoResult(op, r)
         native.replyBuf(req, r)
         return undefined

@@ -5,7 +5,7 @@
 import type { ArchiveReader, DirRef } from '../archive/reader.js'
 import type { Item } from '../archive/item.js'
 import type { FileContent } from '../archive/file-content.js'
-import { ownedCopy, type DirEntry, type DirNode, type FileNode, type NodeAttr, type SpecialNode, type SymlinkNode, type VfsNode } from './node.js'
+import { ownedCopy, type DirEntry, type DirNode, type FileNode, type NodeAttr, type SiblingSink, type SpecialNode, type SymlinkNode, type VfsNode } from './node.js'
 import { extendKey, inodeOf, keyHash, type KeyHash } from './inode.js'
 import { SiblingPrefetch } from './sibling-prefetch.js'
 
@@ -132,11 +132,11 @@ export class ArchiveDirNode implements DirNode {
     return nodeForItem(this.reader, item, extendKey(this.key, item.name), this)
   }
 
-  /** One of this directory's files is being read. */
-  fileRead(item: Item): void {
+  /** One of this directory's files is being read (by a reader that takes its siblings' content, if `sink`). */
+  fileRead(item: Item, sink?: SiblingSink): void {
     const window = Math.min(SIBLINGS_AHEAD_BYTES, Math.floor(this.reader.caches.chunks.maxBytes / 8))
     this.siblings ??= new SiblingPrefetch(this.reader, this.dir, window)
-    this.siblings.noteRead(item)
+    this.siblings.noteRead(item, sink)
   }
 }
 
@@ -153,10 +153,10 @@ export class ArchiveFileNode implements FileNode {
     private readonly parent: ArchiveDirNode | null,
   ) {}
 
-  read(position: number, length: number): Promise<Buffer> {
+  read(position: number, length: number, siblings?: SiblingSink): Promise<Buffer> {
     if (!this.content) {
       this.content = this.reader.content(this.item)
-      this.parent?.fileRead(this.item)
+      this.parent?.fileRead(this.item, siblings)
     }
     return this.content.read(position, length)
   }

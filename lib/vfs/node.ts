@@ -70,8 +70,21 @@ export interface DirNode extends NodeBase {
 
 export interface FileNode extends NodeBase {
   readonly kind: 'file'
-  /** Up to `length` bytes at `position`. */
-  read(position: number, length: number): Promise<Buffer>
+  /**
+   * Up to `length` bytes at `position`. A reader that can serve other files of the same directory by
+   * itself passes `siblings`, to be handed their content when it is loaded ahead.
+   */
+  read(position: number, length: number, siblings?: SiblingSink): Promise<Buffer>
+}
+
+/**
+ * Takes the whole content of other files of a directory, each named by its index in the listing's order
+ * (as entryAt), when a directory's small files are loaded ahead of a program reading them one after
+ * another (cp -a, tar, rsync). The FUSE mount answers the reads of what it takes from C, without a trip
+ * through JavaScript per file. Returns whether it took it.
+ */
+export interface SiblingSink {
+  offer(index: number, content: Buffer): boolean
 }
 
 export interface SymlinkNode extends NodeBase {

@@ -16,10 +16,17 @@
  * id and authenticated against it when opened, so a prefetch can never make
  * a read return other bytes than it would have without it; a chunk that
  * fails to load is left for the read that needs it to report.
+ *
+ * When the reader passed a SiblingSink (the FUSE mount does), each file's
+ * whole content is offered to it once its chunks are in; what it takes
+ * leaves the window, since the reader now holds it and bounds its own
+ * memory, and its reads never come back here. What it refuses stays in the
+ * window and is read as before.
  */
 import { setImmediate as turn } from 'node:timers/promises'
 import type { ArchiveReader, DirRef } from '../archive/reader.js'
 import { ZERO_CHUNK_ID, type Item } from '../archive/item.js'
+import type { SiblingSink } from './node.js'
 
 /** Files larger than this are left to sequential read-ahead when they are read. */
 const SMALL_FILE = 1024 * 1024
@@ -45,6 +52,9 @@ export class SiblingPrefetch {
   private aheadBytes = 0
   private readsSeen = 0
   private entries: AsyncIterator<Item> | null = null
+  /** Index in the listing of the next item `entries` gives. */
+  private nextIndex = 0
+  private sink: SiblingSink | undefined
   private done = false
   private filling: Promise<void> | null = null
 
@@ -55,17 +65,22 @@ export class SiblingPrefetch {
     private readonly windowBytes: number,
   ) {}
 
-  /** A program started reading `item`, a file of this directory. */
-  noteRead(item: Item): void {
+  /** A program started reading `item`, a file of this directory; `sink` takes the content of the files loaded ahead. */
+  noteRead(item: Item, sink?: SiblingSink): void {
+    if (sink) this.sink = sink
     const name = item.name.toString('latin1')
-    const prefetched = this.ahead.get(name)
-    if (prefetched !== undefined) {
-      this.ahead.delete(name)
-      this.aheadBytes -= prefetched
-    }
+    this.leaveWindow(name)
     if (this.seen.has(name)) return this.fill()
     this.seen.add(name)
     if (++this.readsSeen >= READS_BEFORE_PREFETCH) this.fill()
+  }
+
+  /** `name` was read, or taken by the sink: its bytes no longer count against the window. */
+  private leaveWindow(name: string): void {
+    const prefetched = this.ahead.get(name)
+    if (prefetched === undefined) return
+    this.ahead.delete(name)
+    this.aheadBytes -= prefetched
   }
 
   /** Loads small files' chunks ahead until the window is full or the directory is done, one load at a time. */
@@ -96,6 +111,7 @@ export class SiblingPrefetch {
         return
       }
       const item = next.value
+      const index = this.nextIndex++
       if (item.kind !== 'file' || item.size > SMALL_FILE || item.size === 0) continue
       const name = item.name.toString('latin1')
       if (this.seen.has(name)) continue
@@ -104,9 +120,20 @@ export class SiblingPrefetch {
       this.aheadBytes += item.size
       sliceBytes += item.size
       sliceFiles++
-      for (const chunk of item.chunks ?? []) {
-        if (!chunk.id.equals(ZERO_CHUNK_ID)) this.reader.caches.chunks.get(chunk.id.toString('hex')).catch(() => undefined)
-      }
+      const chunks = item.chunks ?? []
+      const loads = chunks.filter((c) => !c.id.equals(ZERO_CHUNK_ID)).map((c) => this.reader.caches.chunks.get(c.id.toString('hex')))
+      const whole = Promise.all(loads)
+      if (this.sink && loads.length === chunks.length) whole.then((parts) => this.offer(index, name, item.size, parts), () => undefined)
+      else whole.catch(() => undefined) // the read that needs a chunk reports its failure
     }
+  }
+
+  /** Offers the content of the file at `index` to the sink, unless it was read meanwhile. */
+  private offer(index: number, name: string, size: number, parts: Buffer[]): void {
+    if (!this.ahead.has(name)) return
+    const content = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
+    if (content.length !== size || !this.sink?.offer(index, content)) return
+    this.leaveWindow(name)
+    this.fill()
   }
 }

@@ -5,7 +5,7 @@
   "targets": [
     {
       "target_name": "cairn_fuse",
-      "sources": ["lowlevel.c", "replies.c", "xattr-table.c"],
+      "sources": ["lowlevel.c", "replies.c", "xattr-table.c", "content-table.c"],
       "defines": ["NAPI_VERSION=8"],
       "include_dirs": ["../../lib/native", "<!(node -p \"require('path').join(require('path').dirname(require.resolve('fuse-shared-library-linux/package.json')), 'libfuse/include')\")"],
       "libraries": ["<!(node -p \"require('path').join(require('path').dirname(require.resolve('fuse-shared-library-linux/package.json')), 'libfuse/lib/libfuse.so')\")"],

@@ -193,7 +193,10 @@ static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
 
 static void forget_one(session_t *s, fuse_ino_t ino, uint64_t nlookup) {
   xattr_table_forget(&s->xattrs, ino, nlookup);
-  if (positional(ino)) return; /* JavaScript keeps nothing for it */
+  if (positional(ino)) { /* JavaScript keeps nothing for it */
+    content_forget(&s->contents, content_key(ino));
+    return;
+  }
   napi_value extra[1] = { num(s->env, (double)nlookup) };
   call_js(s, OP_FORGET, NULL, 0, ino, 1, extra);
 }
@@ -423,8 +426,17 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
   fuse_reply_open(req, fi);
 }
 
+/* A file whose content was staged (js_stage) is answered here; the rest asks JavaScript. */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   session_t *s = fuse_req_userdata(req);
+  content_t *c = positional(ino) ? content_find(&s->contents, content_key(ino)) : NULL;
+  if (c != NULL) {
+    size_t n = off < 0 || (uint64_t)off >= c->len ? 0 : c->len - (size_t)off;
+    if (n > size) n = size;
+    fuse_reply_buf(req, n ? c->data + off : NULL, n);
+    content_served(&s->contents, c, n);
+    return;
+  }
   napi_value extra[2] = { num(s->env, (double)size), num(s->env, (double)off) };
   call_js(s, OP_READ, req, size, ino, 2, extra);
 }
@@ -659,6 +671,7 @@ static void session_close(session_t *s) {
   }
   while (s->dirs.next != &s->dirs) dir_free(s, s->dirs.next);
   xattr_table_free(&s->xattrs);
+  content_table_free(&s->contents);
   if (s->init_ch != NULL) fuse_chan_destroy(s->init_ch);
   s->init_ch = NULL;
   fuse_session_destroy(s->se); /* also destroys the channel: closes the fd */
@@ -759,7 +772,8 @@ static napi_value mount(napi_env env, napi_callback_info info) {
   s->state = LIVE;
   s->refs = 3; /* the JS external, the poll and the prepare handle */
   uv_poll_start(&s->poll, UV_READABLE, on_readable);
-  s->spin = sysconf(_SC_NPROCESSORS_ONLN) > 1;
+  cpu_set_t cpus;
+  s->spin = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) > 1 : sysconf(_SC_NPROCESSORS_ONLN) > 1;
   uv_prepare_init(loop, &s->prepare);
   s->prepare.data = s;
   uv_prepare_start(&s->prepare, on_prepare);
@@ -792,18 +806,55 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
  * directory the listing in its readdir cache), so that the next access asks again. For a directory whose
  * content changed (the root's list of archives). Returns 0, or -errno (-ENOENT: the kernel keeps nothing).
  */
-static napi_value js_invalidate(napi_env env, napi_callback_info info) {
-  size_t argc = 2;
-  napi_value argv[2];
-  CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
-  session_t *s = argc == 2 ? get_session(env, argv[0]) : NULL;
+/*
+ * The arguments of a call (session, number, ...) with exactly `argc` of them (at most 3) into `argv`: the
+ * session, and the number as all 64 bits of a BigInt. NULL, having thrown (`usage` says what was wanted), if
+ * they are not that.
+ */
+static session_t *session_and_number(napi_env env, napi_callback_info info, size_t argc, napi_value *argv, uint64_t *number,
+                                     const char *usage) {
+  size_t got = argc;
+  CHECK(env, napi_get_cb_info(env, info, &got, argv, NULL, NULL), NULL);
+  session_t *s = got == argc ? get_session(env, argv[0]) : NULL;
   if (s == NULL) return NULL;
-  uint64_t ino;
   bool lossless;
-  if (napi_get_value_bigint_uint64(env, argv[1], &ino, &lossless) != napi_ok || !lossless) return type_error(env, "invalidate(session, ino): ino must be a BigInt");
+  if (napi_get_value_bigint_uint64(env, argv[1], number, &lossless) != napi_ok || !lossless) {
+    type_error(env, usage);
+    return NULL;
+  }
+  return s;
+}
+
+static napi_value js_invalidate(napi_env env, napi_callback_info info) {
+  napi_value argv[2];
+  uint64_t ino;
+  session_t *s = session_and_number(env, info, 2, argv, &ino, "invalidate(session, ino): ino must be a BigInt");
+  if (s == NULL) return NULL;
   int r = s->state == LIVE ? fuse_lowlevel_notify_inval_inode(s->ch, (fuse_ino_t)ino, 0, 0) : -ENOTCONN;
   napi_value result;
   CHECK(env, napi_create_int32(env, r, &result), NULL);
+  return result;
+}
+
+/*
+ * stage(session, nodeid, bytes): `bytes` is the whole content of the file the kernel knows as `nodeid` (a
+ * number named by position; its xattrs bit is ignored), to be served from here when the kernel reads it
+ * (content-table.h). Returns whether it was taken: false when the table is full (or the session closed),
+ * and that file is then read through JavaScript.
+ */
+static napi_value js_stage(napi_env env, napi_callback_info info) {
+  static const char usage[] = "stage(session, nodeid, bytes): nodeid must be a BigInt naming an entry by position";
+  napi_value argv[3];
+  uint64_t nodeid;
+  session_t *s = session_and_number(env, info, 3, argv, &nodeid, usage);
+  if (s == NULL) return NULL;
+  if (!positional(nodeid)) return type_error(env, usage);
+  const char *data;
+  size_t len;
+  if (!get_bytes(env, argv[2], &data, &len)) return NULL; /* it threw */
+  bool taken = s->state == LIVE && content_put(&s->contents, content_key(nodeid), data, len, uv_hrtime());
+  napi_value result;
+  CHECK(env, napi_get_boolean(env, taken, &result), NULL);
   return result;
 }
 
@@ -812,6 +863,7 @@ static napi_value init(napi_env env, napi_value exports) {
     { "mount", NULL, mount, NULL, NULL, NULL, napi_default, NULL },
     { "close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL },
     { "invalidate", NULL, js_invalidate, NULL, NULL, NULL, napi_default, NULL },
+    { "stage", NULL, js_stage, NULL, NULL, NULL, napi_default, NULL },
     { "replyErr", NULL, reply_err, NULL, NULL, NULL, napi_default, NULL },
     { "replyEntry", NULL, reply_entry, NULL, NULL, NULL, napi_default, NULL },
     { "replyAttr", NULL, reply_attr, NULL, NULL, NULL, napi_default, NULL },

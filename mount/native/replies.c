@@ -12,7 +12,7 @@ static bool get_int64(napi_env env, napi_value v, int64_t *out) {
 }
 
 /* `v` as bytes (a Buffer or another Uint8Array). */
-static bool get_bytes(napi_env env, napi_value v, const char **data, size_t *len) {
+bool get_bytes(napi_env env, napi_value v, const char **data, size_t *len) {
   bool is;
   if (napi_is_buffer(env, v, &is) == napi_ok && is) {
     void *p;

@@ -15,6 +15,7 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -30,6 +31,7 @@
 #include <uv.h>
 
 #include "napi-check.h"
+#include "content-table.h"
 #include "xattr-table.h"
 
 #ifndef __linux__
@@ -61,6 +63,8 @@
 
 static inline bool positional(uint64_t nodeid) { return (nodeid & POSITIONAL_BIT) != 0; }
 static inline bool positional_without_xattrs(uint64_t nodeid) { return positional(nodeid) && !(nodeid & POSITIONAL_XATTRS_BIT); }
+/* The content table's key of a number named by position: JavaScript stages content without knowing the xattrs bit. */
+static inline uint64_t content_key(uint64_t nodeid) { return nodeid & ~POSITIONAL_XATTRS_BIT; }
 
 static inline uint32_t u32_at(const char *p) { uint32_t v; memcpy(&v, p, 4); return le32toh(v); }
 static inline uint64_t u64_at(const char *p) { uint64_t v; memcpy(&v, p, 8); return le64toh(v); }
@@ -121,6 +125,7 @@ typedef struct {
   char *dirbuf;        /* readdir and listxattr replies */
   size_t dirbufsize;
   xattr_table_t xattrs; /* of the inodes looked up with their xattrs */
+  content_table_t contents; /* of files named by position, staged ahead of their reads (see js_stage) */
   double attr_timeout, entry_timeout;
   int keep_cache;
   int64_t uid, gid, umask; /* -1: not overridden */
@@ -163,6 +168,8 @@ int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_
 void make_stat(const session_t *s, uint64_t ino, uint32_t mode, uint32_t nlink, uint32_t uid, uint32_t gid, uint32_t rdev, int64_t size,
                int64_t blocks, uint32_t blksize, const int64_t times_ns[3], struct stat *st);
 napi_value type_error(napi_env env, const char *msg);
+/* The bytes of a Buffer or Uint8Array (a view: valid while the value is); throws a TypeError and returns false otherwise. */
+bool get_bytes(napi_env env, napi_value v, const char **data, size_t *len);
 /* An xattr answer of `len` bytes: its size when asked with size 0, ERANGE when it does not fit. */
 int reply_sized(fuse_req_t req, size_t size, const char *data, size_t len);
 

@@ -14,7 +14,7 @@ import { createInterface } from 'node:readline'
 import { fileURLToPath } from 'node:url'
 import t from 'tap'
 import { checkFuseAvailable, findMount, forceUnmount } from '../../mount/fuse-binding.js'
-import { BIG, BYTE_NAMES, FIXED_FILES, INOS, LINK_TARGET, LONG_LINK_TARGET, NAMES, TIMES, WIDE_DIRS, WIDE_ENTRIES, XATTRS, buildTree, contentOf, fixedName, wideName, type MemNode } from './fixtures/memfs-tree.js'
+import { BIG, BYTE_NAMES, FIXED_FILES, INOS, LINK_TARGET, LONG_LINK_TARGET, NAMES, STAGED_DIR_AT, STAGED_ENTRIES, TIMES, WIDE_DIRS, WIDE_ENTRIES, XATTRS, buildTree, contentOf, fixedName, stagedContent, stagedName, wideName, type MemNode } from './fixtures/memfs-tree.js'
 
 const FIXTURE = fileURLToPath(new URL('./fixtures/memfs-server.ts', import.meta.url))
 const CLIENT_TIMEOUT = 20_000
@@ -406,6 +406,32 @@ t.test('while a program looks files up, the files of a fixed directory come with
   await command('sync')
   const found = server!.events.slice(before).filter((e) => e.found !== undefined).map((e) => e.found)
   t.same(found.sort((a, b) => Number(a) - Number(b)), [0, 1, 2, 1200], 'reads found their entries by position, once each')
+})
+
+t.test('content a read hands over is served by the binding: byte-exact, without JavaScript, until read whole', async (t) => {
+  // As above: a lookup of a file first, so that the listing of staged/ names its files by position.
+  await fs.writeFile('/proc/sys/vm/drop_caches', '2')
+  await client('stat', fs.stat(at('links', 'above32')))
+  t.equal((await client('readdir staged', fs.readdir(at('staged')))).length, STAGED_ENTRIES)
+  const before = server!.events.length
+  t.same(await client('read', fs.readFile(at('staged', stagedName(0)))), stagedContent(0), 'the first file, read through JavaScript')
+  await command('sync')
+  const files = STAGED_ENTRIES - 1
+  t.same(server!.events.slice(before).filter((e) => e.staged !== undefined), [{ staged: files - 1 }],
+    'the binding took every other file (not the subdirectory), and refused a position past 2^32 - 1')
+  const readsBefore = server!.events.filter((e) => e.read !== undefined).length
+  for (let i = 1; i < STAGED_ENTRIES; i++) {
+    if (i === STAGED_DIR_AT) continue
+    t.same(await client('read', fs.readFile(at('staged', stagedName(i)))), stagedContent(i), `${stagedName(i)}: content`)
+  }
+  await command('sync')
+  t.equal(server!.events.filter((e) => e.read !== undefined).length, readsBefore, 'none of their reads reached JavaScript, not even those of the file of several READs')
+
+  // Read whole, an entry is gone. This server's opens do not keep the page cache (cairn's mount's do), so
+  // the kernel asks again, and JavaScript answers.
+  t.same(await client('read', fs.readFile(at('staged', stagedName(5)))), stagedContent(5), 'read again')
+  await command('sync')
+  t.equal(server!.events.filter((e) => e.read !== undefined).length, readsBefore + 1, 'through JavaScript')
 })
 
 /** `stat -c %y` form in UTC: 2020-09-13 12:26:40.987654321 +0000 */
