@@ -44,7 +44,7 @@ import { createCipheriv, createDecipheriv, createHash, createHmac, randomBytes, 
 import { CairnError } from '../errors.js'
 import type { EncryptionMode } from './modes.js'
 import type { KeyMaterial } from './key-material.js'
-import { openAesGcmInPlace, sealAesGcmInPlace } from '../native/posix.js'
+import { nativeHelperLoads, openAesGcmInPlace, sealAesGcmInPlace } from '../native/posix.js'
 
 export interface Sealer {
   readonly overhead: number
@@ -126,6 +126,7 @@ function checkScheme(sealed: Uint8Array, scheme: number, overhead: number): void
 class GcmSealer implements Sealer {
   readonly overhead = 1 + SALT_LENGTH + TAG_LENGTH
   readonly headLength = 1 + SALT_LENGTH
+  private inPlace: boolean | undefined
   constructor(private readonly encKey: Buffer) {}
 
   /** node:crypto; sealInPlace gives the same layout through the native addon (seal.c). */
@@ -153,8 +154,14 @@ class GcmSealer implements Sealer {
     return sealed.subarray(1 + SALT_LENGTH, sealed.length - TAG_LENGTH)
   }
 
+  /**
+   * A copy opened in place by the native addon when it loads: node:crypto's cipher and HMAC objects cost
+   * about 40 µs per blob, which a directory's 2,000 small files loaded ahead in the mount paid on its main
+   * thread (bench/RESULTS.md, session 15). Else node:crypto.
+   */
   open(aad: Uint8Array, sealed: Uint8Array): Buffer {
     checkScheme(sealed, GCM, this.overhead)
+    if ((this.inPlace ??= nativeHelperLoads())) return this.openInPlace(aad, Buffer.from(sealed))
     const salt = sealed.subarray(1, 1 + SALT_LENGTH)
     const tagAt = sealed.length - TAG_LENGTH
     const decipher = createDecipheriv('aes-256-gcm', deriveObjectKey(this.encKey, salt), ZERO_IV, { authTagLength: TAG_LENGTH })

@@ -340,6 +340,17 @@ export function sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLe
   native().sealAesGcmInPlace(encKey, buf, payloadLength, aad)
 }
 
+/** Whether the native helper is built and loads here (looked for once). */
+export function nativeHelperLoads(): boolean {
+  try {
+    native()
+    return true
+  } catch (err) {
+    if (!(err instanceof CairnError)) throw err
+    return false
+  }
+}
+
 /** Decrypts a sealed object (that layout) in place; whether its tag matched (if not, `buf` holds garbage). */
 export function openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean {
   return native().openAesGcmInPlace(encKey, buf, aad)
