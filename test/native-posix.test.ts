@@ -27,6 +27,8 @@ import {
   dropCleanFilePages,
   discardPages,
   fixMallocMmapThreshold,
+  hugePageBuffer,
+  ownsItsMemory,
   setTimes,
   setTimesSync,
   setXattr,
@@ -331,6 +333,37 @@ t.test('discardPages gives a buffer\'s whole pages back: they leave the resident
   t.ok(shared.subarray(8192, shared.length - 8192).every((b) => b === 0), 'all inside the view but its ends')
   t.ok(shared.subarray(0, 100).every((b) => b === 0x5a) && shared.subarray(shared.length - 100).every((b) => b === 0x5a), 'bytes outside the view keep theirs')
   t.throws(() => discardPages(new Uint32Array(4) as unknown as Uint8Array), TypeError)
+})
+
+const thp = (() => {
+  try {
+    return !fs.readFileSync('/sys/kernel/mm/transparent_hugepage/enabled', 'utf8').includes('[never]')
+  } catch {
+    return false
+  }
+})()
+
+t.test('hugePageBuffer: filled with one fault per 2 MiB, and its memory moves to a worker whole', { skip: !thp && 'transparent huge pages are off here' }, async (t) => {
+  const faults = (): number => Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[7])
+  const length = 6 * 1024 * 1024 + 1536 * 1024 // three whole 2 MiB blocks and a last one three quarters used
+  const buf = hugePageBuffer(length)
+  t.equal(buf.length, length)
+  t.equal(misalignment(buf, 2 * 1024 * 1024), 0, 'starts on a 2 MiB boundary')
+  const before = faults()
+  buf.fill(0x5a)
+  const taken = faults() - before
+  t.ok(taken < 100, `filling ${length / 2 ** 20} MiB took ${taken} page faults (in 4 KiB pages: ${length / 4096})`)
+
+  t.ok(ownsItsMemory(buf), 'its view is the only user of its memory')
+  t.notOk(ownsItsMemory(Buffer.allocUnsafeSlow(8192).subarray(100, 200)), 'a view of part of a plain buffer is not')
+  t.ok(ownsItsMemory(Buffer.allocUnsafeSlow(8192)), 'a buffer covering its memory whole is')
+  const { Worker } = await import('node:worker_threads')
+  const w = new Worker('const { parentPort } = require("node:worker_threads"); parentPort.once("message", (v) => parentPort.postMessage([v.length, v[0], v[v.length - 1]]))', { eval: true })
+  const answer = new Promise((resolve) => w.once('message', resolve))
+  w.postMessage(buf, [buf.buffer])
+  t.equal(buf.length, 0, 'transferred, not copied: detached here')
+  t.same(await answer, [length, 0x5a, 0x5a], 'the worker sees the same bytes')
+  await w.terminate()
 })
 
 t.test('fixMallocMmapThreshold: a big block freed goes back to the system, also after a bigger one was freed', async (t) => {

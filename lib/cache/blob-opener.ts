@@ -18,6 +18,7 @@ import { CairnError, type CairnErrorCode } from '../errors.js'
 import type { Repository } from '../repo/repository.js'
 import { BlobType } from '../repo/blob.js'
 import type { OpenerReply, OpenerRequest, OpenerSetup } from './blob-opener-messages.js'
+import { ownsItsMemory } from '../native/posix.js'
 
 export interface BlobOpenerOptions {
   /** Worker threads (default: one per core, at most 4). */
@@ -81,7 +82,7 @@ export class BlobOpener {
     while (this.workers.length < this.count) this.workers.push(this.spawn())
     const worker = this.workers.reduce((a, b) => (b.pending < a.pending ? b : a))
     const job = ++this.nextJob
-    const owned = sealed.byteOffset === 0 && sealed.byteLength === sealed.buffer.byteLength
+    const owned = ownsItsMemory(sealed)
     const req: OpenerRequest = { job, type, id: new Uint8Array(id), sealed: owned ? sealed : new Uint8Array(sealed), rawLength }
     return new Promise<Buffer>((resolve, reject) => {
       this.jobs.set(job, { worker, resolve, reject })

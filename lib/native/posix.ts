@@ -65,6 +65,7 @@ interface Binding {
   dropCleanFilePages(): number
   discardPages(bytes: Uint8Array): number
   fixMallocMmapThreshold(bytes: number): boolean
+  adviseHugePages(bytes: Uint8Array): number
   sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void
   openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean
   scryptRoMix(lane: Buffer, N: number, r: number): Promise<void>
@@ -338,6 +339,37 @@ export function fixMallocMmapThreshold(bytes: number): boolean {
  */
 export function sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void {
   native().sealAesGcmInPlace(encKey, buf, payloadLength, aad)
+}
+
+const HUGE_PAGE = 2 * 1024 * 1024
+/** The memory of hugePageBuffer's views: each is its only user, though it does not cover it whole. */
+const privateMemory = new WeakSet<ArrayBufferLike>()
+
+/**
+ * `length` uninitialized bytes (at least 2 MiB to gain anything) that start on a 2 MiB boundary, their
+ * whole 2 MiB blocks advised to live in transparent huge pages, for a big buffer about to be filled at once
+ * (a read of a pack range). Filling fresh memory costs a page fault per page, and on a VM whose faults are
+ * slow (about 25 µs each on the project VM) a 300 MiB read through the mount spent most of its time
+ * faulting in 4 KiB pages (bench/RESULTS.md, session 15). The view's ArrayBuffer is 2 MiB longer than the
+ * view: the part before the boundary and after the end is never touched, so never resident. A plain
+ * buffer without the native helper.
+ */
+export function hugePageBuffer(length: number): Buffer {
+  if (!nativeHelperLoads()) return Buffer.allocUnsafeSlow(length)
+  const whole = Buffer.allocUnsafeSlow(length + 2 * HUGE_PAGE)
+  const off = native().misalignment(whole, HUGE_PAGE)
+  const start = off === 0 ? 0 : HUGE_PAGE - off
+  const view = whole.subarray(start, start + length)
+  // A last block at least half used goes into a huge page too: half of it unused costs less than 256 faults.
+  const tail = length % HUGE_PAGE
+  native().adviseHugePages(tail >= HUGE_PAGE / 2 ? whole.subarray(start, start + length - tail + HUGE_PAGE) : view)
+  privateMemory.add(view.buffer)
+  return view
+}
+
+/** Whether `bytes` is the only user of its memory (which may then move to another thread): it covers it whole, or hugePageBuffer made it. */
+export function ownsItsMemory(bytes: Uint8Array): boolean {
+  return (bytes.byteOffset === 0 && bytes.byteLength === bytes.buffer.byteLength) || privateMemory.has(bytes.buffer)
 }
 
 /** Whether the native helper is built and loads here (looked for once). */

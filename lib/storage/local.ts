@@ -10,10 +10,13 @@ import { promises as fs, constants as fsc } from 'node:fs'
 import { randomBytes } from 'node:crypto'
 import * as path from 'node:path'
 import { CairnError } from '../errors.js'
-import { adviseDontNeed } from '../native/posix.js'
+import { adviseDontNeed, hugePageBuffer } from '../native/posix.js'
 import type { Backend, ObjectInfo, ObjectUpload } from './backend.js'
 import { OpenFiles } from './open-files.js'
 import { writeParts } from './write-parts.js'
+
+/** Ranges read into huge pages from this size on (see hugePageBuffer). */
+const HUGE_PAGE_READ = 1024 * 1024
 
 const TEMP_SUFFIX = '.tmp'
 
@@ -53,7 +56,8 @@ export class LocalBackend implements Backend {
   async getRange(key: string, offset: number, length: number): Promise<Buffer> {
     try {
       return await this.openFiles.use(this.pathOf(key), async (handle) => {
-        const buf = Buffer.allocUnsafe(length)
+        // Big ranges (a chunk, sealed) go into huge pages: see hugePageBuffer.
+        const buf = length >= HUGE_PAGE_READ ? hugePageBuffer(length) : Buffer.allocUnsafe(length)
         let done = 0
         while (done < length) {
           const { bytesRead } = await handle.read(buf, done, length - done, offset + done)
