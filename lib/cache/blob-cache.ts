@@ -40,7 +40,7 @@ export class BlobCache<V extends {}> {
   private async startLoad(key: string): Promise<V> {
     try {
       const value = await this.load(key)
-      if (value === undefined || value === null) throw new Error(`cache load of ${key} returned nothing`)
+      if (value === undefined) throw new Error(`cache load of ${key} returned nothing`)
       this.lru.set(key, value)
       return value
     } finally {

@@ -346,13 +346,13 @@ const HUGE_PAGE = 2 * 1024 * 1024
 const privateMemory = new WeakSet<ArrayBufferLike>()
 
 /**
- * `length` uninitialized bytes (at least 2 MiB to gain anything) that start on a 2 MiB boundary, their
- * whole 2 MiB blocks advised to live in transparent huge pages, for a big buffer about to be filled at once
- * (a read of a pack range). Filling fresh memory costs a page fault per page, and on a VM whose faults are
- * slow (about 25 µs each on the project VM) a 300 MiB read through the mount spent most of its time
- * faulting in 4 KiB pages (bench/RESULTS.md, session 15). The view's ArrayBuffer is 2 MiB longer than the
- * view: the part before the boundary and after the end is never touched, so never resident. A plain
- * buffer without the native helper.
+ * `length` uninitialized bytes (1 MiB or more to gain anything) that start on a 2 MiB boundary, their whole
+ * 2 MiB blocks, and a last block at least half used, advised to live in transparent huge pages: for a big
+ * buffer about to be filled at once (a read of a pack range). Filling fresh memory costs a page fault per
+ * page, and on a VM whose faults are slow (about 25 µs each on session 15's machine) a 300 MiB read through
+ * the mount spent most of its time faulting in 4 KiB pages (bench/RESULTS.md, session 15). The view's
+ * ArrayBuffer is 4 MiB longer than the view; of that, only the rest of a last huge page is ever resident.
+ * A plain buffer without the native helper.
  */
 export function hugePageBuffer(length: number): Buffer {
   if (!nativeHelperLoads()) return Buffer.allocUnsafeSlow(length)

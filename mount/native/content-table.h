@@ -6,8 +6,9 @@
  * kernel knows the file by.
  *
  * An entry goes once all its bytes have been served (the kernel then keeps
- * them in its page cache), when the kernel forgets the number, or once it
- * has waited CONTENT_TTL_NS for a read (a program that stopped halfway).
+ * them in its page cache), when the kernel forgets the number, or when
+ * content is staged after it has waited CONTENT_TTL_NS for a read (a
+ * program that stopped halfway).
  * The table holds at most CONTENT_MAX_BYTES and refuses what does not fit:
  * those files are read through JavaScript as before.
  *
