@@ -20,14 +20,18 @@ export function releaseStartupPages(log?: (line: string) => void): void {
 }
 
 /**
- * Keeps glibc's thresholds where they start (blocks of 128 KiB and more mmap-served, the heap's free top
- * trimmed above 128 KiB) instead of letting them rise after big blocks are freed, so that memory freed
- * goes back to the system (fixMallocMmapThreshold). For the mount daemon, whose blocks above 128 KiB are
- * few (a big listing, the optimizing compiler's zones, the chunks of file reads). Walking the medium
- * corpus's archive, 3 alternated runs each: peak 59-61 MiB against 65-66 with glibc adapting them, the
- * walk as fast; cold reads of a 1 GiB file as fast (587-673 against 528-638 MiB/s, 4 runs each).
+ * Fixes glibc's thresholds instead of letting them rise after big blocks are freed (its default, up to 32 MiB
+ * and twice that), so that memory freed goes back to the system: blocks of 256 KiB and more are mmap-served,
+ * and the heap's free top is trimmed above 1 MiB (fixMallocMmapThreshold). For the mount daemon, whose blocks
+ * above 128 KiB are few (a big listing, the optimizing compiler's zones, the chunks of file reads). Walking the
+ * medium corpus's archive, 3 alternated runs each: peak 59-61 MiB against 65-66 with glibc adapting them, the
+ * walk as fast; cold reads of a 1 GiB file as fast (587-673 against 528-638 MiB/s, 4 runs each). Those were
+ * 128 KiB for both, which on a VM whose page faults are slow cost the walk 18,000 faults (the tree blocks of
+ * exactly 128 KiB mmap-served and unmapped, the heap trimmed and grown back): 256 KiB and 1 MiB took 9,000,
+ * the walk 1.67 -> 1.50 s, its CPU 1.94 -> 1.70 s, the peak 61.5 -> 63.4 MB (4 alternated runs each,
+ * bench/RESULTS.md, session 15).
  */
 export async function holdMallocThresholds(): Promise<void> {
   const { fixMallocMmapThreshold } = await import('../lib/native/posix.js')
-  fixMallocMmapThreshold(128 * 1024)
+  fixMallocMmapThreshold(256 * 1024, 1024 * 1024)
 }

@@ -372,7 +372,7 @@ t.test('fixMallocMmapThreshold: a big block freed goes back to the system, also 
   const script = `
     import { readFileSync } from 'node:fs'
     import { fixMallocMmapThreshold } from ${JSON.stringify(new URL('../dist/lib/native/posix.js', import.meta.url).href)}
-    if (process.argv[1] === 'fix' && !fixMallocMmapThreshold(128 * 1024)) process.exit(3)
+    if (process.argv[1] === 'fix' && !fixMallocMmapThreshold(256 * 1024, 1024 * 1024)) process.exit(3) // the mount's
     const anon = () => Number(/RssAnon:\\s+(\\d+) kB/.exec(readFileSync('/proc/self/status', 'utf8'))[1]) * 1024
     const collect = async () => { for (let i = 0; i < 3; i++) { gc(); await new Promise((r) => setTimeout(r, 20)) } }
     let block = Buffer.allocUnsafeSlow(16 << 20).fill(1)
@@ -393,6 +393,7 @@ t.test('fixMallocMmapThreshold: a big block freed goes back to the system, also 
   t.ok(adapting > 6 * 1024 * 1024, `glibc adapting its thresholds kept ${(adapting / 2 ** 20).toFixed(1)} MiB of the freed block resident`)
   t.ok(fixed < 2 * 1024 * 1024, `with them fixed, ${(fixed / 2 ** 20).toFixed(1)} MiB`)
   t.throws(() => fixMallocMmapThreshold(0), RangeError)
+  t.throws(() => fixMallocMmapThreshold(128 * 1024, 0), RangeError)
 })
 
 t.test('without the built addon: CairnError at first use, not at import', async (t) => {

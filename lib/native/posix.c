@@ -15,7 +15,7 @@
  *   readCachedSync(fd, buf, position) -> number        preadv2(RWF_NOWAIT)
  *   dropCleanFilePages() -> number                     madvise(MADV_DONTNEED)
  *   discardPages(bytes) -> number                      madvise(MADV_DONTNEED)
- *   fixMallocMmapThreshold(bytes) -> boolean           mallopt(M_MMAP_THRESHOLD)
+ *   fixMallocMmapThreshold(bytes, trim?) -> boolean    mallopt(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)
  *   adviseHugePages(bytes) -> number                   madvise(MADV_HUGEPAGE)
  *   sealAesGcmInPlace(encKey, buf, length, aad)        see seal.c (not syscalls:
  *   openAesGcmInPlace(encKey, buf, aad) -> boolean      OpenSSL in caller memory)
@@ -667,24 +667,27 @@ static napi_value js_advise_huge_pages(napi_env env, napi_callback_info info) {
 }
 
 /*
- * fixMallocMmapThreshold(bytes): glibc serves allocations of at least `bytes`
- * with mmap from now on, and keeps both that threshold and the 128 KiB above
- * which it trims the top of its heap, instead of adapting them: by default the
+ * fixMallocMmapThreshold(bytes, trim?): glibc serves allocations of at least
+ * `bytes` with mmap from now on, and keeps both that threshold and the one
+ * above which it trims the top of its heaps (`trim`, default 128 KiB), instead
+ * of adapting them: by default the
  * mmap threshold rises to the size of any mmap-served block that is freed (up
  * to 32 MiB) and the trim threshold to twice that, after which big blocks come
  * from the heap and the heap's free top is kept resident. Returns whether
  * mallopt accepted it.
  */
 static napi_value js_fix_malloc_mmap_threshold(napi_env env, napi_callback_info info) {
-  napi_value argv[1], result;
-  size_t argc = 1;
-  int64_t bytes = 0;
+  napi_value argv[2], result;
+  size_t argc = 2;
+  int64_t bytes = 0, trim = -1;
   CHECK(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL), NULL);
-  if (argc < 1 || napi_get_value_int64(env, argv[0], &bytes) != napi_ok || bytes <= 0 || bytes > INT_MAX) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "bytes must be a positive 32-bit integer");
+  if (argc < 1 || napi_get_value_int64(env, argv[0], &bytes) != napi_ok || bytes <= 0 || bytes > INT_MAX
+      || (argc >= 2 && (napi_get_value_int64(env, argv[1], &trim) != napi_ok || trim <= 0 || trim > INT_MAX))) {
+    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "bytes and trimBytes must be positive 32-bit integers");
     return NULL;
   }
-  CHECK(env, napi_get_boolean(env, mallopt(M_MMAP_THRESHOLD, (int)bytes) == 1, &result), NULL);
+  bool ok = mallopt(M_MMAP_THRESHOLD, (int)bytes) == 1 && (trim < 0 || mallopt(M_TRIM_THRESHOLD, (int)trim) == 1);
+  CHECK(env, napi_get_boolean(env, ok, &result), NULL);
   return result;
 }
 

@@ -64,7 +64,7 @@ interface Binding {
   readCachedSync(fd: number, buf: Buffer, position: number): number
   dropCleanFilePages(): number
   discardPages(bytes: Uint8Array): number
-  fixMallocMmapThreshold(bytes: number): boolean
+  fixMallocMmapThreshold(bytes: number, trimBytes?: number): boolean
   adviseHugePages(bytes: Uint8Array): number
   sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void
   openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean
@@ -320,12 +320,12 @@ export function discardPages(bytes: Uint8Array): number {
 
 /**
  * From now on glibc serves allocations of at least `bytes` with mmap, so that freeing one gives its memory
- * back, and trims the free top of its heap above 128 KiB, instead of raising both thresholds after big
- * blocks are freed (its default). Whether it took effect (false without the native helper).
+ * back, and trims the free top of its heaps above `trimBytes` (default 128 KiB), instead of raising both
+ * thresholds after big blocks are freed (its default). Whether it took effect (false without the native helper).
  */
-export function fixMallocMmapThreshold(bytes: number): boolean {
+export function fixMallocMmapThreshold(bytes: number, trimBytes?: number): boolean {
   try {
-    return native().fixMallocMmapThreshold(bytes)
+    return trimBytes === undefined ? native().fixMallocMmapThreshold(bytes) : native().fixMallocMmapThreshold(bytes, trimBytes)
   } catch (err) {
     if (!(err instanceof CairnError)) throw err
     return false
