@@ -23,7 +23,7 @@ export function releaseStartupPages(log?: (line: string) => void): void {
  * Fixes glibc's thresholds instead of letting them rise after big blocks are freed (its default, up to 32 MiB
  * and twice that), so that memory freed goes back to the system: blocks of 256 KiB and more are mmap-served,
  * and the heap's free top is trimmed above 1 MiB (fixMallocMmapThreshold). For the mount daemon, whose blocks
- * above 128 KiB are few (a big listing, the optimizing compiler's zones, the chunks of file reads). Walking the
+ * above 256 KiB are few (a big listing, the optimizing compiler's zones, the chunks of file reads). Walking the
  * medium corpus's archive, 3 alternated runs each: peak 59-61 MiB against 65-66 with glibc adapting them, the
  * walk as fast; cold reads of a 1 GiB file as fast (587-673 against 528-638 MiB/s, 4 runs each). Those were
  * 128 KiB for both, which on a VM whose page faults are slow cost the walk 18,000 faults (the tree blocks of

@@ -670,11 +670,10 @@ static napi_value js_advise_huge_pages(napi_env env, napi_callback_info info) {
  * fixMallocMmapThreshold(bytes, trim?): glibc serves allocations of at least
  * `bytes` with mmap from now on, and keeps both that threshold and the one
  * above which it trims the top of its heaps (`trim`, default 128 KiB), instead
- * of adapting them: by default the
- * mmap threshold rises to the size of any mmap-served block that is freed (up
- * to 32 MiB) and the trim threshold to twice that, after which big blocks come
- * from the heap and the heap's free top is kept resident. Returns whether
- * mallopt accepted it.
+ * of adapting them: by default the mmap threshold rises to the size of any
+ * mmap-served block that is freed (up to 32 MiB) and the trim threshold to
+ * twice that, after which big blocks come from the heap and the heap's free
+ * top is kept resident. Returns whether mallopt accepted it.
  */
 static napi_value js_fix_malloc_mmap_threshold(napi_env env, napi_callback_info info) {
   napi_value argv[2], result;
