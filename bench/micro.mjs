@@ -24,11 +24,16 @@
 //                                                            included)
 //   node bench/micro.mjs pages                               (session 7) a bare node's resident memory
 //                                                            before and after dropCleanFilePages
+//   node bench/micro.mjs siblings --repo REPO --archive NAME [--dir PATH]
+//                                                            (session 15) a directory's small files loaded
+//                                                            ahead as the mount does (its loaders), page cache
+//                                                            dropped first: time from the second file read to
+//                                                            the last one offered to the reader (3 passes)
 //
 // Environment as for cairn (CAIRN_PASSPHRASE, CAIRN_CACHE_DIR, CAIRN_CONFIG_DIR). Run `npm run build` first.
 import { randomBytes, scryptSync } from 'node:crypto';
 import { parseArgs } from 'node:util';
-import { LocalBackend, Repository, ArchiveReader, openArchiveView, blockedTreeLoader, coalescedBlobLoader } from '../dist/lib/index.js';
+import { LocalBackend, Repository, ArchiveReader, BlobOpener, openArchiveView, blockedTreeLoader, coalescedBlobLoader } from '../dist/lib/index.js';
 import { decodeTree } from '../dist/lib/archive/tree.js';
 import { readLeaf } from '../dist/lib/archive/leaf-reader.js';
 import { decodeItem } from '../dist/lib/archive/item.js';
@@ -37,12 +42,13 @@ import { DEFAULT_KDF_PARAMS, deriveKey } from '../dist/lib/crypto/kdf.js';
 import { ChunkIndex } from '../dist/lib/repo/chunk-index.js';
 import { readIndexCache, CHUNKS_CACHE } from '../dist/lib/repo/index-cache.js';
 import { dropCleanFilePages } from '../dist/lib/native/posix.js';
-import { mkdtempSync, promises as fsPromises, readFileSync, readSync, rmSync } from 'node:fs';
+import { mkdtempSync, promises as fsPromises, readFileSync, readSync, rmSync, writeFileSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 const TREE = 1;
-const { positionals: [what], values: o } = parseArgs({ allowPositionals: true, options: { repo: { type: 'string' }, archive: { type: 'string' } } });
+const { positionals: [what], values: o } = parseArgs({ allowPositionals: true, options: { repo: { type: 'string' }, archive: { type: 'string' }, dir: { type: 'string', default: 'projects/bulk-small-files' } } });
 const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
 
 class CountingBackend extends LocalBackend {
@@ -185,9 +191,33 @@ async function pages() {
   console.log(`after some work: ${status('VmRSS').toFixed(1)} MiB`);
 }
 
-const steps = { walk, leaves, kdf, index, lookups, build, pages };
+async function siblings() {
+  for (let pass = 0; pass < 3; pass++) {
+    const repo = await open();
+    await repo.index();
+    const opener = BlobOpener.forRepository(repo);
+    const caches = { chunkBytes: 256 << 20, treeBytes: 8 << 20, loadChunk: coalescedBlobLoader(repo, 'data', opener), loadTree: blockedTreeLoader(repo, 128 * 1024) };
+    let dir = await openArchiveView(repo, o.archive, caches);
+    for (const name of o.dir.split('/')) dir = await dir.lookup(Buffer.from(name));
+    const files = (await dir.list()).filter((e) => (e.mode & 0o170000) === 0o100000 && e.node.attr.size > 0);
+    spawnSync('sync');
+    writeFileSync('/proc/sys/vm/drop_caches', '3');
+    let offered = 0;
+    let last = 0;
+    const sink = { offer: () => ((offered++, (last = performance.now())), true) };
+    const t0 = performance.now();
+    await files[0].node.read(0, 4096, sink);
+    await files[1].node.read(0, 4096, sink);
+    while (offered < files.length - 2 && performance.now() - t0 < 20_000) await new Promise((r) => setTimeout(r, 5));
+    console.log(`${files.length} files: ${offered} offered, the last ${(last - t0).toFixed(0)} ms after the first read`);
+    await opener.close();
+    await repo.close();
+  }
+}
+
+const steps = { walk, leaves, kdf, index, lookups, build, pages, siblings };
 if (!steps[what]) {
-  console.error('usage: node bench/micro.mjs walk|leaves|kdf|index|lookups|build|pages [--repo REPO --archive NAME]');
+  console.error('usage: node bench/micro.mjs walk|leaves|kdf|index|lookups|build|pages|siblings [--repo REPO --archive NAME]');
   process.exit(2);
 }
 await steps[what]();

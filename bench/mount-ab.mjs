@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // Compares cairn checkouts on the steps of the mount benchmark, for a machine shared with other work:
 // runs alternate between the checkouts, and besides wall time each step reports the CPU time the
-// mount process spent on it (user+sys from /proc/PID/stat), which other load disturbs far less.
+// mount process spent on it (user+sys from /proc/PID/stat), which other load disturbs far less, and its
+// minor page faults.
 // Not the benchmark (bench/mount.mjs is, run alone); a tool to tell whether a change helps.
 //
 //   node bench/mount-ab.mjs --repo REPO --archive NAME --checkout A --checkout B [--runs 3]
@@ -44,11 +45,16 @@ const dropCaches = () => {
   spawnSync('sync');
   fs.writeFileSync('/proc/sys/vm/drop_caches', '3');
 };
-const cpuS = (pid) => {
+const statFields = (pid) => {
   const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return st.slice(st.lastIndexOf(')') + 2).split(' ');
+};
+const cpuS = (pid) => {
+  const f = statFields(pid);
   return (Number(f[11]) + Number(f[12])) / 100;
 };
+/** Minor page faults of the process so far (all its threads). */
+const faults = (pid) => Number(statFields(pid)[7]);
 const memMiB = (pid, field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 const daemonPid = () => {
   for (const d of fs.readdirSync('/proc')) {
@@ -80,9 +86,11 @@ async function run(checkout) {
     const pid = daemonPid();
     const step = (name, cmd) => {
       const c0 = cpuS(pid);
+      const f0 = faults(pid);
       const r = sh(cmd);
       row[`${name} s`] = r.wall;
       row[`${name} CPU s`] = cpuS(pid) - c0;
+      row[`${name} faults`] = faults(pid) - f0;
       return r.out;
     };
     if (steps.has('ls')) {

@@ -247,8 +247,6 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
   const listed = new Map<number, N>()
   let nextListing = 1
   const positional = new LRUCache<bigint, Promise<N | null>>({ max: POSITIONAL_NODES_KEPT })
-  /** What reads of entries named by position are given, by listing number, while the directory is known. */
-  const siblingContent = new Map<number, SiblingContent>()
   const stage = options.stage
 
   /** The listing number of directory `ino`, given on its first listing; undefined when none is left. */
@@ -272,21 +270,15 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     return found
   }
 
-  /** For a read of `ino`: where its siblings' content goes, if it was named by position. */
+  /** For a read of `ino`: where its siblings' content goes, if it was named by position (offers stop once the directory is forgotten). */
   const siblingsOf = (ino: bigint): SiblingContent | undefined => {
     if (!stage || !(ino & POSITIONAL)) return undefined
     const listing = Number((ino >> LISTING_SHIFT) & BigInt(LISTING_LIMIT - 1))
-    if (!listed.has(listing)) return undefined
-    let siblings = siblingContent.get(listing)
-    if (!siblings) {
-      const high = POSITIONAL | (BigInt(listing) << LISTING_SHIFT)
-      siblings = {
-        offer: (position, content) => listed.has(listing) && Number.isInteger(position) && position >= 0 && position < POSITION_LIMIT
-          && stage(high | BigInt(position), content),
-      }
-      siblingContent.set(listing, siblings)
+    const high = POSITIONAL | (BigInt(listing) << LISTING_SHIFT)
+    return {
+      offer: (position, content) => listed.has(listing) && Number.isInteger(position) && position >= 0 && position < POSITION_LIMIT
+        && stage(high | BigInt(position), content),
     }
-    return siblings
   }
 
   /** Runs `work` on the node of `ino` and answers exactly once, whatever it does. */
@@ -352,10 +344,7 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     known.lookups -= n
     if (known.lookups > 0) return
     inodes.delete(ino)
-    if (known.listingNumber !== undefined) {
-      listed.delete(known.listingNumber)
-      siblingContent.delete(known.listingNumber)
-    }
+    if (known.listingNumber !== undefined) listed.delete(known.listingNumber)
   }
 
   return function dispatch(op: Op, req: number, ino: bigint, a?: unknown, b?: unknown): void {
