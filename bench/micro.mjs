@@ -26,7 +26,8 @@
 //                                                            before and after dropCleanFilePages
 //   node bench/micro.mjs siblings --repo REPO --archive NAME [--dir PATH]
 //                                                            (session 15) a directory's small files loaded
-//                                                            ahead as the mount does (its loaders), page cache
+//                                                            ahead as the mount does (its loaders, blobs looked
+//                                                            up in the index cache file), page cache
 //                                                            dropped first: time from the second file read to
 //                                                            the last one offered to the reader (3 passes)
 //
@@ -193,7 +194,7 @@ async function pages() {
 
 async function siblings() {
   for (let pass = 0; pass < 3; pass++) {
-    const repo = await open();
+    const repo = await openForLookups(process.env.CAIRN_CACHE_DIR ?? null); // blobs looked up in the cache file, as the mount does
     await repo.index();
     const opener = BlobOpener.forRepository(repo);
     const caches = { chunkBytes: 256 << 20, treeBytes: 8 << 20, loadChunk: coalescedBlobLoader(repo, 'data', opener), loadTree: blockedTreeLoader(repo, 128 * 1024) };

@@ -12,7 +12,7 @@ import { scratch } from './helpers/cli.js'
 import { IndexState, readIndexCache, writeCache } from '../dist/lib/repo/index-cache.js'
 import { writeCacheFile } from '../dist/lib/cache/cache-file.js'
 import { readCachedSync } from '../dist/lib/native/posix.js'
-import { evictFromPageCache } from './helpers/page-cache.js'
+import { cachedBytes, evictFromPageCache } from './helpers/page-cache.js'
 
 const REPO = 'a'.repeat(64)
 
@@ -98,6 +98,24 @@ t.test('lookups in a file the page cache no longer holds are read through the th
   await probe.close()
   t.equal(cached, -1, 'the file is out of the page cache: no lookup is answered on the spot')
   await sameLookups(t, lookups, state, 'after eviction')
+})
+
+t.test('a few lookups that miss the page cache bring the whole file back into it', async (t) => {
+  const state = sampleState(200_000)
+  const file = path.join(scratch(), 'chunks')
+  await writeCache(file, REPO, state)
+  const size = (await fs.stat(file)).size
+  const lookups = (await readIndexCache(file, REPO, true))!
+  evictFromPageCache(file)
+  const before = cachedBytes(file)
+  if (before === null) return t.skip('no fincore here to tell what the page cache holds')
+  t.ok(before < size / 4, `evicted: ${before} of ${size} bytes cached`)
+  const ids = [...state.index.entries()].slice(0, 9)
+  for (const [id, loc] of ids) t.same(await lookups.locate(id), loc, 'a lookup after eviction is right')
+  let cached = cachedBytes(file)!
+  for (const until = Date.now() + 10_000; cached < size && Date.now() < until; cached = cachedBytes(file)!) await new Promise((r) => setTimeout(r, 20))
+  t.ok(cached >= size, `nine lookups read nine runs, and the whole file is cached again (${cached} bytes in pages, of ${size})`)
+  await lookups.close()
 })
 
 t.test('a damaged, truncated, foreign or old cache reads as null', async (t) => {

@@ -1,6 +1,7 @@
 /*
  * cairn's FUSE binding: libfuse 2's low-level (inode-based) API, driven
- * from Node's own event loop. No thread of ours, none of libfuse's.
+ * from Node's own event loop, with one helper thread of ours for when that
+ * loop is busy; none of libfuse's.
  *
  *   mount(mountpoint, options, attrTimeout, entryTimeout, keepCache,
  *         uid, gid, umask, dispatch) -> session
@@ -17,11 +18,15 @@
  * non-blocking and watched with a uv_poll in the main loop. When it is
  * readable, every request waiting in it is read (fuse_chan_recv into one
  * reused buffer) and handed to fuse_session_process(), which calls the
- * operations below on this same thread. Those that need JavaScript call
- * `dispatch(op, h, ino, ...)` synchronously, inside one callback scope per
- * wakeup (so promises settle after the burst); JavaScript answers later
+ * operations below on this same thread. Those C can answer (from the
+ * tables below) it answers; the others are queued, and once the burst is
+ * read each is handed to `dispatch(op, h, ino, ...)`, inside one callback
+ * scope (so promises settle after the burst); JavaScript answers later
  * with a reply function and the handle `h`. Right after a burst the loop
- * polls /dev/fuse for a moment before it sleeps (on_prepare). Files and directories are not
+ * polls /dev/fuse for a moment before it sleeps (on_prepare). While the
+ * main thread runs JavaScript for long, a helper thread reads requests
+ * too, answers what C can, and queues the rest for the main thread (see
+ * helper_main); the tables are shared under one lock. Files and directories are not
  * opened at all (see op_opendir). A listing is handed over whole when
  * READDIR asks for offset 0 (replyDir) and the rest of its pages are
  * served from C by offset. The kernel is asked to list with READDIRPLUS
@@ -47,8 +52,9 @@
  *
  * Lifetime: close() may be called any number of times, also after the
  * kernel dropped the connection (dispatch is told OP_GONE, once) and from
- * inside dispatch (it then waits for the end of the burst). The session's
- * memory is freed once its poll and prepare handles are closed and the JS
+ * inside dispatch (it then waits for the end of the burst). It ends the
+ * helper first (cancelled where it waits; joined). The session's memory is
+ * freed once its poll, async and prepare handles are closed and the JS
  * external has been collected, so a late close() never touches freed memory.
  *
  * Errors: bad arguments throw TypeError before the request is touched, so
@@ -56,12 +62,17 @@
  * of mount/fuse-binding.ts: the request is answered EIO and the exception
  * raised as uncaught.
  *
- * Node-API (node_api.h, version 8) plus libuv's uv_poll. Linux only. The
- * reply functions are in replies.c, the xattr table in xattr-table.c.
+ * Node-API (node_api.h, version 8) plus libuv's uv_poll and uv_async, and
+ * pthreads. Linux only. The reply functions are in replies.c, the xattr
+ * table in xattr-table.c, the content table in content-table.c.
  */
 #include "session.h"
 
 static slot_t *slots;
+/* The request the calling thread is processing came as READDIRPLUS (see process). */
+static __thread bool plus_request;
+/* The calling thread is the session's helper (see helper_main). */
+static __thread bool on_helper;
 static uint32_t nslots, slots_cap;
 static int32_t free_head = -1;
 
@@ -123,10 +134,10 @@ static void answer_err(slot_t *sl, int err) {
 
 /*
  * dispatch(op, h, ino, extra...) for `req` (NULL: nothing to answer, as for forget), inside the callback
- * scope on_readable opened. A request that cannot be handed over is answered here (EIO, EAGAIN).
+ * scope run_queued runs in. A request that cannot be handed over is answered here (EIO, EAGAIN).
  */
-static void call_js_at(session_t *s, int op, fuse_req_t req, size_t size, off_t off, fuse_ino_t ino, size_t extra_argc,
-                       napi_value *extra) {
+static void call_js(session_t *s, int op, fuse_req_t req, size_t size, off_t off, bool plus, fuse_ino_t ino, size_t extra_argc,
+                    napi_value *extra) {
   napi_env env = s->env;
   napi_handle_scope scope;
   if (napi_open_handle_scope(env, &scope) != napi_ok) {
@@ -143,7 +154,7 @@ static void call_js_at(session_t *s, int op, fuse_req_t req, size_t size, off_t 
     slot_t *sl = slot_find(h);
     sl->off = off;
     sl->ino = ino;
-    sl->plus = s->plus_request;
+    sl->plus = plus;
   }
   napi_value argv[8], fn, recv, result;
   size_t argc = 3 + extra_argc;
@@ -166,10 +177,6 @@ static void call_js_at(session_t *s, int op, fuse_req_t req, size_t size, off_t 
   napi_close_handle_scope(env, scope);
 }
 
-static void call_js(session_t *s, int op, fuse_req_t req, size_t size, fuse_ino_t ino, size_t extra_argc, napi_value *extra) {
-  call_js_at(s, op, req, size, 0, ino, extra_argc, extra);
-}
-
 static napi_value bytes(napi_env env, const void *data, size_t len) {
   napi_value v = NULL;
   void *copy;
@@ -183,22 +190,71 @@ static napi_value num(napi_env env, double d) {
   return v;
 }
 
-/* ---- low-level operations (called by fuse_session_process, on the main thread) ------------------- */
+/* ---- handing requests to JavaScript --------------------------------------------------------------- */
+
+/*
+ * Queues `op` for JavaScript: the main thread hands what it queued over at the end of its burst of
+ * requests (run_queued), and is woken for what the helper queued. `name` (NUL-terminated) is copied; `req`
+ * (NULL for forget and gone) is answered EIO if there is no memory to queue it.
+ */
+static void queue_for_js(session_t *s, int op, fuse_req_t req, size_t size, off_t off, fuse_ino_t ino, uint64_t nlookup, const char *name) {
+  size_t namelen = name ? strlen(name) : 0;
+  queued_t *q = malloc(sizeof *q + namelen);
+  if (q == NULL) {
+    if (req) fuse_reply_err(req, EIO);
+    return;
+  }
+  *q = (queued_t){ .op = op, .req = req, .size = size, .off = off, .ino = ino, .nlookup = nlookup, .plus = plus_request, .namelen = namelen };
+  if (namelen) memcpy(q->name, name, namelen);
+  pthread_mutex_lock(&s->queue_lock);
+  if (s->queue_tail) s->queue_tail->next = q;
+  else s->queue_head = q;
+  s->queue_tail = q;
+  pthread_mutex_unlock(&s->queue_lock);
+  if (on_helper) uv_async_send(&s->async);
+}
+
+static queued_t *queue_take_all(session_t *s) {
+  pthread_mutex_lock(&s->queue_lock);
+  queued_t *q = s->queue_head;
+  s->queue_head = s->queue_tail = NULL;
+  pthread_mutex_unlock(&s->queue_lock);
+  return q;
+}
+
+/* Main thread: dispatch() for a queued request. */
+static void call_js_for(session_t *s, const queued_t *q) {
+  napi_env env = s->env;
+  napi_value extra[2];
+  size_t n = 0;
+  switch (q->op) {
+    case OP_LOOKUP:
+    case OP_GETXATTR:
+      extra[n++] = bytes(env, q->name, q->namelen);
+      break;
+    case OP_FORGET:
+      extra[n++] = num(env, (double)q->nlookup);
+      break;
+    case OP_READ:
+      extra[n++] = num(env, (double)q->size);
+      extra[n++] = num(env, (double)q->off);
+      break;
+  }
+  call_js(s, q->op, q->req, q->size, q->off, q->plus, q->ino, n, extra);
+}
+
+/* ---- low-level operations (called by fuse_session_process, on the main thread or the helper) ------ */
 
 static void op_lookup(fuse_req_t req, fuse_ino_t parent, const char *name) {
-  session_t *s = fuse_req_userdata(req);
-  napi_value extra[1] = { bytes(s->env, name, strlen(name)) };
-  call_js(s, OP_LOOKUP, req, 0, parent, 1, extra);
+  queue_for_js(fuse_req_userdata(req), OP_LOOKUP, req, 0, 0, parent, 0, name);
 }
 
 static void forget_one(session_t *s, fuse_ino_t ino, uint64_t nlookup) {
+  tables_lock(s);
   xattr_table_forget(&s->xattrs, ino, nlookup);
-  if (positional(ino)) { /* JavaScript keeps nothing for it */
-    content_forget(&s->contents, content_key(ino));
-    return;
-  }
-  napi_value extra[1] = { num(s->env, (double)nlookup) };
-  call_js(s, OP_FORGET, NULL, 0, ino, 1, extra);
+  if (positional(ino)) content_forget(&s->contents, content_key(ino));
+  tables_unlock(s);
+  if (!positional(ino)) queue_for_js(s, OP_FORGET, NULL, 0, 0, ino, nlookup, NULL); /* JavaScript keeps nothing for positional ones */
 }
 
 static void op_forget(fuse_req_t req, fuse_ino_t ino, unsigned long nlookup) {
@@ -213,11 +269,11 @@ static void op_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 }
 
 static void op_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
-  call_js(fuse_req_userdata(req), OP_GETATTR, req, 0, ino, 0, NULL);
+  queue_for_js(fuse_req_userdata(req), OP_GETATTR, req, 0, 0, ino, 0, NULL);
 }
 
 static void op_readlink(fuse_req_t req, fuse_ino_t ino) {
-  call_js(fuse_req_userdata(req), OP_READLINK, req, 0, ino, 0, NULL);
+  queue_for_js(fuse_req_userdata(req), OP_READLINK, req, 0, 0, ino, 0, NULL);
 }
 
 /*
@@ -232,7 +288,7 @@ static void op_opendir(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
   fuse_reply_err(req, ENOSYS);
 }
 
-/* The session's reply scratch buffer, at least `size` bytes; NULL (and answered ENOMEM) if it cannot grow. */
+/* The session's reply scratch buffer (under the tables' lock), at least `size` bytes; NULL (and answered ENOMEM) if it cannot grow. */
 static char *scratch(session_t *s, fuse_req_t req, size_t size) {
   if (size > s->dirbufsize) {
     char *grown = realloc(s->dirbuf, size);
@@ -391,26 +447,30 @@ static int dir_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t 
 
 int dir_keep_and_serve(session_t *s, fuse_req_t req, dir_t *d, size_t size, off_t off, bool plus, const char *records, size_t nrecords,
                        const char *xattrs, uint32_t *given) {
+  tables_lock(s);
   dir_t *old = dir_find(s, d->ino);
   if (old != NULL) dir_free(s, old);
   while (s->ndirs >= DIRS_KEPT) dir_free(s, s->dirs.prev);
   dir_link_first(s, d);
   s->ndirs++;
   /* All records only at offset 0, so that those JavaScript counts are always the first ones. */
-  if (off != 0) return dir_serve(s, req, d, size, off, plus, d->records, d->nrecords, d->xattrs, given);
-  return dir_serve(s, req, d, size, off, plus, records, nrecords, xattrs, given);
+  int r = off != 0 ? dir_serve(s, req, d, size, off, plus, d->records, d->nrecords, d->xattrs, given)
+                   : dir_serve(s, req, d, size, off, plus, records, nrecords, xattrs, given);
+  tables_unlock(s);
+  return r;
 }
 
 static void op_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   session_t *s = fuse_req_userdata(req);
+  tables_lock(s);
   dir_t *d = off > 0 ? dir_find(s, ino) : NULL;
-  if (d == NULL) {
-    call_js_at(s, OP_LIST, req, size, off, ino, 0, NULL);
-    return;
+  if (d != NULL) {
+    dir_unlink(d); /* most recently used first */
+    dir_link_first(s, d);
+    dir_serve(s, req, d, size, off, plus_request, d->records, d->nrecords, d->xattrs, NULL); /* the entries named by position */
   }
-  dir_unlink(d); /* most recently used first */
-  dir_link_first(s, d);
-  dir_serve(s, req, d, size, off, s->plus_request, d->records, d->nrecords, d->xattrs, NULL); /* the entries named by position */
+  tables_unlock(s);
+  if (d == NULL) queue_for_js(s, OP_LIST, req, size, off, ino, 0, NULL);
 }
 
 /*
@@ -429,20 +489,20 @@ static void op_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi) {
 /* A file whose content was staged (js_stage) is answered here; the rest asks JavaScript. */
 static void op_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi) {
   session_t *s = fuse_req_userdata(req);
+  tables_lock(s);
   content_t *c = positional(ino) ? content_find(&s->contents, content_key(ino)) : NULL;
   if (c != NULL) {
     size_t n = off < 0 || (uint64_t)off >= c->len ? 0 : c->len - (size_t)off;
     if (n > size) n = size;
     fuse_reply_buf(req, n ? c->data + off : NULL, n);
     content_served(&s->contents, c, n);
-    return;
   }
-  napi_value extra[2] = { num(s->env, (double)size), num(s->env, (double)off) };
-  call_js(s, OP_READ, req, size, ino, 2, extra);
+  tables_unlock(s);
+  if (c == NULL) queue_for_js(s, OP_READ, req, size, off, ino, 0, NULL);
 }
 
 static void op_statfs(fuse_req_t req, fuse_ino_t ino) {
-  call_js(fuse_req_userdata(req), OP_STATFS, req, 0, ino, 0, NULL);
+  queue_for_js(fuse_req_userdata(req), OP_STATFS, req, 0, 0, ino, 0, NULL);
 }
 
 int reply_sized(fuse_req_t req, size_t size, const char *data, size_t len) {
@@ -457,16 +517,16 @@ static void op_getxattr(fuse_req_t req, fuse_ino_t ino, const char *name, size_t
     fuse_reply_err(req, ENODATA);
     return;
   }
+  tables_lock(s);
   const xattr_entry_t *e = xattr_table_find(&s->xattrs, ino);
   if (e != NULL) {
     const char *value;
     size_t len;
     if (xattr_get(e, name, &value, &len)) reply_sized(req, size, value, len);
     else fuse_reply_err(req, ENODATA);
-    return;
   }
-  napi_value extra[1] = { bytes(s->env, name, strlen(name)) };
-  call_js(s, OP_GETXATTR, req, size, ino, 1, extra);
+  tables_unlock(s);
+  if (e == NULL) queue_for_js(s, OP_GETXATTR, req, size, 0, ino, 0, name);
 }
 
 static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
@@ -475,17 +535,16 @@ static void op_listxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     reply_sized(req, size, NULL, 0);
     return;
   }
+  tables_lock(s);
   const xattr_entry_t *e = xattr_table_find(&s->xattrs, ino);
-  if (e == NULL) {
-    call_js(s, OP_LISTXATTR, req, size, ino, 0, NULL);
-    return;
-  }
-  if (e->len == 0) {
+  if (e != NULL && e->len == 0) {
     reply_sized(req, size, NULL, 0);
-    return;
+  } else if (e != NULL) {
+    char *out = scratch(s, req, e->len);
+    if (out != NULL) reply_sized(req, size, out, xattr_list(e, out, e->len)); /* the names fit in the blob's size */
   }
-  char *out = scratch(s, req, e->len);
-  if (out != NULL) reply_sized(req, size, out, xattr_list(e, out, e->len)); /* the names fit in the blob's size */
+  tables_unlock(s);
+  if (e == NULL) queue_for_js(s, OP_LISTXATTR, req, size, 0, ino, 0, NULL);
 }
 
 /* Every modifying request: read-only file system. */
@@ -566,25 +625,50 @@ static int init_receive(struct fuse_chan **chp, char *buf, size_t size) { return
 static void init_destroy(struct fuse_chan *ch) {}
 static struct fuse_chan_ops init_ops = { .receive = init_receive, .send = init_send, .destroy = init_destroy };
 
-/* Hands one request read into s->buf to libfuse (see init_send for INIT and READDIRPLUS). */
-static void process(session_t *s, size_t len, struct fuse_chan *ch) {
-  struct fuse_in_header *in = (struct fuse_in_header *)s->buf;
+/*
+ * Hands one request read into `buf` to libfuse (see init_send for INIT and READDIRPLUS). INIT is the
+ * main thread's: the kernel sends nothing else before it is answered, and the helper sleeps until then.
+ */
+static void process(session_t *s, char *buf, size_t len, struct fuse_chan *ch) {
+  struct fuse_in_header *in = (struct fuse_in_header *)buf;
   if (in->opcode == FUSE_INIT && s->init_ch != NULL && len >= sizeof *in + sizeof(struct fuse_init_in)) {
-    const struct fuse_init_in *arg = (const struct fuse_init_in *)(s->buf + sizeof *in);
+    const struct fuse_init_in *arg = (const struct fuse_init_in *)(buf + sizeof *in);
     s->plus_offered = arg->major == FUSE_KERNEL_VERSION && (arg->flags & INIT_DO_READDIRPLUS) != 0;
-    fuse_session_process(s->se, s->buf, len, s->init_ch);
+    fuse_session_process(s->se, buf, len, s->init_ch);
     fuse_chan_destroy(s->init_ch);
     s->init_ch = NULL;
     return;
   }
-  s->plus_request = in->opcode == OPCODE_READDIRPLUS && s->plus_offered;
-  if (s->plus_request) in->opcode = FUSE_READDIR;
-  fuse_session_process(s->se, s->buf, len, ch);
-  s->plus_request = false;
+  plus_request = in->opcode == OPCODE_READDIRPLUS && s->plus_offered;
+  if (plus_request) in->opcode = FUSE_READDIR;
+  fuse_session_process(s->se, buf, len, ch);
+  plus_request = false;
 }
 
-static void on_readable(uv_poll_t *handle, int status, int events) {
-  session_t *s = handle->data;
+/* Hands what was queued to JavaScript, in the order it came; inside a callback scope. */
+static void run_queued(session_t *s) {
+  s->in_loop = 1;
+  for (queued_t *q = queue_take_all(s), *next; q != NULL; q = next) {
+    next = q->next;
+    if (q->op == OP_GONE) {
+      if (s->state == LIVE) {
+        s->state = GONE;
+        uv_poll_stop(&s->poll);
+        call_js(s, OP_GONE, NULL, 0, 0, false, 0, 0, NULL);
+      }
+    } else if (s->state == LIVE && !s->close_wanted) {
+      call_js_for(s, q);
+    } else if (q->req != NULL) {
+      fuse_reply_err(q->req, EIO);
+    }
+    free(q);
+  }
+  s->in_loop = 0;
+  if (s->close_wanted) session_close(s);
+}
+
+/* Runs `fn(s)` inside a handle scope and the session's callback scope (promises and nextTicks run as it closes). */
+static void in_callback_scope(session_t *s, void (*fn)(session_t *)) {
   napi_env env = s->env;
   napi_handle_scope hs;
   napi_callback_scope cs;
@@ -595,27 +679,91 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
     napi_close_handle_scope(env, hs);
     return;
   }
-  s->in_loop = 1;
-  s->last_request_ns = uv_hrtime();
-  bool gone = false;
+  fn(s);
+  napi_close_callback_scope(env, cs);
+  napi_close_handle_scope(env, hs);
+}
+
+/* Main thread: reads every request waiting in /dev/fuse, then hands what JavaScript must answer over. */
+static void read_burst(session_t *s) {
+  uint64_t now = uv_hrtime();
+  atomic_store(&s->beat_ns, now);
+  atomic_store(&s->last_request_ns, now);
   while (s->state == LIVE && !s->close_wanted) {
     struct fuse_chan *ch = s->ch;
     int res = fuse_chan_recv(&ch, s->buf, s->bufsize);
     if (res == -EINTR) continue;
     if (res == -EAGAIN) break;
-    if (res <= 0) { gone = true; break; } /* 0: unmounted (ENODEV); other errors end the session too */
-    process(s, (size_t)res, ch);
-    if (fuse_session_exited(s->se)) { gone = true; break; }
+    if (res <= 0 || (process(s, s->buf, (size_t)res, ch), fuse_session_exited(s->se))) { /* 0: unmounted (ENODEV) */
+      queue_for_js(s, OP_GONE, NULL, 0, 0, 0, 0, NULL);
+      break;
+    }
   }
-  if (gone && s->state == LIVE) {
-    s->state = GONE;
-    uv_poll_stop(&s->poll);
-    call_js(s, OP_GONE, NULL, 0, 0, 0, NULL);
+  run_queued(s);
+  atomic_store(&s->beat_ns, uv_hrtime());
+}
+
+static void on_readable(uv_poll_t *handle, int status, int events) {
+  session_t *s = handle->data;
+  if (s->state == LIVE) in_callback_scope(s, read_burst);
+}
+
+/* Main thread: the helper queued requests. */
+static void on_queued(uv_async_t *handle) {
+  session_t *s = handle->data;
+  if (s->state != CLOSED) in_callback_scope(s, run_queued);
+}
+
+/*
+ * The helper: while the main thread is away from /dev/fuse for over AWAY_NS (running JavaScript: loading
+ * a directory's files ahead, collecting garbage, compiling), it reads requests too, answers those the
+ * tables can, and queues the rest for the main thread (waking it). In a cold cp -a of the medium corpus's
+ * 1,999 small files, 20 LISTXATTR and GETXATTR requests waited behind the main thread before, 1-70 ms
+ * each, 175 ms in all; 6 ms so (bench/fuse-trace.py). Why not a thread reading every request: on this machine (a VM with
+ * 2 vCPUs) waking a thread costs 20-30 µs, and a walk, whose every other request JavaScript answers, took
+ * 12-15% longer so; the main thread, spinning between requests (on_prepare), is woken by none.
+ * The main thread notes when it last was at /dev/fuse (beat_ns: each turn of its loop, each burst). While
+ * it is, the helper looks again every AWAY_NS; while it is not, the helper waits for requests, looking
+ * again every AWAY_NS, or, the mount having been idle for IDLE_NS, for as long as none comes (a request
+ * then wakes both threads, and either reads it). It is cancelled (close) only where it waits.
+ */
+#define AWAY_NS 1000000ull
+#define IDLE_NS 100000000ull
+
+static void *helper_main(void *arg) {
+  session_t *s = arg;
+  sigset_t all;
+  sigfillset(&all);
+  pthread_sigmask(SIG_BLOCK, &all, NULL); /* signals are the main thread's (libuv's) */
+  pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+  on_helper = true;
+  char *buf = malloc(s->bufsize);
+  struct pollfd p = { .fd = fuse_chan_fd(s->ch), .events = POLLIN };
+  while (buf != NULL) {
+    uint64_t now = uv_hrtime(), beat = atomic_load(&s->beat_ns);
+    if (now - beat < AWAY_NS) {
+      struct timespec nap = { 0, (long)(beat + AWAY_NS - now) };
+      pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+      nanosleep(&nap, NULL);
+      pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+      continue;
+    }
+    struct fuse_chan *ch = s->ch;
+    int res = fuse_chan_recv(&ch, buf, s->bufsize);
+    if (res == -EAGAIN) {
+      bool idle = now - atomic_load(&s->last_request_ns) > IDLE_NS;
+      pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, NULL);
+      poll(&p, 1, idle ? -1 : (int)(AWAY_NS / 1000000));
+      pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, NULL);
+    } else if (res > 0) {
+      atomic_store(&s->last_request_ns, uv_hrtime());
+      process(s, buf, (size_t)res, ch);
+    } else if (res != -EINTR) {
+      break; /* the kernel dropped the connection: the main thread sees it too */
+    }
   }
-  s->in_loop = 0;
-  if (s->close_wanted) session_close(s);
-  napi_close_callback_scope(env, cs); /* promises and nextTicks of the burst run here */
-  napi_close_handle_scope(env, hs);
+  free(buf);
+  return NULL;
 }
 
 /*
@@ -625,19 +773,21 @@ static void on_readable(uv_poll_t *handle, int status, int events) {
  * after getting an answer. So before libuv blocks, if a request came in the last RECENT_NS and there is
  * another CPU for the client to run on, /dev/fuse and libuv's own epoll descriptor are polled for up to
  * SPIN_NS: a request is read at once, and anything else libuv waits for on a descriptor (a tree read by
- * its thread pool, a worker's message) ends the spin for libuv to handle; a timer waits out the spin. Measured on the medium corpus (4 runs each, cold): a walk
- * took 1.93 s instead of 2.15 s (median) and cp -a of 1,999 small files 1.34 s instead of 1.46 s; spinning
- * also while reads were in libuv's pool (it used to stop then) took the walk from 1.13 to 1.08 s with
- * cold reads as fast. An idle mount never spins.
+ * its thread pool, a worker's message, the helper's queue) ends the spin for libuv to handle; a timer
+ * waits out the spin. Measured on the medium corpus (4 runs each, cold): a walk took 1.93 s instead of
+ * 2.15 s (median) and cp -a of 1,999 small files 1.34 s instead of 1.46 s; spinning also while reads were
+ * in libuv's pool (it used to stop then) took the walk from 1.13 to 1.08 s with cold reads as fast. An
+ * idle mount never spins.
  */
 #define SPIN_NS 100000ull
 #define RECENT_NS 2000000ull
 
 static void on_prepare(uv_prepare_t *handle) {
   session_t *s = handle->data;
-  if (s->state != LIVE || !s->spin) return;
+  if (s->state != LIVE) return;
   uint64_t now = uv_hrtime();
-  if (now - s->last_request_ns > RECENT_NS) return;
+  atomic_store(&s->beat_ns, now);
+  if (!s->spin || now - atomic_load(&s->last_request_ns) > RECENT_NS) return;
   struct pollfd p[2] = { { .fd = fuse_chan_fd(s->ch), .events = POLLIN }, { .fd = uv_backend_fd(handle->loop), .events = POLLIN } };
   for (uint64_t until = now + SPIN_NS; uv_hrtime() < until;) {
     if (poll(p, 2, 0) > 0) {
@@ -651,6 +801,8 @@ static void session_unref(session_t *s) {
   if (--s->refs == 0) free(s);
 }
 
+static void free_session(uv_handle_t *handle) { free(handle->data); }
+
 static void on_handle_closed(uv_handle_t *handle) {
   session_unref(handle->data);
 }
@@ -659,13 +811,27 @@ static void on_external_collected(napi_env env, void *data, void *hint) {
   session_unref(data);
 }
 
+/* Ends the helper: at once, since it is cancelled only where it sleeps or waits. */
+static void stop_helper(session_t *s) {
+  if (!s->helper_started) return;
+  pthread_cancel(s->helper);
+  pthread_join(s->helper, NULL);
+  s->helper_started = false;
+}
+
 /* Answers what is still pending, frees the listings, destroys the session (closing /dev/fuse). */
 static void session_close(session_t *s) {
   if (s->state == CLOSED) return;
   if (s->in_loop) { s->close_wanted = 1; return; }
   s->state = CLOSED;
+  stop_helper(s);
   uv_poll_stop(&s->poll);
   uv_prepare_stop(&s->prepare);
+  for (queued_t *q = queue_take_all(s), *next; q != NULL; q = next) {
+    next = q->next;
+    if (q->req != NULL) fuse_reply_err(q->req, EIO);
+    free(q);
+  }
   for (uint32_t i = 0; i < nslots; i++) {
     if (slots[i].req != NULL && slots[i].s == s) answer_err(&slots[i], EIO);
   }
@@ -679,10 +845,13 @@ static void session_close(session_t *s) {
   s->ch = NULL;
   free(s->buf);
   free(s->dirbuf);
+  pthread_mutex_destroy(&s->lock);
+  pthread_mutex_destroy(&s->queue_lock);
   napi_async_destroy(s->env, s->actx);
   napi_delete_reference(s->env, s->dispatch);
   napi_delete_reference(s->env, s->resource);
   uv_close((uv_handle_t *)&s->poll, on_handle_closed);
+  uv_close((uv_handle_t *)&s->async, on_handle_closed);
   uv_close((uv_handle_t *)&s->prepare, on_handle_closed);
 }
 
@@ -750,18 +919,36 @@ static napi_value mount(napi_env env, napi_callback_info info) {
          && fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK) == 0
          && napi_get_uv_event_loop(env, &loop) == napi_ok
          && uv_poll_init(loop, &s->poll, fd) == 0;
+  bool loop_frees = false; /* handles of s are closing: the last one's callback frees it */
+  if (ok) {
+    s->poll.data = s;
+    ok = uv_async_init(loop, &s->async, on_queued) == 0;
+    if (!ok) uv_close((uv_handle_t *)&s->poll, free_session);
+    loop_frees = !ok;
+  }
+  if (ok) {
+    uv_unref((uv_handle_t *)&s->async); /* the poll keeps the process alive while the session is */
+    pthread_mutex_init(&s->lock, NULL);
+    pthread_mutex_init(&s->queue_lock, NULL);
+    fuse_session_add_chan(s->se, s->ch);
+    s->async.data = s;
+    ok = s->helper_started = pthread_create(&s->helper, NULL, helper_main, s) == 0;
+    if (!ok) {
+      uv_close((uv_handle_t *)&s->poll, NULL);
+      uv_close((uv_handle_t *)&s->async, free_session);
+    }
+    loop_frees = !ok;
+  }
   if (!ok) {
     if (s->init_ch) fuse_chan_destroy(s->init_ch);
     if (s->se) fuse_session_destroy(s->se);
     else fuse_chan_destroy(s->ch);
     fuse_unmount(mountpoint, NULL);
     free(s->buf);
-    free(s);
+    if (!loop_frees) free(s);
     napi_throw_error(env, "EMOUNT", "could not start the FUSE session");
     return NULL;
   }
-  fuse_session_add_chan(s->se, s->ch);
-  s->poll.data = s;
 
   napi_value resource, name, external;
   CHECK(env, napi_create_object(env, &resource), NULL);
@@ -770,7 +957,7 @@ static napi_value mount(napi_env env, napi_callback_info info) {
   CHECK(env, napi_create_reference(env, resource, 1, &s->resource), NULL);
   CHECK(env, napi_create_reference(env, argv[8], 1, &s->dispatch), NULL);
   s->state = LIVE;
-  s->refs = 3; /* the JS external, the poll and the prepare handle */
+  s->refs = 4; /* the JS external, the poll, the async and the prepare handle */
   uv_poll_start(&s->poll, UV_READABLE, on_readable);
   cpu_set_t cpus;
   s->spin = sched_getaffinity(0, sizeof cpus, &cpus) == 0 ? CPU_COUNT(&cpus) > 1 : sysconf(_SC_NPROCESSORS_ONLN) > 1;
@@ -852,7 +1039,9 @@ static napi_value js_stage(napi_env env, napi_callback_info info) {
   const char *data;
   size_t len;
   if (!get_bytes(env, argv[2], &data, &len)) return NULL; /* it threw */
+  tables_lock(s);
   bool taken = s->state == LIVE && content_put(&s->contents, content_key(nodeid), data, len, uv_hrtime());
+  tables_unlock(s);
   napi_value result;
   CHECK(env, napi_get_boolean(env, taken, &result), NULL);
   return result;

@@ -151,9 +151,12 @@ static napi_value reply_attr_common(napi_env env, napi_callback_info info, bool 
     e.attr = st;
     e.attr_timeout = attr_valid;
     e.entry_timeout = entry_valid;
+    /* Under the tables' lock: the reader must not answer the kernel's next getxattr before the xattrs are remembered. */
+    tables_lock(s);
     r = fuse_reply_entry(sl->req, &e);
     /* argc, not blob: an empty Buffer (no xattrs, the common case) may come with a NULL data pointer. */
     if (r == 0 && argc == first + 13) xattr_table_remember(&s->xattrs, e.ino, blob, blob_len); /* out of memory: JS answers */
+    tables_unlock(s);
   } else {
     r = fuse_reply_attr(sl->req, &st, attr_valid);
   }

@@ -15,7 +15,10 @@
 #include <fcntl.h>
 #include <math.h>
 #include <poll.h>
+#include <pthread.h>
 #include <sched.h>
+#include <signal.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -105,6 +108,20 @@ typedef struct dir_s {
 
 typedef enum { LIVE, GONE, CLOSED } state_t;
 
+/* A request JavaScript must answer, waiting for the main thread (see queue_for_js). */
+typedef struct queued_s {
+  struct queued_s *next;
+  int op;
+  fuse_req_t req;      /* NULL: nothing to answer (forget, gone) */
+  size_t size;         /* read, readdir, xattrs: the caller's buffer size */
+  off_t off;           /* read, readdir: where to start */
+  fuse_ino_t ino;
+  uint64_t nlookup;    /* forget */
+  bool plus;           /* readdir: asked as READDIRPLUS */
+  size_t namelen;      /* lookup, getxattr: the name's bytes follow */
+  char name[];
+} queued_t;
+
 typedef struct {
   napi_env env;
   napi_ref dispatch;
@@ -114,15 +131,26 @@ typedef struct {
   struct fuse_chan *ch;
   struct fuse_chan *init_ch; /* answers INIT only, asking for READDIRPLUS (see on_readable); NULL after */
   bool plus_offered;   /* the kernel offered READDIRPLUS */
-  bool plus_request;   /* the request being processed came as READDIRPLUS */
   uv_poll_t poll;
   uv_prepare_t prepare; /* polls /dev/fuse briefly before the loop sleeps (see on_prepare) */
   bool spin;           /* another CPU exists for the client to run on */
-  uint64_t last_request_ns;
+  _Atomic uint64_t last_request_ns; /* when either thread last read a request */
+  _Atomic uint64_t beat_ns; /* when the main thread last was where it reads /dev/fuse (see helper_main) */
   uint32_t pending;    /* requests waiting for JavaScript's answer */
-  char *buf;
+  char *buf;           /* the main thread's */
   size_t bufsize;
-  char *dirbuf;        /* readdir and listxattr replies */
+  pthread_t helper;    /* answers what C can while the main thread is away (see helper_main) */
+  bool helper_started;
+  /*
+   * The listings, the xattr and content tables and dirbuf, which both threads answer from and the main
+   * thread's replies and stage() fill. Held for a table's lookup and the reply made from it, never
+   * while JavaScript runs.
+   */
+  pthread_mutex_t lock;
+  pthread_mutex_t queue_lock; /* queue_head, queue_tail */
+  queued_t *queue_head, *queue_tail;
+  uv_async_t async;    /* the helper queued requests for JavaScript */
+  char *dirbuf;        /* readdir and listxattr replies (under lock) */
   size_t dirbufsize;
   xattr_table_t xattrs; /* of the inodes looked up with their xattrs */
   content_table_t contents; /* of files named by position, staged ahead of their reads (see js_stage) */
@@ -130,9 +158,9 @@ typedef struct {
   int keep_cache;
   int64_t uid, gid, umask; /* -1: not overridden */
   state_t state;
-  int in_loop;         /* inside on_readable: close() must wait */
+  int in_loop;         /* handing requests to JavaScript (run_queued): close() must wait */
   int close_wanted;
-  int refs;            /* the JS external, the poll and the prepare handle: freed when all are gone */
+  int refs;            /* the JS external, the poll, the async and the prepare handle: freed when all are gone */
   dir_t dirs;          /* listings being read (list head, most recently used first) */
   uint32_t ndirs;
 } session_t;
@@ -150,12 +178,15 @@ typedef struct {
 
 /* ---- shared between lowlevel.c and replies.c ---- */
 
+static inline void tables_lock(session_t *s) { pthread_mutex_lock(&s->lock); }
+static inline void tables_unlock(session_t *s) { pthread_mutex_unlock(&s->lock); }
+
 /* The pending request of handle `h`, or NULL if it was answered or never existed. */
 slot_t *slot_find(double h);
 void slot_free(slot_t *sl);
 void dir_free(session_t *s, dir_t *d);
 /*
- * Keeps `d` as the listing of d->ino (replacing an older one), then answers `req` with the page at `off`, as
+ * Main thread. Keeps `d` as the listing of d->ino (replacing an older one), then answers `req` with the page at `off`, as
  * READDIRPLUS when `plus`. `records` (ENTRY_RECORD bytes each, ascending indexes) give entries their
  * attributes in a READDIRPLUS page: the kernel then knows those inodes as if looked up (their xattrs, from
  * the blob `xattrs`, are remembered as a lookup's are). Those with nodeid 0 go only at offset 0, and

@@ -434,6 +434,34 @@ t.test('content a read hands over is served by the binding: byte-exact, without 
   t.equal(server!.events.filter((e) => e.read !== undefined).length, readsBefore + 1, 'through JavaScript')
 })
 
+t.test('while the server\'s JavaScript is busy, what the binding holds is still answered, and the rest waits for it', async (t) => {
+  // As above: fresh numbers by position, then a first read of a file of staged/ through JavaScript, which stages the others.
+  await fs.writeFile('/proc/sys/vm/drop_caches', '2')
+  await client('stat', fs.stat(at('links', 'above32')))
+  t.equal((await client('readdir staged', fs.readdir(at('staged')))).length, STAGED_ENTRIES)
+  t.same(await client('read', fs.readFile(at('staged', stagedName(1)))), stagedContent(1), 'the first file, read through JavaScript')
+  await command('sync')
+  const files = [2, 3, 4].map((i) => ({ i, open: client('open', fs.open(at('staged', stagedName(i)))) }))
+  const handles = await Promise.all(files.map((f) => f.open))
+
+  const before = server!.events.length
+  server!.child.stdin.write('busy 3000\n')
+  await client('busy', (async () => {
+    while (!server!.events.slice(before).some((e) => e.busy !== undefined)) await new Promise((r) => setTimeout(r, 5))
+  })())
+  const busyDone = () => server!.events.slice(before).some((e) => e.done === 'busy 3000')
+  // A lookup JavaScript must answer, asked now, is answered once it is free again.
+  const looked = client('stat', fs.stat(at('times', 'modern'))).then(() => busyDone())
+  for (const [k, { i }] of files.entries()) {
+    const got = await client('read', handles[k]!.readFile())
+    t.same(got, stagedContent(i), `${stagedName(i)}: content`)
+    t.notOk(busyDone(), `${stagedName(i)}: answered while the server's JavaScript was still busy`)
+  }
+  t.ok(await looked, 'the lookup was answered after the server was free again')
+  await Promise.all(handles.map((h) => h.close()))
+  await command('sync')
+})
+
 /** `stat -c %y` form in UTC: 2020-09-13 12:26:40.987654321 +0000 */
 function statTime(ns: bigint): string {
   let sec = ns / 1_000_000_000n
