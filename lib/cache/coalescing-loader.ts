@@ -151,6 +151,10 @@ export function coalescedBlobLoader(repo: Repository, kind: 'data' | 'tree', ope
   const type = kind === 'data' ? BlobType.Data : BlobType.Tree
   return async (id) => {
     const { sealed, rawLength } = await loader.load(id)
-    return opener && rawLength > OPEN_HERE_UP_TO ? opener.open(type, id, sealed, rawLength) : repo.openBlob(type, id, sealed, rawLength)
+    if (opener && rawLength > OPEN_HERE_UP_TO) return opener.open(type, id, sealed, rawLength)
+    // The bytes a read handed over are this blob's alone: decrypted where they are, without a copy, when
+    // they then decompress into a buffer of their own (a blob stored as it was would stay a view that
+    // keeps the whole range read alive).
+    return rawLength > sealed.length ? repo.openBlobInPlace(type, id, sealed, rawLength) : repo.openBlob(type, id, sealed, rawLength)
   }
 }

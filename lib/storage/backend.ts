@@ -32,7 +32,10 @@ export interface Backend {
   readonly location: string
   /** Whole object. Throws CairnError 'missing-object' when absent. */
   get(key: string): Promise<Buffer>
-  /** `length` bytes at `offset`. Throws 'missing-object' when absent, 'integrity' when the object is shorter. */
+  /**
+   * `length` bytes at `offset`, in a buffer of the caller's own, never memory the backend keeps (readers
+   * decrypt in place). Throws 'missing-object' when absent, 'integrity' when the object is shorter.
+   */
   getRange(key: string, offset: number, length: number): Promise<Buffer>
   /**
    * Writes the whole object atomically and durably: readers see the old
