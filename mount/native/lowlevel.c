@@ -626,8 +626,8 @@ static void init_destroy(struct fuse_chan *ch) {}
 static struct fuse_chan_ops init_ops = { .receive = init_receive, .send = init_send, .destroy = init_destroy };
 
 /*
- * Hands one request read into `buf` to libfuse (see init_send for INIT and READDIRPLUS). INIT is the
- * main thread's: the kernel sends nothing else before it is answered, and the helper sleeps until then.
+ * Hands one request read into `buf` to libfuse (see init_send for INIT and READDIRPLUS). Either thread may
+ * read INIT; the kernel sends nothing else before it is answered, so nothing else is processed meanwhile.
  */
 static void process(session_t *s, char *buf, size_t len, struct fuse_chan *ch) {
   struct fuse_in_header *in = (struct fuse_in_header *)buf;
