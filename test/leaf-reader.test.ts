@@ -46,6 +46,21 @@ t.test('cairn\'s own leaves take the fast path and decode as msgpackr\'s path do
   t.not(readLeaf(raw)![0]!.name[0], 0, 'decoded bytes are copies, not views of the input')
 })
 
+t.test('times decode to the exact nanosecond, over the whole 32-bit range of seconds and past it', async (t) => {
+  const seconds = [0, 1, -1, 2 ** 31 - 1, -(2 ** 31), 2 ** 32 - 1, 2 ** 32, 2 ** 40 + 3, 4_102_444_800, -1_234_567_890]
+  for (let i = 0; i < 3000; i++) seconds.push(Math.floor((Math.random() * 2 - 1) * 2 ** 31), Math.floor(Math.random() * 2 ** 32))
+  const items: Item[] = seconds.map((s, i) => {
+    const nanos = [0, 1, 999_999_999][i % 3] ?? 0
+    return { ...base, name: Buffer.from(`t${i}`), kind: 'fifo', mode: 0o10644, mtimeNs: ns(s, nanos), atimeNs: ns(s, (i * 7_919_993) % 1_000_000_000), ctimeNs: ns(-s, 500_000_000) }
+  })
+  const raw = encodeLeaf(items)
+  const fast = readLeaf(raw)
+  t.ok(fast, 'the fast path took them')
+  const wrong = (fast ?? []).filter((item, i) => item.mtimeNs !== items[i]!.mtimeNs || item.atimeNs !== items[i]!.atimeNs || item.ctimeNs !== items[i]!.ctimeNs)
+  t.equal(wrong.length, 0, `${items.length} items, times as written`)
+  t.ok(isDeepStrictEqual(fast, generic(raw)), 'as msgpackr\'s path decodes them')
+})
+
 t.test('what the fast path does not expect goes to msgpackr\'s path, with the same result', async (t) => {
   const cases: [string, Buffer][] = [
     ['a non-ASCII user name', encodeLeaf([{ ...base, name: Buffer.from('x'), kind: 'fifo', mode: 0o10644, user: 'jösé' }])],
