@@ -164,14 +164,11 @@ function unlockInParent(parent: NodeJS.Process, envelope: Buffer, repoId: string
   })
 }
 
-/** The key module, loaded once; detach() starts loading it while the child starts. */
-let keysLoading: Promise<typeof import('../../lib/repo/keys.js')> | null = null
-const keysModule = (): Promise<typeof import('../../lib/repo/keys.js')> => (keysLoading ??= import('../../lib/repo/keys.js'))
 
 /** The parent's side of unlockInParent: the passphrase (env, command or prompt) and the KDF run here. */
 async function unlockForChild(env: Environment, msg: Extract<ChildMessage, { type: 'unlock-key' }>): Promise<ParentMessage> {
   try {
-    const { unlockWithPassphrase } = await keysModule()
+    const { unlockWithPassphrase } = await import('../../lib/repo/keys.js')
     const km = await unlockWithPassphrase(passphraseSource(env, false))(Buffer.from(msg.envelope, 'hex'), msg.repoId)
     const key = { encKey: km.encKey.toString('hex'), macKey: km.macKey.toString('hex'), chunkerSeed: km.chunkerSeed.toString('hex') }
     for (const secret of [km.encKey, km.macKey, km.chunkerSeed]) secret.fill(0)
@@ -179,6 +176,30 @@ async function unlockForChild(env: Environment, msg: Extract<ChildMessage, { typ
   } catch (err) {
     const e = isCairnError(err) ? err : new CairnError('no-passphrase', (err as Error)?.message ?? String(err))
     return { type: 'key-error', code: e.code, message: e.message, hint: e.hint }
+  }
+}
+
+/**
+ * The key the child is going to ask for, derived while it starts: before, the KDF began only once the
+ * child's node had started, loaded its modules and read the envelope. The child's envelope and repository
+ * id are compared before this answer is used. Anything that fails here (no repository, no key file) is
+ * left for the child to meet and report.
+ */
+interface KeyAhead {
+  envelope: string
+  repoId: string
+  reply: Promise<ParentMessage>
+}
+
+async function unlockAhead(env: Environment, repo: string): Promise<KeyAhead | null> {
+  try {
+    const { Repository } = await import('../../lib/repo/repository.js')
+    const sealed = await Repository.keyEnvelope(repo, env.configDir)
+    if (sealed === null) return null
+    const msg = { type: 'unlock-key', envelope: sealed.envelope.toString('hex'), repoId: sealed.repoId } as const
+    return { envelope: msg.envelope, repoId: msg.repoId, reply: unlockForChild(env, msg) }
+  } catch {
+    return null
   }
 }
 
@@ -192,7 +213,7 @@ async function detach(ctx: CommandContext, loc: Location, mountpoint: string): P
     cwd: '/',
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
   })
-  keysModule().catch(() => undefined) // the child will ask for its key; a failure shows there
+  const ahead = unlockAhead(env, path.resolve(loc.repo))
   return new Promise<number>((resolve, reject) => {
     let settled = false
     const settle = (fn: () => void): void => {
@@ -208,7 +229,9 @@ async function detach(ctx: CommandContext, loc: Location, mountpoint: string): P
     signal.addEventListener('abort', onAbort, { once: true })
     child.on('message', (msg: ChildMessage) => {
       if (msg.type === 'unlock-key') {
-        void unlockForChild(env, msg).then((reply) => child.connected && child.send(reply))
+        void ahead
+          .then((a) => (a !== null && a.envelope === msg.envelope && a.repoId === msg.repoId ? a.reply : unlockForChild(env, msg)))
+          .then((reply) => child.connected && child.send(reply))
       } else if (msg.type === 'ready') {
         settle(() => {
           child.disconnect()

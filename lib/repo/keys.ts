@@ -50,19 +50,20 @@ export async function storeKey(where: KeyLocation, km: KeyMaterial, passphrase: 
 }
 
 export async function loadKey(where: KeyLocation, unlock: KeyUnlocker): Promise<KeyMaterial | null> {
+  const envelope = await readKeyEnvelope(where)
+  return envelope === null ? null : unlock(envelope, where.repoId)
+}
+
+/** The sealed key a passphrase opens (key-envelope.ts), or null in mode none. */
+export async function readKeyEnvelope(where: KeyLocation): Promise<Buffer | null> {
   if (where.mode === 'none') return null
-  let envelope: Buffer
-  if (where.mode === 'keyfile') {
-    const file = keyfilePath(where.configDir, where.repoId)
-    try {
-      envelope = await fs.readFile(file)
-    } catch {
-      throw new CairnError('bad-config', `the key file for repository ${where.repoId.slice(0, 16)}… is not in ${path.dirname(file)}`, {
-        hint: 'copy the key file there (or set CAIRN_CONFIG_DIR to where it is)',
-      })
-    }
-  } else {
-    envelope = await where.backend.get(REPOKEY_KEY)
+  if (where.mode !== 'keyfile') return where.backend.get(REPOKEY_KEY)
+  const file = keyfilePath(where.configDir, where.repoId)
+  try {
+    return await fs.readFile(file)
+  } catch {
+    throw new CairnError('bad-config', `the key file for repository ${where.repoId.slice(0, 16)}… is not in ${path.dirname(file)}`, {
+      hint: 'copy the key file there (or set CAIRN_CONFIG_DIR to where it is)',
+    })
   }
-  return unlock(envelope, where.repoId)
 }

@@ -18,7 +18,7 @@ import type { KdfParams } from '../crypto/kdf.js'
 import { decodePayload } from '../compress/codec.js'
 import type { ChunkerParams } from '../chunker/fastcdc.js'
 import { decodeConfig, encodeConfig, newConfig, type RepositoryConfig } from './config.js'
-import { loadKey, storeKey, unlockWithPassphrase, type KeyUnlocker, type PassphraseSource } from './keys.js'
+import { loadKey, readKeyEnvelope, storeKey, unlockWithPassphrase, type KeyUnlocker, type PassphraseSource } from './keys.js'
 import { CHUNKS_CACHE, readIndexCache, syncIndex, type IndexState } from './index-cache.js'
 import { readManifest, writeManifest, type ArchiveRef } from './manifest.js'
 import { breakLock, RepositoryLock, type LockOptions } from './lock.js'
@@ -111,6 +111,18 @@ export class Repository {
     // The config goes last: a directory without it is not yet a repository.
     await backend.put(CONFIG_KEY, encodeConfig(config))
     return Repository.assemble(backend, config, km, options.cacheDir)
+  }
+
+  /**
+   * The repository's id and the sealed key its passphrase opens, read without opening it (null in mode
+   * none): for a process that unlocks the key on behalf of another (cairn mount's parent, see
+   * cli/commands/mount.ts).
+   */
+  static async keyEnvelope(location: string | Backend, configDir: string): Promise<{ repoId: string; envelope: Buffer } | null> {
+    const backend = toBackend(location)
+    const config = await readConfig(backend)
+    const envelope = await readKeyEnvelope({ mode: config.encryption, backend, repoId: config.id, configDir })
+    return envelope === null ? null : { repoId: config.id, envelope }
   }
 
   /** Removes the repository's lock, whoever holds it (`cairn break-lock`). Needs no key. */

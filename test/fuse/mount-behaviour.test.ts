@@ -1,7 +1,8 @@
 /**
  * How `cairn mount` behaves around the happy path, each case in its own mount process: a damaged chunk
  * (EIO for that file only, zeros with allow_damaged_files), Ctrl-C and SIGTERM in the foreground, kill -9
- * followed by `cairn umount`, the versions view, and mount errors reported by the detaching parent.
+ * followed by `cairn umount`, the versions view, a keyfile repository mounted detached, and mount errors
+ * reported by the detaching parent.
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
@@ -98,6 +99,21 @@ t.test('the versions view', async (t) => {
   t.equal((await client('readdir', fs.readdir(path.join(mp, 'good.txt')))).length, 1, 'an unchanged file has one version')
   t.equal((await cairn(['umount', mp], { env })).code, 0)
   t.equal(await findMount(mp), undefined)
+})
+
+t.test('a keyfile repository mounts detached: the parent unlocks the key file the child asks about', async (t) => {
+  const keyed = path.join(work, 'keyfile-repo')
+  t.equal((await cairn(['init', '--encryption', 'keyfile', keyed], { env })).code, 0, 'init')
+  t.equal((await cairn(['create', `${keyed}::only`, '.'], { env, cwd: src })).code, 0, 'create')
+  const mp = mountpointIn(work, 'keyed')
+  const r = await mountDetached([keyed], mp, env, track)
+  t.equal(r.code, 0, `mount: ${r.stderr}`)
+  t.equal(await client('read', fs.readFile(path.join(mp, 'only', 'notes.txt'), 'utf8')), 'tuesday\n')
+  t.equal((await cairn(['umount', mp], { env })).code, 0)
+  const elsewhere = await mountDetached([keyed], mp, { ...env, CAIRN_CONFIG_DIR: scratch() }, track)
+  t.equal(elsewhere.code, 2, 'without the key file')
+  t.match(elsewhere.stderr, /^cairn: the key file for repository .* is not in .*\n$/, `one line: ${elsewhere.stderr}`)
+  t.equal(await findMount(mp), undefined, 'nothing left mounted')
 })
 
 t.test('mount errors come back from the detached process as one line, exit 2', async (t) => {
