@@ -425,8 +425,11 @@ function int(v: unknown, what: string, max = Number.MAX_SAFE_INTEGER): number {
   return v
 }
 
+const I64_END = 1n << 63n
+const I64_MIN = -I64_END
+
 function ns(v: unknown, what: string): bigint {
-  if (typeof v !== 'bigint' || v < -(1n << 63n) || v >= 1n << 63n) throw new TypeError(`attr.${what} must be a bigint (nanoseconds, 64-bit)`)
+  if (typeof v !== 'bigint' || v < I64_MIN || v >= I64_END) throw new TypeError(`attr.${what} must be a bigint (nanoseconds, 64-bit)`)
   return v
 }
 

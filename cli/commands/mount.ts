@@ -164,7 +164,6 @@ function unlockInParent(parent: NodeJS.Process, envelope: Buffer, repoId: string
   })
 }
 
-
 /** The parent's side of unlockInParent: the passphrase (env, command or prompt) and the KDF run here. */
 async function unlockForChild(env: Environment, msg: Extract<ChildMessage, { type: 'unlock-key' }>): Promise<ParentMessage> {
   try {
@@ -179,18 +178,19 @@ async function unlockForChild(env: Environment, msg: Extract<ChildMessage, { typ
   }
 }
 
-/**
- * The key the child is going to ask for, derived while it starts: before, the KDF began only once the
- * child's node had started, loaded its modules and read the envelope. The child's envelope and repository
- * id are compared before this answer is used. Anything that fails here (no repository, no key file) is
- * left for the child to meet and report.
- */
+/** An answer to the child's unlock-key request, for the envelope and repository it names. */
 interface KeyAhead {
   envelope: string
   repoId: string
   reply: Promise<ParentMessage>
 }
 
+/**
+ * The key the child is going to ask for, derived while it starts: before, the KDF began only once the
+ * child's node had started, loaded its modules and read the envelope. The child's envelope and repository
+ * id are compared before this answer is used. Anything that fails here (no repository, no key file) is
+ * left for the child to meet and report, so no passphrase is asked for a repository that cannot be read.
+ */
 async function unlockAhead(env: Environment, repo: string): Promise<KeyAhead | null> {
   try {
     const { Repository } = await import('../../lib/repo/repository.js')
