@@ -12,7 +12,7 @@
  * still fails there with the same error. Unknown fields are skipped, as
  * msgpackr's path ignores them.
  */
-import { endianness } from 'node:os'
+import { int64FromWords } from '../encoding/int64.js'
 import type { Item, ItemKind } from './item.js'
 
 const KINDS: readonly ItemKind[] = ['file', 'dir', 'symlink', 'fifo', 'chardev', 'blockdev']
@@ -20,17 +20,13 @@ const NS_PER_SECOND = 1_000_000_000n
 const TREE_VERSION = 1
 
 /**
- * seconds * 10^9 + nanoseconds as a BigInt, made once through shared memory instead of by four BigInt
+ * seconds * 10^9 + nanoseconds as a BigInt, made once from its two words (int64.ts) instead of by four BigInt
  * operations (a walk of the medium corpus's archive allocated 18.8 of its 190 MB in time(), 12.8 so: the
  * values themselves; bench/alloc-profile.mjs). Exact for
  * |seconds| < 2^32, which is all a 32-bit MessagePack integer holds: seconds * 10^9 then has at most 53
  * significant bits, its high half is a power-of-two division away, and its low half a subtraction.
  */
 const TWO_32 = 2 ** 32
-const timeWords = new Uint32Array(2)
-const timeHigh = new Int32Array(timeWords.buffer)
-const timeValue = new BigInt64Array(timeWords.buffer)
-const LOW_WORD = endianness() === 'LE' ? 0 : 1
 function nanosecondsOf(seconds: number, nanos: number): bigint {
   if (!(seconds > -TWO_32 && seconds < TWO_32 && nanos >= 0 && nanos < 2 ** 30)) return BigInt(seconds) * NS_PER_SECOND + BigInt(nanos)
   const whole = seconds * 1e9
@@ -40,9 +36,7 @@ function nanosecondsOf(seconds: number, nanos: number): bigint {
     low -= TWO_32
     high++
   }
-  timeWords[LOW_WORD] = low
-  timeHigh[1 - LOW_WORD] = high
-  return timeValue[0]!
+  return int64FromWords(high, low)
 }
 
 /** Thrown inside the reader to give up; never escapes. */

@@ -11,7 +11,7 @@
  * one in 18 million for a million entries. SHA-256 per name was a tenth
  * of the time of listing a directory through the mount.
  */
-import { endianness } from 'node:os'
+import { int64FromWords } from '../encoding/int64.js'
 
 /** The hash state after some key; extend it with names. */
 export interface KeyHash {
@@ -71,18 +71,8 @@ export function extendKey(h: KeyHash, name: Uint8Array): KeyHash {
   return { a, b }
 }
 
-/**
- * The two 32-bit halves become one BigInt through shared memory: (BigInt(hi) << 32n) | BigInt(lo) made
- * four, 9 of the 197 MB a walk of the medium corpus's archive allocated (bench/alloc-profile.mjs).
- */
-const halves = new Uint32Array(2)
-const joined = new BigUint64Array(halves.buffer)
-const LOW_HALF = endianness() === 'LE' ? 0 : 1
-
 export function inodeOf(h: KeyHash): bigint {
-  halves[1 - LOW_HALF] = fmix32(h.a ^ Math.imul(h.b, 0x9e3779b1)) & 0x7fffffff
-  halves[LOW_HALF] = fmix32(h.b + h.a)
-  const n = joined[0]!
+  const n = int64FromWords(fmix32(h.a ^ Math.imul(h.b, 0x9e3779b1)) & 0x7fffffff, fmix32(h.b + h.a))
   return n < RESERVED ? n + RESERVED : n
 }
 
