@@ -27,6 +27,7 @@
  */
 import { LRUCache } from 'lru-cache'
 import { endianness, constants as osConstants } from 'node:os'
+import { sameProgram } from './thread-group.js'
 
 const E = osConstants.errno
 
@@ -185,8 +186,11 @@ interface Known<N> {
   lookups: number
   /** The number its listings give their entries named by position (see FuseListing). */
   listingNumber?: number
-  /** A listing of it gave subdirectories without their attributes: a walk looks those up to enter them. */
-  listedBareSubdirectories?: boolean
+  /**
+   * The thread whose listing of it gave subdirectories without their attributes: a walk looks those up to
+   * enter them.
+   */
+  bareListingBy?: number
 }
 
 /**
@@ -220,8 +224,11 @@ export interface DispatchOptions {
 const DEFAULT_STAT_WINDOW_SECONDS = 10
 /**
  * A directory listed this soon after a lookup gave it counts as named by the program that lists it, unless
- * a listing of its parent gave subdirectories without their attributes: a walk going down looks those up
- * (find entering the subdirectories past a listing's first page).
+ * the same program's listing of its parent gave subdirectories without their attributes: a walk going down
+ * looks those up (find entering the subdirectories past a listing's first page). Another program's lookup
+ * names it (cp -a of a directory after a find of the mount: the parent, the root of a mounted archive,
+ * is never forgotten, and with it marked as walked every later copy of one of its directories looked each
+ * file up).
  */
 const NAMED_DIRECTORY_MS = 1000
 
@@ -312,7 +319,10 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     throw new TypeError(`${OP_NAMES[op]} returned ${r}: a negative errno was expected`)
   }
 
-  const lookup = (req: number, parent: bigint, name: Buffer): void => serve(Op.Lookup, req, parent, name, async (node) => {
+  /** A lookup by thread `pid` in `parent` is a walk going down: the same program listed it, giving subdirectories without attributes. */
+  const goingDown = (parent: Known<N> | undefined, pid: number): boolean => parent?.bareListingBy !== undefined && sameProgram(parent.bareListingBy, pid)
+
+  const lookup = (req: number, parent: bigint, name: Buffer, pid: number): void => serve(Op.Lookup, req, parent, name, async (node) => {
     const r = await h.lookup(node, name)
     if (typeof r === 'number') return errnoResult(Op.Lookup, r)
     const attr = attrArgs(r.attr)
@@ -324,7 +334,7 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     if (replied !== 0) return undefined // interrupted: the kernel did not take it
     looked(ino, r.node)
     if ((attr[1] & 0o170000) !== 0o040000) lastFileLookup = performance.now()
-    else if (!inodes.get(parent)?.listedBareSubdirectories) {
+    else if (!goingDown(inodes.get(parent), pid)) {
       namedDirectory = ino
       namedAt = performance.now()
     }
@@ -347,9 +357,13 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
     if (known.listingNumber !== undefined) listed.delete(known.listingNumber)
   }
 
+  /**
+   * `a` and `b` as lowlevel.c passes them (call_js_for): lookup the name and the asking thread's id, list
+   * that id, read the size and offset, getxattr the name, forget the count.
+   */
   return function dispatch(op: Op, req: number, ino: bigint, a?: unknown, b?: unknown): void {
     switch (op) {
-      case Op.Lookup: return lookup(req, ino, a as Buffer)
+      case Op.Lookup: return lookup(req, ino, a as Buffer, (b as number | undefined) ?? 0)
       case Op.Forget: return forget(ino, a as number)
       case Op.Getattr: return serve(op, req, ino, undefined, async (node) => {
         const r = await h.getattr(node)
@@ -365,7 +379,7 @@ export function makeDispatch<N>(native: NativeReplies, h: FuseHandlers<N>, onErr
         const given = native.replyDir(req, listing.packed, listing.count, records, xattrs)
         for (let i = 0; i < given; i++) looked(nodes[i]!.ino, nodes[i]!.node)
         const known = inodes.get(ino)
-        if (known && (listing.bareSubdirectories || given < nodes.length)) known.listedBareSubdirectories = true // past the kernel's first page
+        if (known && (listing.bareSubdirectories || given < nodes.length)) known.bareListingBy = (a as number | undefined) ?? 0 // past the kernel's first page
         return undefined
       })
       case Op.Read: return serve(op, req, ino, undefined, async (node) => {

@@ -3,6 +3,7 @@
  * fake native module. The inode table follows the kernel's lookup counts; every request gets exactly one reply.
  */
 import t from 'tap'
+import { readdirSync } from 'node:fs'
 import { unpackListing } from './helpers/listing.js'
 import { FuseListing, Op, makeDispatch, packXattrs, type FuseAttr, type FuseHandlers, type NativeReplies } from '../dist/mount/fuse-dispatch.js'
 
@@ -235,17 +236,18 @@ t.test('entries named by position go with listings only while programs look file
     const dispatch = makeDispatch(native, handlers, () => undefined, () => undefined, statWindowSeconds === undefined ? {} : { statWindowSeconds })
     /** How many records the next listing of d gives. */
     const listed = async (req: number): Promise<number> => {
-      dispatch(Op.List, req, 200n)
+      dispatch(Op.List, req, 200n, process.pid)
       await settle()
       return dirs.at(-1)!.length / 96
     }
-    /** Lookups of these names in the root, one after another, as a program makes them. */
+    /** Lookups of these names in the root, one after another, as a program makes them (by default this one, through its main thread). */
     let req = 100
-    const lookUp = async (...names: string[]): Promise<void> => {
-      for (const name of names) dispatch(Op.Lookup, req++, 1n, Buffer.from(name))
+    const lookUp = async (...names: string[]): Promise<void> => lookUpBy(process.pid, ...names)
+    const lookUpBy = async (thread: number, ...names: string[]): Promise<void> => {
+      for (const name of names) dispatch(Op.Lookup, req++, 1n, Buffer.from(name), thread)
       await settle()
     }
-    return { dispatch, listed, lookUp }
+    return { dispatch, listed, lookUp, lookUpBy }
   }
 
   const byDefault = start()
@@ -257,10 +259,16 @@ t.test('entries named by position go with listings only while programs look file
   t.equal(await byDefault.listed(4), 2, 'both files once one did')
 
   const walking = start()
-  walking.dispatch(Op.List, 1, 1n)
+  walking.dispatch(Op.List, 1, 1n, process.pid)
   await settle()
   await walking.lookUp('d')
   t.equal(await walking.listed(3), 0, 'not when a listing of its parent gave it without attributes: a walk going down (find)')
+  const otherThread = readdirSync('/proc/self/task').map(Number).find((tid) => tid !== process.pid)
+  if (otherThread === undefined) throw new Error('node runs without threads?')
+  await walking.lookUpBy(otherThread, 'd')
+  t.equal(await walking.listed(6), 0, 'nor when another thread of the program that listed the parent looks it up')
+  await walking.lookUpBy(process.ppid, 'd')
+  t.equal(await walking.listed(7), 2, 'but when another program does (cp -a of it after a find)')
 
   const short = start(0.05)
   await short.lookUp('d', 'f')

@@ -204,7 +204,8 @@ static void queue_for_js(session_t *s, int op, fuse_req_t req, size_t size, off_
     if (req) fuse_reply_err(req, EIO);
     return;
   }
-  *q = (queued_t){ .op = op, .req = req, .size = size, .off = off, .ino = ino, .nlookup = nlookup, .plus = plus_request, .namelen = namelen };
+  *q = (queued_t){ .op = op, .req = req, .size = size, .off = off, .ino = ino, .nlookup = nlookup, .plus = plus_request,
+                   .pid = req ? fuse_req_ctx(req)->pid : 0, .namelen = namelen };
   if (namelen) memcpy(q->name, name, namelen);
   pthread_mutex_lock(&s->queue_lock);
   if (s->queue_tail) s->queue_tail->next = q;
@@ -229,6 +230,12 @@ static void call_js_for(session_t *s, const queued_t *q) {
   size_t n = 0;
   switch (q->op) {
     case OP_LOOKUP:
+      extra[n++] = bytes(env, q->name, q->namelen);
+      extra[n++] = num(env, (double)q->pid);
+      break;
+    case OP_LIST:
+      extra[n++] = num(env, (double)q->pid);
+      break;
     case OP_GETXATTR:
       extra[n++] = bytes(env, q->name, q->namelen);
       break;

@@ -118,6 +118,7 @@ typedef struct queued_s {
   fuse_ino_t ino;
   uint64_t nlookup;    /* forget */
   bool plus;           /* readdir: asked as READDIRPLUS */
+  pid_t pid;           /* lookup, list: the thread that asked, as the kernel gave it (0: unknown) */
   size_t namelen;      /* lookup, getxattr: the name's bytes follow */
   char name[];
 } queued_t;
