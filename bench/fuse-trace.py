@@ -7,6 +7,10 @@ answer to the next request ("in the client": the client's own work, its other sy
 woken). No change to the mount process is needed, and every FUSE mount the command touches counts.
 
   python3 bench/fuse-trace.py -- cp -a /mnt/cairn/ARCHIVE/dir /var/tmp/copy
+  python3 bench/fuse-trace.py --stalls 1 -- cp -a ...   # also list each request that waited over 1 ms in the mount
+
+With --stalls MS, each request that took the mount longer than MS milliseconds is listed first, in order, with
+when it was queued (from the first request) and how long it waited: where a program stood still.
 """
 import collections, os, re, subprocess, sys, tempfile
 
@@ -14,23 +18,31 @@ EVENT = re.compile(r'\s(\d+\.\d+):\s+fuse:fuse_request_(send|end): connection \d
 
 
 def main() -> None:
-    if len(sys.argv) < 3 or sys.argv[1] != '--':
+    args = sys.argv[1:]
+    stall_ms = None
+    if len(args) >= 2 and args[0] == '--stalls':
+        try:
+            stall_ms = float(args[1])
+        except ValueError:
+            sys.exit(__doc__)
+        args = args[2:]
+    if len(args) < 2 or args[0] != '--':
         sys.exit(__doc__)
     with tempfile.TemporaryDirectory() as tmp:
         data = os.path.join(tmp, 'perf.data')
         run = subprocess.run(['perf', 'record', '-q', '-a', '-o', data, '-e', 'fuse:fuse_request_send', '-e', 'fuse:fuse_request_end',
-                              '--', *sys.argv[2:]])
+                              '--', *args[1:]])
         if run.returncode != 0:
             sys.exit(f'perf record or the command failed (exit {run.returncode}); is perf installed and are you root?')
         script = subprocess.run(['perf', 'script', '-i', data], capture_output=True, text=True, check=True).stdout
-    report(script.splitlines())
+    report(script.splitlines(), stall_ms)
 
 
 def quantile(values: list, q: float) -> float:
     return values[min(len(values) - 1, int(len(values) * q))]
 
 
-def report(lines: list) -> None:
+def report(lines: list, stall_ms: float | None = None) -> None:
     sent = {}  # request number -> (time, opcode)
     in_mount = collections.defaultdict(list)
     in_client = collections.defaultdict(list)
@@ -50,6 +62,8 @@ def report(lines: list) -> None:
         elif req in sent:
             t0, op = sent.pop(req)
             in_mount[op].append(t - t0)
+            if stall_ms is not None and t - t0 > stall_ms / 1e3:
+                print(f'  stall: {op} queued at {1e3 * (t0 - first):.1f} ms waited {1e3 * (t - t0):.1f} ms')
             last_answer = (t, op)
     if first is None:
         sys.exit('no FUSE requests were traced')
