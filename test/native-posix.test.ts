@@ -343,6 +343,25 @@ const thp = (() => {
   }
 })()
 
+t.test('hugePageBuffer: its partly used last block stays out of huge pages where glibc advises whole blocks', { skip: !thp && 'transparent huge pages are off here' }, (t) => {
+  // The mount daemon runs with glibc.malloc.hugetlb=1: glibc then advises every block it maps for huge pages,
+  // and a buffer's last block, a quarter used, would take a whole 2 MiB page (a cached chunk held twice its size).
+  const child = `
+    import { readFileSync } from 'node:fs'
+    const { hugePageBuffer } = await import(${JSON.stringify(new URL('../dist/lib/native/posix.js', import.meta.url).href)})
+    const inHugePages = () => Number(/AnonHugePages:\\s+(\\d+)/.exec(readFileSync('/proc/self/smaps_rollup', 'utf8'))[1]) * 1024
+    const before = inHugePages()
+    const kept = []
+    for (let i = 0; i < 8; i++) kept.push(hugePageBuffer(2 * 2 ** 20 + 256 * 2 ** 10).fill(1))
+    console.log(inHugePages() - before)`
+  const run = spawnSync(process.execPath, ['--input-type=module', '-e', child], { env: { ...process.env, GLIBC_TUNABLES: 'glibc.malloc.hugetlb=1' }, encoding: 'utf8' })
+  t.equal(run.status, 0, run.stderr)
+  const grown = Number(run.stdout.trim())
+  // One 2 MiB page each (16 MiB), two without the advice (32 MiB); the margin is for the heap's own growth.
+  t.ok(grown < 8 * 3 * 2 ** 20, `8 buffers of 2.25 MiB took ${grown / 2 ** 20} MiB of huge pages: one each, not two`)
+  t.end()
+})
+
 t.test('hugePageBuffer: filled with one fault per 2 MiB, and its memory moves to a worker whole', { skip: !thp && 'transparent huge pages are off here' }, async (t) => {
   const faults = (): number => Number(fs.readFileSync('/proc/self/stat', 'utf8').split(') ')[1]!.split(' ')[7])
   const length = 6 * 1024 * 1024 + 1536 * 1024 // three whole 2 MiB blocks and a last one three quarters used

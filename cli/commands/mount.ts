@@ -47,6 +47,25 @@ const recordDir = (env: Environment): string => path.join(env.cacheDir, 'mounts'
  */
 const DAEMON_NODE_FLAGS = ['--max-semi-space-size=1', '--heap-growing-percent=50']
 
+/**
+ * glibc's malloc asked to back its heaps and big blocks with transparent huge pages (glibc 2.35 and later;
+ * older ones ignore the tunable): set for the detached daemon, which starts with it. On a VM whose page
+ * faults cost about 25 µs, a walk and a cold cp -a of small files spent thousands of faults on fresh heap
+ * pages (what the binding stages, the buffers chunks decompress into, V8's compiler zones in the threads'
+ * arenas). Three alternated `bench/mount-ab.mjs` runs of 5–6 each against the build before: the daemon's
+ * faults in cp -a 5,150–5,470 → 3,060–3,320 and the copy 0.81 / 0.77 / 0.70 → 0.74 / 0.73 / 0.67 s, walks
+ * 1.84 / 1.65 / 1.65 → 1.82 / 1.59 / 1.53 s, cold reads 237 / 237 / 246 → 219 / 244 / 259 MiB/s, VmHWM after
+ * the walk 62 → 63 MiB (bench/RESULTS.md, session 17). hugePageBuffer keeps the tunable off the partly used
+ * end of its buffers. A GLIBC_TUNABLES of the user's that names it wins.
+ */
+const DAEMON_MALLOC_TUNABLE = 'glibc.malloc.hugetlb=1'
+
+function daemonEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const tunables = env.GLIBC_TUNABLES
+  if (tunables?.includes('glibc.malloc.hugetlb=')) return env
+  return { ...env, GLIBC_TUNABLES: tunables ? `${tunables}:${DAEMON_MALLOC_TUNABLE}` : DAEMON_MALLOC_TUNABLE }
+}
+
 export const mount: Command = {
   name: 'mount',
   usage: 'mount [-f] [-o OPTIONS] REPO[::ARCHIVE] MOUNTPOINT',
@@ -211,6 +230,7 @@ async function detach(ctx: CommandContext, loc: Location, mountpoint: string): P
   const child = spawn(process.execPath, [...process.execArgv, ...DAEMON_NODE_FLAGS, process.argv[1]!, 'mount', '--foreground', ...oArgs, '--', repoArg, mountpoint], {
     detached: true,
     cwd: '/',
+    env: daemonEnv(process.env),
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
   })
   const ahead = unlockAhead(env, path.resolve(loc.repo))

@@ -667,6 +667,16 @@ static napi_value js_advise_huge_pages(napi_env env, napi_callback_info info) {
 }
 
 /*
+ * adviseNoHugePages(bytes): the whole pages inside the view stay 4 KiB pages (MADV_NOHUGEPAGE), also where
+ * the allocator advised its whole block for huge pages (glibc.malloc.hugetlb=1, which the mount daemon runs
+ * with): for the partly used end of a buffer, where a huge page would be zeroed and held whole for a little
+ * of it. Returns the bytes it covered.
+ */
+static napi_value js_advise_no_huge_pages(napi_env env, napi_callback_info info) {
+  return advise_blocks(env, info, (uintptr_t)sysconf(_SC_PAGESIZE), MADV_NOHUGEPAGE);
+}
+
+/*
  * fixMallocMmapThreshold(bytes, trim?): glibc serves allocations of at least
  * `bytes` with mmap from now on, and keeps both that threshold and the one
  * above which it trims the top of its heaps (`trim`, default 128 KiB), instead
@@ -737,6 +747,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"coldStart", js_cold_start}, {"misalignment", js_misalignment}, {"adviseDontNeed", js_advise_dont_need}, {"readCachedSync", js_read_cached_sync},
       {"dropCleanFilePages", js_drop_clean_file_pages}, {"fixMallocMmapThreshold", js_fix_malloc_mmap_threshold},
       {"discardPages", js_discard_pages}, {"adviseHugePages", js_advise_huge_pages},
+      {"adviseNoHugePages", js_advise_no_huge_pages},
       {"sealAesGcmInPlace", seal_aes_gcm_in_place},
       {"openAesGcmInPlace", open_aes_gcm_in_place}, {"scryptRoMix", scrypt_romix},
   };

@@ -7,6 +7,7 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
+import { readdirSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { cairn, scratch, testEnv } from '../helpers/cli.js'
 import { damageBlob } from '../helpers/damage.js'
@@ -109,6 +110,16 @@ t.test('a keyfile repository mounts detached: the parent unlocks the key file th
   const r = await mountDetached([keyed], mp, env, track)
   t.equal(r.code, 0, `mount: ${r.stderr}`)
   t.equal(await client('read', fs.readFile(path.join(mp, 'only', 'notes.txt'), 'utf8')), 'tuesday\n')
+  const daemon = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).find((d) => {
+    try {
+      const args = readFileSync(`/proc/${d}/cmdline`, 'latin1').split('\0')
+      return args.includes('--foreground') && args.includes(mp)
+    } catch {
+      return false // gone meanwhile
+    }
+  })
+  const tunables = daemon && readFileSync(`/proc/${daemon}/environ`, 'latin1').split('\0').find((v) => v.startsWith('GLIBC_TUNABLES='))
+  t.match(tunables ?? '', /glibc\.malloc\.hugetlb=1/, "the detached daemon runs with glibc's huge-page tunable")
   t.equal((await cairn(['umount', mp], { env })).code, 0)
   const elsewhere = await mountDetached([keyed], mp, { ...env, CAIRN_CONFIG_DIR: scratch() }, track)
   t.equal(elsewhere.code, 2, 'without the key file')
