@@ -26,7 +26,8 @@
  * never throw: every failure becomes an errno reply and, if unexpected, an onError report.
  */
 import { LRUCache } from 'lru-cache'
-import { endianness, constants as osConstants } from 'node:os'
+import { constants as osConstants } from 'node:os'
+import { writeInt64LE } from '../lib/encoding/int64.js'
 import { sameProgram } from './thread-group.js'
 
 const E = osConstants.errno
@@ -577,7 +578,7 @@ export class FuseListing<N = unknown> {
     for (const v of [a[2], a[3], a[4], a[5], a[8]]) p = r.writeUInt32LE(v, p)
     p = writeUint64(r, a[6], p)
     p = writeUint64(r, a[7], p)
-    for (const t of [a[9], a[10], a[11]]) p = writeInt64(r, t, p)
+    for (const t of [a[9], a[10], a[11]]) p = writeInt64LE(r, t, p)
     p = r.writeUInt32LE(this.xattrBytes, p)
     p = r.writeUInt32LE(blob.length, p)
     p = r.writeDoubleLE(validity(entryValidSeconds), p)
@@ -612,7 +613,7 @@ export class FuseListing<N = unknown> {
       this.buf.copy(grown, 0, 0, this.end)
       this.buf = grown
     }
-    let p = writeInt64(this.buf, inoOf(ino), this.end)
+    let p = writeInt64LE(this.buf, inoOf(ino), this.end)
     p = this.buf.writeUInt32LE(int(mode, 'mode', U32), p)
     p += name.copy(this.buf, p)
     this.buf[p] = 0
@@ -637,20 +638,6 @@ function writeUint64(buf: Buffer, v: number, at: number): number {
   return buf.writeUInt32LE(Math.floor(v / 2 ** 32), buf.writeUInt32LE(v >>> 0, at))
 }
 
-/**
- * Writes a 64-bit BigInt, signed or not (inode numbers, times), little-endian, through an 8-byte scratch:
- * Buffer's writeBig*Int64LE split it with BigInt arithmetic, 14.5 of the 218 MB a walk of the medium
- * corpus's archive allocated (bench/alloc-profile.mjs).
- */
-const scratch64 = new BigInt64Array(1)
-const scratch64Bytes = new Uint8Array(scratch64.buffer)
-const LITTLE_ENDIAN = endianness() === 'LE'
-function writeInt64(buf: Buffer, v: bigint, at: number): number {
-  if (!LITTLE_ENDIAN) return v < 0n ? buf.writeBigInt64LE(v, at) : buf.writeBigUInt64LE(v, at)
-  scratch64[0] = v // wraps an unsigned value past 2^63 to the same 64 bits
-  buf.set(scratch64Bytes, at)
-  return at + 8
-}
 const NO_RECORDS = Buffer.alloc(0)
 
 function checkName(name: Buffer): void {

@@ -7,13 +7,13 @@
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
-import { readdirSync, readFileSync } from 'node:fs'
 import * as path from 'node:path'
 import { cairn, scratch, testEnv } from '../helpers/cli.js'
 import { damageBlob } from '../helpers/damage.js'
 import { ArchiveReader, Repository } from '../../dist/lib/index.js'
 import { versionName } from '../../dist/lib/vfs/versions-view.js'
 import { findMount } from '../../mount/fuse-binding.js'
+import { readRecord } from '../../mount/mount-record.js'
 import { cleanUpMounts, client, eventually, mountDetached, mountForeground, mountpointIn, sh } from './fixtures-mount/mounting.js'
 
 const env = testEnv()
@@ -110,15 +110,9 @@ t.test('a keyfile repository mounts detached: the parent unlocks the key file th
   const r = await mountDetached([keyed], mp, env, track)
   t.equal(r.code, 0, `mount: ${r.stderr}`)
   t.equal(await client('read', fs.readFile(path.join(mp, 'only', 'notes.txt'), 'utf8')), 'tuesday\n')
-  const daemon = readdirSync('/proc').filter((d) => /^\d+$/.test(d)).find((d) => {
-    try {
-      const args = readFileSync(`/proc/${d}/cmdline`, 'latin1').split('\0')
-      return args.includes('--foreground') && args.includes(mp)
-    } catch {
-      return false // gone meanwhile
-    }
-  })
-  const tunables = daemon && readFileSync(`/proc/${daemon}/environ`, 'latin1').split('\0').find((v) => v.startsWith('GLIBC_TUNABLES='))
+  const daemon = await readRecord(path.join(env.CAIRN_CACHE_DIR!, 'mounts'), mp)
+  const environ = daemon ? await fs.readFile(`/proc/${daemon.pid}/environ`, 'latin1') : ''
+  const tunables = environ.split('\0').find((v) => v.startsWith('GLIBC_TUNABLES='))
   t.match(tunables ?? '', /glibc\.malloc\.hugetlb=1/, "the detached daemon runs with glibc's huge-page tunable")
   t.equal((await cairn(['umount', mp], { env })).code, 0)
   const elsewhere = await mountDetached([keyed], mp, { ...env, CAIRN_CONFIG_DIR: scratch() }, track)
