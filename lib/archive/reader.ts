@@ -10,6 +10,7 @@ import type { Repository } from '../repo/repository.js'
 import type { ArchiveRef } from '../repo/manifest.js'
 import { BlobType } from '../repo/blob.js'
 import { BlobCache } from '../cache/blob-cache.js'
+import { smallFileLoader, type SmallFileLoader } from '../cache/small-file-loader.js'
 import { decodeArchive, type ArchiveMeta } from './archive-object.js'
 import { decodeTree, findInLeaf, pageFor, type TreeObject } from './tree.js'
 import { FileContent } from './file-content.js'
@@ -18,6 +19,8 @@ import type { Item } from './item.js'
 export interface ReaderCaches {
   trees: BlobCache<TreeObject>
   chunks: BlobCache<Buffer>
+  /** The whole content of many small files at once, bypassing `chunks` where it can (see SmallFileLoader). */
+  smallFiles: SmallFileLoader
 }
 
 export interface CacheSizes {
@@ -40,14 +43,16 @@ function treeSize(tree: TreeObject): number {
 }
 
 export function makeReaderCaches(repo: Repository, sizes: CacheSizes = {}): ReaderCaches {
+  const chunks = new BlobCache<Buffer>(sizes.chunkBytes ?? 256 * 1024 * 1024, (b) => b.length, async (key) =>
+    sizes.loadChunk ? sizes.loadChunk(Buffer.from(key, 'hex')) : repo.loadBlob(BlobType.Data, Buffer.from(key, 'hex')))
   return {
     trees: new BlobCache<TreeObject>(sizes.treeBytes ?? 32 * 1024 * 1024, treeSize, async (key) => {
       const id = Buffer.from(key, 'hex')
       const raw = await (sizes.loadTree ? sizes.loadTree(id) : repo.loadBlob(BlobType.Tree, id))
       return decodeTree(raw, `tree ${key.slice(0, 16)}…`)
     }),
-    chunks: new BlobCache<Buffer>(sizes.chunkBytes ?? 256 * 1024 * 1024, (b) => b.length, async (key) =>
-      sizes.loadChunk ? sizes.loadChunk(Buffer.from(key, 'hex')) : repo.loadBlob(BlobType.Data, Buffer.from(key, 'hex'))),
+    chunks,
+    smallFiles: smallFileLoader(repo, chunks),
   }
 }
 

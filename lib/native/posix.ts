@@ -1,7 +1,8 @@
 /**
  * What Node's fs cannot do, through cairn's own small addon (posix.c):
  * timestamps to the exact nanosecond, extended attributes, and mknod; and
- * the one thing node:crypto cannot: AES-GCM into the caller's memory (seal.c).
+ * the one thing node:crypto cannot: AES-GCM into the caller's memory (seal.c),
+ * and whole batches of stored blobs opened off the main thread (blob-batch.c).
  *
  * Paths, xattr names and values are Buffers: raw bytes, never decoded.
  * Symlinks are never followed by the xattr calls, nor by setTimes unless
@@ -69,6 +70,7 @@ interface Binding {
   adviseNoHugePages(bytes: Uint8Array): number
   sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void
   openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean
+  openBlobBatch(scheme: number, encKey: Uint8Array, paths: Uint8Array, plan: Uint8Array, out: Uint8Array, lengths: Int32Array): Promise<void>
   scryptRoMix(lane: Buffer, N: number, r: number): Promise<void>
 }
 
@@ -394,6 +396,16 @@ export function nativeHelperLoads(): boolean {
 /** Decrypts a sealed object (that layout) in place; whether its tag matched (if not, `buf` holds garbage). */
 export function openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean {
   return native().openAesGcmInPlace(encKey, buf, aad)
+}
+
+/**
+ * Reads, authenticates, decrypts and decodes the blobs `plan` lists into `out`, on libuv's thread pool;
+ * `lengths` receives each one's plaintext length or a negative failure (layouts in blob-batch.c). `out` and
+ * `lengths` must be left alone until the promise settles.
+ */
+export function openBlobBatch(scheme: number, encKey: Uint8Array, paths: Uint8Array, plan: Uint8Array, out: Uint8Array,
+  lengths: Int32Array): Promise<void> {
+  return native().openBlobBatch(scheme, encKey, paths, plan, out, lengths)
 }
 
 /** scrypt's memory-hard mix of one lane (128·r bytes), in place, on libuv's thread pool (see romix.c). */

@@ -132,6 +132,14 @@ done:
   return ok;
 }
 
+int seal_open_gcm(const unsigned char *enc_key, unsigned char *buf, size_t length, const unsigned char *aad, size_t aad_length) {
+  if (length < HEAD_LENGTH + TAG_LENGTH || buf[0] != 0x01) return 0;
+  unsigned char key[KEY_LENGTH];
+  int ok = object_key(enc_key, buf, key) && aes_gcm_open(key, buf, length, aad, aad_length);
+  OPENSSL_cleanse(key, sizeof key);
+  return ok;
+}
+
 napi_value open_aes_gcm_in_place(napi_env env, napi_callback_info info) {
   napi_value argv[3], result;
   size_t argc = 3;
@@ -146,12 +154,6 @@ napi_value open_aes_gcm_in_place(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "openAesGcmInPlace: a 32-byte key and a sealed object");
     return NULL;
   }
-  int ok = 0;
-  if (buf_length >= HEAD_LENGTH + TAG_LENGTH && buf[0] == 0x01) {
-    unsigned char key[KEY_LENGTH];
-    ok = object_key(enc_key, buf, key) && aes_gcm_open(key, buf, buf_length, aad, aad_length);
-    OPENSSL_cleanse(key, sizeof key);
-  }
-  if (napi_get_boolean(env, ok, &result) != napi_ok) return NULL;
+  if (napi_get_boolean(env, seal_open_gcm(enc_key, buf, buf_length, aad, aad_length), &result) != napi_ok) return NULL;
   return result;
 }

@@ -17,11 +17,14 @@
  * a read return other bytes than it would have without it; a chunk that
  * fails to load is left for the read that needs it to report.
  *
- * When the reader passed a SiblingSink (the FUSE mount does), each file's
- * whole content is offered to it once its chunks are in; what it takes
- * leaves the window, since the reader now holds it and bounds its own
- * memory, and its reads never come back here. What it refuses stays in the
- * window and is read as before.
+ * When the reader passed a SiblingSink (the FUSE mount does), the files of
+ * a slice are loaded as one batch instead (ReaderCaches.smallFiles: read,
+ * authenticated and decoded off the main thread when the packs are local
+ * files), bypassing the chunk cache, and each file's whole content is
+ * offered to the sink; what it takes leaves the window, since the reader now
+ * holds it and bounds its own memory, and its reads never come back here.
+ * What it refuses, or what failed to load, stays in the window and is read
+ * as before, which reports any damage.
  */
 import { setImmediate as turn } from 'node:timers/promises'
 import type { ArchiveReader, DirRef } from '../archive/reader.js'
@@ -98,42 +101,69 @@ export class SiblingPrefetch {
 
   private async fillWindow(): Promise<void> {
     this.entries ??= this.reader.entries(this.dir)[Symbol.asyncIterator]()
+    let slice: Ahead[] = []
     let sliceBytes = 0
-    let sliceFiles = 0
-    while (this.aheadBytes < this.windowBytes) {
-      if (sliceBytes >= SLICE_BYTES || sliceFiles >= SLICE_FILES) {
-        await turn()
-        sliceBytes = sliceFiles = 0
+    try {
+      while (this.aheadBytes < this.windowBytes) {
+        if (sliceBytes >= SLICE_BYTES || slice.length >= SLICE_FILES) {
+          this.load(slice)
+          slice = []
+          sliceBytes = 0
+          await turn()
+        }
+        const next = await this.entries.next()
+        if (next.done) {
+          this.done = true
+          return
+        }
+        const item = next.value
+        const index = this.nextIndex++
+        if (item.kind !== 'file' || item.size > SMALL_FILE || item.size === 0) continue
+        const name = item.name.toString('latin1')
+        if (this.seen.has(name)) continue
+        this.seen.add(name)
+        this.ahead.set(name, item.size)
+        this.aheadBytes += item.size
+        sliceBytes += item.size
+        slice.push({ index, name, item })
       }
-      const next = await this.entries.next()
-      if (next.done) {
-        this.done = true
-        return
-      }
-      const item = next.value
-      const index = this.nextIndex++
-      if (item.kind !== 'file' || item.size > SMALL_FILE || item.size === 0) continue
-      const name = item.name.toString('latin1')
-      if (this.seen.has(name)) continue
-      this.seen.add(name)
-      this.ahead.set(name, item.size)
-      this.aheadBytes += item.size
-      sliceBytes += item.size
-      sliceFiles++
-      const chunks = item.chunks ?? []
-      const loads = chunks.filter((c) => !c.id.equals(ZERO_CHUNK_ID)).map((c) => this.reader.caches.chunks.get(c.id.toString('hex')))
-      const whole = Promise.all(loads)
-      if (this.sink && loads.length === chunks.length) whole.then((parts) => this.offer(index, name, item.size, parts), () => undefined)
-      else whole.catch(() => undefined) // the read that needs a chunk reports its failure
+    } finally {
+      this.load(slice)
     }
   }
 
-  /** Offers the content of the file at `index` to the sink, unless it was read meanwhile. */
-  private offer(index: number, name: string, size: number, parts: Buffer[]): void {
-    if (!this.ahead.has(name)) return
-    const content = parts.length === 1 ? parts[0]! : Buffer.concat(parts)
-    if (content.length !== size || !this.sink?.offer(index, content)) return
-    this.leaveWindow(name)
-    this.fill()
+  /**
+   * Loads a slice: into the sink when there is one (a whole batch at once, see SmallFileLoader), else into
+   * the chunk cache.
+   */
+  private load(slice: Ahead[]): void {
+    if (slice.length === 0) return
+    if (this.sink === undefined) {
+      for (const { item } of slice) {
+        for (const c of item.chunks ?? []) {
+          if (!c.id.equals(ZERO_CHUNK_ID)) this.reader.caches.chunks.get(c.id.toString('hex')).catch(() => undefined) // the read that needs it reports its failure
+        }
+      }
+      return
+    }
+    this.reader.caches.smallFiles(slice.map((a) => a.item)).then((contents) => {
+      for (const [i, a] of slice.entries()) {
+        const content = contents[i]
+        if (content) this.offer(a.index, a.name, content)
+      }
+      this.fill()
+    }, () => undefined) // the index could not be read: each file's own read reports it
   }
+
+  /** Offers the content of the file at `index` to the sink, unless it was read meanwhile. */
+  private offer(index: number, name: string, content: Buffer): void {
+    if (!this.ahead.has(name) || !this.sink?.offer(index, content)) return
+    this.leaveWindow(name)
+  }
+}
+
+interface Ahead {
+  index: number
+  name: string
+  item: Item
 }
