@@ -5,7 +5,7 @@
  */
 import t from 'tap'
 import { spawnSync } from 'node:child_process'
-import { readFileSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 
 const packed = (): Set<string> => {
   const r = spawnSync('npm', ['pack', '--dry-run', '--json', '--ignore-scripts'], { encoding: 'utf8' })
@@ -13,14 +13,19 @@ const packed = (): Set<string> => {
   return new Set((JSON.parse(r.stdout) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path))
 }
 
-/** The addon's own sources (those in its directory) and the headers they include with quotes, recursively. */
+/**
+ * The addon's own sources (those in its directory) and the headers they include with quotes, recursively,
+ * found in its directory or in lib/native (the FUSE binding's include_dirs).
+ */
 function nativeSources(dir: string): string[] {
   const gyp = readFileSync(`${dir}/binding.gyp`, 'utf8')
-  const found = new Set([...gyp.matchAll(/"([\w-]+\.c)"/g)].map((m) => m[1]!))
+  const found = new Set([...gyp.matchAll(/"([\w-]+\.c)"/g)].map((m) => `${dir}/${m[1]!}`))
   for (const file of found) {
-    for (const m of readFileSync(`${dir}/${file}`, 'utf8').matchAll(/#include "([\w-]+\.h)"/g)) found.add(m[1]!)
+    for (const m of readFileSync(file, 'utf8').matchAll(/#include "([\w-]+\.h)"/g)) {
+      found.add([dir, 'lib/native'].map((d) => `${d}/${m[1]!}`).find((f) => existsSync(f)) ?? `${dir}/${m[1]!}`)
+    }
   }
-  return [...found].map((f) => `${dir}/${f}`)
+  return [...found]
 }
 
 t.test('the package holds the command, typed exports and every native source', async (t) => {
