@@ -1,16 +1,17 @@
 /**
  * What the mount does ahead of its readers, without a kernel mount: inode numbers from the incremental key
  * hash, the path resolver answering lookups from remembered listings, blob loads of one turn sharing range
- * reads, and a directory's small files loaded ahead once a program reads two of them. Each must give exactly
+ * reads, and a directory's small files loaded ahead once a program reads two of them, in its order. Each must give exactly
  * the bytes and answers a plain, one-at-a-time read gives, damaged blobs included.
  */
 import t from 'tap'
-import { randomBytes } from 'node:crypto'
+import { createHash, randomBytes } from 'node:crypto'
 import { promises as fs } from 'node:fs'
 import * as path from 'node:path'
 import { scratch } from './helpers/cli.js'
 import { damageBlob } from './helpers/damage.js'
-import { ArchiveReader, LocalBackend, PathResolver, Repository, RepositoryView, coalescedBlobLoader, createArchiveFromEntries, type DirNode, type EntrySpec, type FileNode, type VfsNode } from '../dist/lib/index.js'
+import { ArchiveReader, LocalBackend, PathResolver, Repository, RepositoryView, coalescedBlobLoader, createArchiveFromEntries, type DirNode, type EntrySpec, type FileNode, type Item, type VfsNode } from '../dist/lib/index.js'
+import { SiblingPrefetch } from '../dist/lib/vfs/sibling-prefetch.js'
 import { CoalescingLoader } from '../dist/lib/cache/coalescing-loader.js'
 import { extendKey, inodeOf, keyHash } from '../dist/lib/vfs/inode.js'
 import { dirEntry } from '../dist/lib/vfs/node.js'
@@ -174,4 +175,33 @@ t.test("a directory's files read in any order: the rest come ahead in a few read
   }
   t.equal(failed, 1, 'the damaged file fails')
   t.ok(backend.ranges < 30, `300 files in ${backend.ranges} range reads`)
+})
+
+t.test("files are loaded ahead in the program's order: by inode number after two reads in that order, else by name", async (t) => {
+  const { repo, files } = await smallFiles(200)
+  const reader = await ArchiveReader.open(repo, 'a')
+  const dirItem = (await reader.resolve(b('dir')))!
+  const listing: Item[] = []
+  for await (const item of reader.entries({ tree: dirItem.tree!, item: dirItem })) listing.push(item)
+  // Any numbering unrelated to names does: cp -a sorts by the hash inode numbers the mount shows.
+  const inodeOf = (item: Item): bigint => BigInt(`0x${createHash('sha256').update(item.name).digest('hex').slice(0, 15)}`)
+  const byInode = [...listing].sort((x, y) => (inodeOf(x) < inodeOf(y) ? -1 : 1))
+  for (const [order, sequence] of [['inode', byInode], ['name', listing]] as const) {
+    const batches: string[][] = []
+    const loadBatch = reader.caches.smallFiles
+    reader.caches.smallFiles = (items) => {
+      batches.push(items.map((i) => i.name.toString('latin1')))
+      return loadBatch(items)
+    }
+    let offered = 0
+    const sink = { offer: (index: number, content: Buffer) => (content.equals(files.get(listing[index]!.name.toString('latin1'))!) ? ++offered > 0 : false) }
+    const prefetch = new SiblingPrefetch(reader, { tree: dirItem.tree!, item: dirItem }, 16 * 1024 * 1024, inodeOf)
+    prefetch.noteRead(sequence[0]!, sink)
+    prefetch.noteRead(sequence[1]!, sink)
+    for (let i = 0; i < 200 && offered < 198; i++) await new Promise((r) => setTimeout(r, 10))
+    reader.caches.smallFiles = loadBatch
+    t.equal(offered, 198, `${order}: the 198 others offered, each with its own bytes`)
+    t.same(batches[0], sequence.slice(2, 18).map((i) => i.name.toString('latin1')), `${order}: the first batch holds the next 16 files in that order`)
+    t.same(batches.flat(), sequence.slice(2).map((i) => i.name.toString('latin1')), `${order}: then the rest, in that order`)
+  }
 })

@@ -135,7 +135,7 @@ export class ArchiveDirNode implements DirNode {
   /** One of this directory's files is being read (by a reader that takes its siblings' content, if `sink`). */
   fileRead(item: Item, sink?: SiblingSink): void {
     const window = Math.min(SIBLINGS_AHEAD_BYTES, Math.floor(this.reader.caches.chunks.maxBytes / 8))
-    this.siblings ??= new SiblingPrefetch(this.reader, this.dir, window)
+    this.siblings ??= new SiblingPrefetch(this.reader, this.dir, window, (file) => inodeForItem(this.reader, file, extendKey(this.key, file.name)))
     this.siblings.noteRead(item, sink)
   }
 }

@@ -8,9 +8,14 @@
  * The loads of a window are asked for in one turn of the event loop and so
  * share range reads (lib/cache/coalescing-loader.ts): the 1,999 small files
  * of the medium corpus's bulk directory cost 16 reads instead of 1,999.
- * Programs read in their own order (cp -a goes by inode number), so the
- * window advances by bytes consumed, not by position: every file read,
- * prefetched or not, frees its share of the window and is not loaded again.
+ * Files are loaded in the order the program reads them, as its first two
+ * reads show: tar, rsync and file managers go by name, the listing's order;
+ * cp -a sorts a directory by inode number, which here is a hash of the path
+ * (lib/vfs/inode.ts) and so unrelated to names. Loaded in listing order,
+ * cp -a's next file was one loaded ahead only as often as chance had it
+ * (bench/RESULTS.md, sessions 17 and 18). Whatever the order, the window
+ * advances by bytes consumed, not by position: every file read, prefetched
+ * or not, frees its share of the window and is not loaded again.
  *
  * Prefetched chunks are ordinary entries of the chunk cache, keyed by their
  * id and authenticated against it when opened, so a prefetch can never make
@@ -47,16 +52,32 @@ const READS_BEFORE_PREFETCH = 2
  */
 const SLICE_BYTES = 1024 * 1024
 const SLICE_FILES = 128
+/** The first slice is smaller, so that its files come in while later slices are still being asked for. */
+const FIRST_SLICE_FILES = 16
+/** Directories of more entries are loaded in listing order: sorting them would hold all their entries at once. */
+const SORTED_UP_TO = 65_536
+
+/** A file of the directory and its position in the listing. */
+interface Listed {
+  index: number
+  item: Item
+}
 
 export class SiblingPrefetch {
   /** Names (latin1) of the files read or loaded ahead: each is loaded at most once. */
   private readonly seen = new Set<string>()
   private readonly ahead = new Map<string, number>()
   private aheadBytes = 0
-  private readsSeen = 0
-  private entries: AsyncIterator<Item> | null = null
-  /** Index in the listing of the next item `entries` gives. */
-  private nextIndex = 0
+  /** Names (latin1) of the first files read, in the order they were: they tell the program's order. */
+  private readonly firstReads: string[] = []
+  /** The directory's files in the order they are loaded, once the prefetch has started. */
+  private order: Iterator<Listed> | AsyncIterator<Listed> | null = null
+  private sliceFiles = FIRST_SLICE_FILES
+  /**
+   * Loading by inode into the chunk cache: the whole window is asked for at once, so that its range reads are
+   * still shared (CoalescingLoader); batches for a sink read scattered blobs well enough on their own.
+   */
+  private scattered = false
   private sink: SiblingSink | undefined
   private done = false
   private filling: Promise<void> | null = null
@@ -66,6 +87,8 @@ export class SiblingPrefetch {
     private readonly dir: DirRef,
     /** Bytes loaded ahead and not yet read, at most. */
     private readonly windowBytes: number,
+    /** The inode number a file of the directory is shown with. */
+    private readonly inodeOf: (item: Item) => bigint,
   ) {}
 
   /** A program started reading `item`, a file of this directory; `sink` takes the content of the files loaded ahead. */
@@ -75,7 +98,8 @@ export class SiblingPrefetch {
     this.leaveWindow(name)
     if (this.seen.has(name)) return this.fill()
     this.seen.add(name)
-    if (++this.readsSeen >= READS_BEFORE_PREFETCH) this.fill()
+    if (this.firstReads.length < READS_BEFORE_PREFETCH) this.firstReads.push(name)
+    this.fill()
   }
 
   /** `name` was read, or taken by the sink: its bytes no longer count against the window. */
@@ -88,7 +112,7 @@ export class SiblingPrefetch {
 
   /** Loads small files' chunks ahead until the window is full or the directory is done, one load at a time. */
   private fill(): void {
-    if (this.done || this.filling || this.readsSeen < READS_BEFORE_PREFETCH) return
+    if (this.done || this.filling || this.firstReads.length < READS_BEFORE_PREFETCH) return
     if (this.aheadBytes > this.windowBytes / 2) return // top up by half windows, so that loads still come in batches
     this.filling = this.fillWindow()
       .catch(() => {
@@ -100,24 +124,24 @@ export class SiblingPrefetch {
   }
 
   private async fillWindow(): Promise<void> {
-    this.entries ??= this.reader.entries(this.dir)[Symbol.asyncIterator]()
+    this.order ??= await this.readingOrder()
     let slice: Ahead[] = []
     let sliceBytes = 0
     try {
       while (this.aheadBytes < this.windowBytes) {
-        if (sliceBytes >= SLICE_BYTES || slice.length >= SLICE_FILES) {
+        if (!(this.scattered && this.sink === undefined) && (sliceBytes >= SLICE_BYTES || slice.length >= this.sliceFiles)) {
           this.load(slice)
           slice = []
           sliceBytes = 0
+          this.sliceFiles = Math.min(SLICE_FILES, this.sliceFiles * 2)
           await turn()
         }
-        const next = await this.entries.next()
+        const next = await this.order.next()
         if (next.done) {
           this.done = true
           return
         }
-        const item = next.value
-        const index = this.nextIndex++
+        const { index, item } = next.value
         if (item.kind !== 'file' || item.size > SMALL_FILE || item.size === 0) continue
         const name = item.name.toString('latin1')
         if (this.seen.has(name)) continue
@@ -130,6 +154,27 @@ export class SiblingPrefetch {
     } finally {
       this.load(slice)
     }
+  }
+
+  /**
+   * The directory's entries in the order the program reads them: by inode number when its second read
+   * was the file whose number follows its first's, else in listing order.
+   */
+  private async readingOrder(): Promise<Iterator<Listed> | AsyncIterator<Listed>> {
+    const entries = this.reader.entries(this.dir)[Symbol.asyncIterator]()
+    const listed: Listed[] = []
+    for (let next = await entries.next(); !next.done; next = await entries.next()) {
+      listed.push({ index: listed.length, item: next.value })
+      if (listed.length > SORTED_UP_TO) return inListingOrder(listed, entries)
+    }
+    const [first, second] = this.firstReads as [string, string]
+    const files = listed
+      .filter((e) => e.item.kind === 'file' && e.item.size > 0)
+      .map((e) => ({ ...e, ino: this.inodeOf(e.item) }))
+      .sort((a, b) => (a.ino < b.ino ? -1 : a.ino > b.ino ? 1 : 0))
+    const at = files.findIndex((e) => e.item.name.toString('latin1') === first)
+    this.scattered = at >= 0 && files[at + 1]?.item.name.toString('latin1') === second
+    return (this.scattered ? files : listed).values()
   }
 
   /**
@@ -166,4 +211,11 @@ interface Ahead {
   index: number
   name: string
   item: Item
+}
+
+/** `listed`, the first entries of a directory, then the rest of them as `entries` gives them. */
+async function* inListingOrder(listed: Listed[], entries: AsyncIterator<Item>): AsyncGenerator<Listed> {
+  yield* listed
+  let index = listed.length
+  for (let next = await entries.next(); !next.done; next = await entries.next()) yield { index: index++, item: next.value }
 }
