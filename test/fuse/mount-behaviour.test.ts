@@ -1,6 +1,7 @@
 /**
  * How `cairn mount` behaves around the happy path, each case in its own mount process: a damaged chunk
- * (EIO for that file only, zeros with allow_damaged_files), Ctrl-C and SIGTERM in the foreground, kill -9
+ * (EIO for that file only, zeros with allow_damaged_files; in a directory cp -a copies, whose small files load
+ * ahead in batches, too), Ctrl-C and SIGTERM in the foreground, kill -9
  * followed by `cairn umount`, the versions view, a keyfile repository mounted detached, and mount errors
  * reported by the detaching parent.
  */
@@ -24,11 +25,11 @@ const src = path.join(work, 'src')
 const bad = randomBytes(3 * 1024 * 1024)
 
 /** Flips one byte in the middle of the stored first chunk of `file` in archive `archive` (found via the index). */
-async function damageFirstChunk(archive: string, file: string): Promise<{ start: number; end: number }> {
-  const repository = await Repository.open({ location: repo, passphrase: env.CAIRN_PASSPHRASE!, configDir: env.CAIRN_CONFIG_DIR!, cacheDir: null })
+async function damageFirstChunk(archive: string, file: string, location = repo): Promise<{ start: number; end: number }> {
+  const repository = await Repository.open({ location, passphrase: env.CAIRN_PASSPHRASE!, configDir: env.CAIRN_CONFIG_DIR!, cacheDir: null })
   const item = await (await ArchiveReader.open(repository, archive)).resolve(Buffer.from(file))
   const chunk = item!.chunks![0]!
-  await damageBlob(repository, repo, chunk.id)
+  await damageBlob(repository, location, chunk.id)
   return { start: 0, end: chunk.size }
 }
 
@@ -59,6 +60,36 @@ t.test('a damaged chunk: EIO for that file only, logged; SIGTERM unmounts cleanl
   m.child.kill('SIGTERM')
   t.equal(await client('exit', m.exited), 0, 'exits 0 on SIGTERM')
   t.equal(await findMount(mp), undefined, 'and unmounted')
+})
+
+t.test('cp -a of a directory of small files, one of them damaged: every other file exact, EIO for that one', async (t) => {
+  const many = path.join(work, 'many')
+  const files = new Map<string, Buffer>()
+  await fs.mkdir(path.join(many, 'dir'), { recursive: true })
+  for (let i = 0; i < 300; i++) {
+    const content = i % 2 ? randomBytes(500 + i * 13) : Buffer.from(`line ${i} compresses, `.repeat(20 + i))
+    files.set(`f${String(i).padStart(3, '0')}`, content)
+    await fs.writeFile(path.join(many, 'dir', `f${String(i).padStart(3, '0')}`), content)
+  }
+  const manyRepo = path.join(work, 'repo-many')
+  t.equal((await cairn(['init', '--encryption', 'repokey', manyRepo], { env })).code, 0, 'init')
+  t.equal((await cairn(['create', `${manyRepo}::many`, '.'], { env, cwd: many })).code, 0, 'create')
+  await damageFirstChunk('many', 'dir/f150', manyRepo)
+  const mp = mountpointIn(work, 'many-mnt')
+  const m = await mountForeground([`${manyRepo}::many`], mp, env, track)
+  const dest = path.join(work, 'many-copy')
+  const cp = await sh('cp', ['-a', path.join(mp, 'dir'), dest])
+  t.equal(cp.code, 1, 'cp -a reports a failure')
+  t.match(cp.stderr, /f150.*Input\/output error/, 'for the damaged file, with EIO')
+  let exact = 0
+  for (const [name, content] of files) {
+    if (name === 'f150') continue
+    if ((await fs.readFile(path.join(dest, name))).equals(content)) exact++
+    else t.fail(`${name}: other bytes`)
+  }
+  t.equal(exact, 299, 'the 299 others copied exactly')
+  m.child.kill('SIGTERM')
+  t.equal(await client('exit', m.exited), 0, 'exits 0 on SIGTERM')
 })
 
 t.test('allow_damaged_files reads the damaged chunk as zeros; Ctrl-C unmounts cleanly', async (t) => {
