@@ -74,8 +74,9 @@ export class SiblingPrefetch {
   private order: Iterator<Listed> | AsyncIterator<Listed> | null = null
   private sliceFiles = FIRST_SLICE_FILES
   /**
-   * Loading by inode into the chunk cache: the whole window is asked for at once, so that its range reads are
-   * still shared (CoalescingLoader); batches for a sink read scattered blobs well enough on their own.
+   * The program reads by inode number, so the files loaded next lie scattered over the packs. Into the chunk
+   * cache the whole window is then asked for at once, so that its range reads are still shared
+   * (CoalescingLoader); batches for a sink read scattered blobs well enough on their own.
    */
   private scattered = false
   private sink: SiblingSink | undefined
