@@ -19,7 +19,7 @@ import type { Repository } from '../repo/repository.js'
 import { BlobType } from '../repo/blob.js'
 import { packKey } from '../repo/pack-table.js'
 import { ZERO_CHUNK_ID, type ChunkRef } from '../archive/item.js'
-import { nativeHelperLoads, openBlobBatch } from '../native/posix.js'
+import { adviseBlobBatch, nativeHelperLoads, openBlobBatch } from '../native/posix.js'
 import type { EncryptionMode } from '../crypto/modes.js'
 import type { BlobCache } from './blob-cache.js'
 
@@ -30,6 +30,13 @@ export interface SmallFile {
 
 export type SmallFileLoader = (files: readonly SmallFile[]) => Promise<(Buffer | null)[]>
 
+/**
+ * Says that `files` will be loaded soon, in pieces and in another order than they lie in the packs: where
+ * packs are local files the kernel is asked to read their stretches now (adviseBlobBatch), so that the
+ * batches that follow find them in the page cache instead of seeking for each. A hint; nothing waits for it.
+ */
+export type SmallFileAdvisor = (files: readonly SmallFile[]) => void
+
 /** Bytes per blob in openBlobBatch's plan (blob-batch.c). */
 const PLAN_RECORD = 64
 const ID_AT = 32
@@ -39,17 +46,22 @@ function schemeOf(mode: EncryptionMode): number {
   return mode === 'none' ? 3 : mode === 'authenticated' ? 2 : 1
 }
 
-/** The way is chosen at the first batch (the native helper is loaded then, not by readers that never ask). */
-export function smallFileLoader(repo: Repository, chunks: BlobCache<Buffer>): SmallFileLoader {
-  let load: SmallFileLoader | undefined
-  return (files) => {
-    if (load === undefined) {
-      const local = repo.backend.localPath?.bind(repo.backend)
-      load = local === undefined || !nativeHelperLoads()
-        ? (batch) => Promise.all(batch.map((f) => throughCache(chunks, f)))
-        : (batch) => loadNatively(repo, local, batch)
-    }
-    return load(files)
+/** The way is chosen at the first call (the native helper is loaded then, not by readers that never ask). */
+export function smallFileLoader(repo: Repository, chunks: BlobCache<Buffer>): { load: SmallFileLoader; ahead: SmallFileAdvisor } {
+  let local: ((key: string) => string) | null | undefined
+  const localPath = (): ((key: string) => string) | null => {
+    if (local === undefined) local = repo.backend.localPath !== undefined && nativeHelperLoads() ? repo.backend.localPath.bind(repo.backend) : null
+    return local
+  }
+  return {
+    load: (files) => {
+      const path = localPath()
+      return path === null ? Promise.all(files.map((f) => throughCache(chunks, f))) : loadNatively(repo, path, files)
+    },
+    ahead: (files) => {
+      const path = localPath()
+      if (path !== null) void adviseNatively(repo, path, files).catch(() => undefined) // a hint: the loads themselves report
+    },
   }
 }
 
@@ -75,7 +87,19 @@ interface Placed {
   length: number
 }
 
-async function loadNatively(repo: Repository, localPath: (key: string) => string, files: readonly SmallFile[]): Promise<(Buffer | null)[]> {
+/** Where each file's chunks go in one buffer of `total` bytes, and where they lie in the packs (openBlobBatch's plan). */
+interface Plan {
+  paths: Buffer
+  plan: Buffer
+  placed: Placed[]
+  bases: number[]
+  total: number
+  zeros: boolean
+  /** Files that cannot be loaded so: their chunks do not add up to their size, or one is not in the index. */
+  failed: Set<number>
+}
+
+async function planFor(repo: Repository, localPath: (key: string) => string, files: readonly SmallFile[]): Promise<Plan> {
   const state = await repo.index()
   const bases: number[] = []
   const failed = new Set<number>()
@@ -121,12 +145,22 @@ async function loadNatively(repo: Repository, localPath: (key: string) => string
     plan[r + 24] = BlobType.Data
     p.id.copy(plan, r + ID_AT)
   }
+  return { paths: Buffer.concat(paths), plan, placed, bases, total, zeros, failed }
+}
+
+async function loadNatively(repo: Repository, localPath: (key: string) => string, files: readonly SmallFile[]): Promise<(Buffer | null)[]> {
+  const { paths, plan, placed, bases, total, zeros, failed } = await planFor(repo, localPath, files)
   const out = zeros ? Buffer.alloc(total) : Buffer.allocUnsafe(total)
   const lengths = new Int32Array(placed.length)
   if (placed.length > 0) {
     const km = repo.keyMaterial
-    await openBlobBatch(schemeOf(repo.encryption), km?.encKey ?? new Uint8Array(0), Buffer.concat(paths), plan, out, lengths)
+    await openBlobBatch(schemeOf(repo.encryption), km?.encKey ?? new Uint8Array(0), paths, plan, out, lengths)
   }
   for (const [i, p] of placed.entries()) if (lengths[i] !== p.size) failed.add(p.file)
   return files.map((f, file) => (failed.has(file) ? null : out.subarray(bases[file]!, bases[file]! + f.size)))
+}
+
+async function adviseNatively(repo: Repository, localPath: (key: string) => string, files: readonly SmallFile[]): Promise<void> {
+  const { paths, plan, placed } = await planFor(repo, localPath, files)
+  if (placed.length > 0) await adviseBlobBatch(paths, plan)
 }

@@ -13,9 +13,13 @@
  * cp -a sorts a directory by inode number, which here is a hash of the path
  * (lib/vfs/inode.ts) and so unrelated to names. Loaded in listing order,
  * cp -a's next file was one loaded ahead only as often as chance had it
- * (bench/RESULTS.md, sessions 17 and 18). Whatever the order, the window
- * advances by bytes consumed, not by position: every file read, prefetched
- * or not, frees its share of the window and is not loaded again.
+ * (bench/RESULTS.md, sessions 17 and 18). Loaded by inode, the files of a
+ * batch lie scattered over the packs, so the window's stretch of the packs
+ * is first asked of the kernel as a whole (ReaderCaches.smallFilesAhead):
+ * a disk that seeks reads it in order once instead of seeking per file.
+ * Whatever the order, the window advances by bytes consumed, not by
+ * position: every file read, prefetched or not, frees its share of the
+ * window and is not loaded again.
  *
  * Prefetched chunks are ordinary entries of the chunk cache, keyed by their
  * id and authenticated against it when opened, so a prefetch can never make
@@ -175,7 +179,22 @@ export class SiblingPrefetch {
       .sort((a, b) => (a.ino < b.ino ? -1 : a.ino > b.ino ? 1 : 0))
     const at = files.findIndex((e) => e.item.name.toString('latin1') === first)
     this.scattered = at >= 0 && files[at + 1]?.item.name.toString('latin1') === second
-    return (this.scattered ? files : listed).values()
+    if (!this.scattered) return listed.values()
+    this.reader.caches.smallFilesAhead(this.firstWindow(files.map((e) => e.item)))
+    return files.values()
+  }
+
+  /** The small files not read yet that the window takes first, of `items` in the order they will be loaded. */
+  private firstWindow(items: Item[]): Item[] {
+    const out: Item[] = []
+    let bytes = 0
+    for (const item of items) {
+      if (bytes >= this.windowBytes) break
+      if (item.size > SMALL_FILE || this.seen.has(item.name.toString('latin1'))) continue
+      out.push(item)
+      bytes += item.size
+    }
+    return out
   }
 
   /**
