@@ -58,6 +58,12 @@ const SLICE_BYTES = 1024 * 1024
 const SLICE_FILES = 128
 /** The first slice is smaller, so that its files come in while later slices are still being asked for. */
 const FIRST_SLICE_FILES = 16
+/**
+ * Windows smaller than this are not announced to storage: the kernel's own read-ahead around the first reads
+ * covers most of such a stretch, and the advice's index lookups of every file, in one wave before the
+ * batches', cost a cold cp -a of a 1,000-file directory of the million-file archive 0.29 → 0.40 s.
+ */
+const ADVISED_FROM = 1024 * 1024
 /** Directories of more entries are loaded in listing order: sorting them would hold all their entries at once. */
 const SORTED_UP_TO = 65_536
 
@@ -180,12 +186,14 @@ export class SiblingPrefetch {
     const at = files.findIndex((e) => e.item.name.toString('latin1') === first)
     this.scattered = at >= 0 && files[at + 1]?.item.name.toString('latin1') === second
     if (!this.scattered) return listed.values()
-    this.reader.caches.smallFilesAhead(this.firstWindow(files.map((e) => e.item)))
+    const window = this.firstWindow(files.map((e) => e.item))
+    // After a turn, so that the first batch's index lookups go before the advice's many.
+    if (window.bytes >= ADVISED_FROM) setImmediate(() => this.reader.caches.smallFilesAhead(window.items))
     return files.values()
   }
 
   /** The small files not read yet that the window takes first, of `items` in the order they will be loaded. */
-  private firstWindow(items: Item[]): Item[] {
+  private firstWindow(items: Item[]): { items: Item[]; bytes: number } {
     const out: Item[] = []
     let bytes = 0
     for (const item of items) {
@@ -194,7 +202,7 @@ export class SiblingPrefetch {
       out.push(item)
       bytes += item.size
     }
-    return out
+    return { items: out, bytes }
   }
 
   /**
