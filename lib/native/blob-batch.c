@@ -384,6 +384,7 @@ static napi_value queue(napi_env env, batch_t *b, const char *name) {
   if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
       napi_create_async_work(env, NULL, resource_name, execute, complete, b, &b->work) != napi_ok) {
     batch_free(env, b);
+    napi_throw_error(env, "ENOMEM", "could not make work for the thread pool");
     return NULL;
   }
   if (napi_create_promise(env, &b->deferred, &promise) != napi_ok || napi_queue_async_work(env, b->work) != napi_ok) {
