@@ -2,7 +2,7 @@
 // Compares cairn checkouts on the steps of the mount benchmark, for a machine shared with other work:
 // runs alternate between the checkouts, and besides wall time each step reports the CPU time the
 // mount process spent on it (user+sys from /proc/PID/stat), which other load disturbs far less, and its
-// minor page faults.
+// minor page faults, and the machine's disk reads (requests completed, all block devices).
 // Not the benchmark (bench/mount.mjs is, run alone); a tool to tell whether a change helps.
 //
 //   node bench/mount-ab.mjs --repo REPO --archive NAME --checkout A --checkout B [--runs 3]
@@ -55,6 +55,8 @@ const cpuS = (pid) => {
 };
 /** Minor page faults of the process so far (all its threads). */
 const faults = (pid) => Number(statFields(pid)[7]);
+/** Read requests the machine's block devices (whole devices, /sys/block) have completed so far. */
+const diskReads = () => fs.readdirSync('/sys/block').reduce((sum, dev) => sum + Number(fs.readFileSync(`/sys/block/${dev}/stat`, 'utf8').trim().split(/\s+/)[0]), 0);
 const memMiB = (pid, field) => Number(new RegExp(`^${field}:\\s+(\\d+) kB`, 'm').exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))[1]) / 1024;
 const daemonPid = () => {
   for (const d of fs.readdirSync('/proc')) {
@@ -87,10 +89,12 @@ async function run(checkout) {
     const step = (name, cmd) => {
       const c0 = cpuS(pid);
       const f0 = faults(pid);
+      const d0 = diskReads();
       const r = sh(cmd);
       row[`${name} s`] = r.wall;
       row[`${name} CPU s`] = cpuS(pid) - c0;
       row[`${name} faults`] = faults(pid) - f0;
+      row[`${name} disk reads`] = diskReads() - d0;
       return r.out;
     };
     if (steps.has('ls')) {

@@ -209,18 +209,26 @@ static int32_t decode_payload(ZSTD_DCtx *dctx, const unsigned char *payload, siz
   return (int32_t)produced;
 }
 
-/* Blobs from `first` that one read covers: same file, in order, close together. */
-static size_t run_end(const batch_t *b, size_t first) {
+/* Blobs from `first` that one range covers: same file, in order, at most `max_gap` apart, `max_span` in all. */
+static size_t run_end(const batch_t *b, size_t first, uint64_t max_gap, uint64_t max_span) {
   const blob_t *start = &b->blobs[first];
   uint64_t end = start->offset + start->sealed_length;
   size_t i = first + 1;
   for (; i < b->count; i++) {
     const blob_t *next = &b->blobs[i];
     uint64_t next_end = next->offset + next->sealed_length;
-    if (next->path != start->path || next->offset < end || next->offset - end > MAX_GAP || next_end - start->offset > MAX_SPAN) break;
+    if (next->path != start->path || next->offset < end || next->offset - end > max_gap || next_end - start->offset > max_span) break;
     end = next_end;
   }
   return i;
+}
+
+/* The file of the blob `start` names, opened once for a run of blobs of one file (`fd` and `fd_path` carry it over). */
+static void open_path(const batch_t *b, const blob_t *start, int *fd, uint32_t *fd_path) {
+  if (*fd_path == start->path) return;
+  if (*fd >= 0) close(*fd);
+  *fd_path = start->path;
+  *fd = open(b->paths[start->path], O_RDONLY | O_CLOEXEC);
 }
 
 /* Opens and decodes blob `i`, whose sealed bytes are at `sealed`, into its place in `out`. */
@@ -248,18 +256,10 @@ static void advise(const batch_t *b) {
   int fd = -1;
   uint32_t fd_path = UINT32_MAX;
   for (size_t first = 0, last; first < b->count; first = last) {
+    last = run_end(b, first, ADVISE_GAP, UINT64_MAX);
     const blob_t *start = &b->blobs[first];
-    uint64_t end = start->offset + start->sealed_length;
-    for (last = first + 1; last < b->count; last++) {
-      const blob_t *next = &b->blobs[last];
-      if (next->path != start->path || next->offset < start->offset || next->offset > end + ADVISE_GAP) break;
-      if (next->offset + next->sealed_length > end) end = next->offset + next->sealed_length;
-    }
-    if (fd_path != start->path) {
-      if (fd >= 0) close(fd);
-      fd_path = start->path;
-      fd = open(b->paths[start->path], O_RDONLY | O_CLOEXEC);
-    }
+    uint64_t end = b->blobs[last - 1].offset + b->blobs[last - 1].sealed_length;
+    open_path(b, start, &fd, &fd_path);
     if (fd >= 0) posix_fadvise(fd, (off_t)start->offset, (off_t)(end - start->offset), POSIX_FADV_WILLNEED); /* a hint: failure changes nothing */
   }
   if (fd >= 0) close(fd);
@@ -276,13 +276,9 @@ static void execute(napi_env env, void *data) {
   int fd = -1;
   uint32_t fd_path = UINT32_MAX;
   for (size_t first = 0, last; first < b->count; first = last) {
-    last = run_end(b, first);
+    last = run_end(b, first, MAX_GAP, MAX_SPAN);
     const blob_t *start = &b->blobs[first];
-    if (fd_path != start->path) {
-      if (fd >= 0) close(fd);
-      fd_path = start->path;
-      fd = open(b->paths[start->path], O_RDONLY | O_CLOEXEC);
-    }
+    open_path(b, start, &fd, &fd_path);
     uint64_t span = b->blobs[last - 1].offset + b->blobs[last - 1].sealed_length - start->offset;
     if (dctx != NULL && fd >= 0 && make_room(&scratch, &capacity, span) && read_exactly(fd, scratch, span, start->offset)) {
       for (size_t i = first; i < last; i++) open_one(b, hmac, dctx, i, scratch + (b->blobs[i].offset - start->offset));

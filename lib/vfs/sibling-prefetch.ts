@@ -64,8 +64,14 @@ const FIRST_SLICE_FILES = 16
  * batches', cost a cold cp -a of a 1,000-file directory of the million-file archive 0.29 → 0.40 s.
  */
 const ADVISED_FROM = 1024 * 1024
-/** Directories of more entries are loaded in listing order: sorting them would hold all their entries at once. */
-const SORTED_UP_TO = 65_536
+/**
+ * Directories of more entries are loaded in listing order: sorting them holds all their entries at once, and
+ * the sort itself holds the event loop, and every request to the mount with it (by inode number: 1.3 ms for
+ * 2,000 entries, 9 ms for 16,384, 64 ms for 65,536 on this machine).
+ */
+const SORTED_UP_TO = 16_384
+/** Entries read between turns of the event loop while the order is worked out (a tree page holds 1,024). */
+const ENTRIES_PER_TURN = 1024
 
 /** A file of the directory and its position in the listing. */
 interface Listed {
@@ -153,7 +159,7 @@ export class SiblingPrefetch {
           return
         }
         const { index, item } = next.value
-        if (item.kind !== 'file' || item.size > SMALL_FILE || item.size === 0) continue
+        if (!isSmallFile(item)) continue
         const name = item.name.toString('latin1')
         if (this.seen.has(name)) continue
         this.seen.add(name)
@@ -177,6 +183,7 @@ export class SiblingPrefetch {
     for (let next = await entries.next(); !next.done; next = await entries.next()) {
       listed.push({ index: listed.length, item: next.value })
       if (listed.length > SORTED_UP_TO) return inListingOrder(listed, entries)
+      if (listed.length % ENTRIES_PER_TURN === 0) await turn() // cached pages come in microtasks: let requests in
     }
     const [first, second] = this.firstReads as [string, string]
     const files = listed
@@ -198,7 +205,7 @@ export class SiblingPrefetch {
     let bytes = 0
     for (const item of items) {
       if (bytes >= this.windowBytes) break
-      if (item.size > SMALL_FILE || this.seen.has(item.name.toString('latin1'))) continue
+      if (!isSmallFile(item) || this.seen.has(item.name.toString('latin1'))) continue
       out.push(item)
       bytes += item.size
     }
@@ -239,6 +246,11 @@ interface Ahead {
   index: number
   name: string
   item: Item
+}
+
+/** Files this loads ahead: larger ones are left to sequential read-ahead, empty ones have nothing to load. */
+function isSmallFile(item: Item): boolean {
+  return item.kind === 'file' && item.size > 0 && item.size <= SMALL_FILE
 }
 
 /** `listed`, the first entries of a directory, then the rest of them as `entries` gives them. */
