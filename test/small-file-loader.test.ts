@@ -2,7 +2,7 @@
  * The batch loader the mount uses to take a directory's small files ahead (lib/cache/small-file-loader.ts,
  * lib/native/blob-batch.c): in every encryption mode it gives exactly the bytes a plain read gives, stored,
  * compressed, split into chunks or all zeros, without a storage read through the backend; a damaged or missing
- * blob fails its own file and no other. Files announced ahead are read into the page cache by the kernel.
+ * blob fails its own file and no other.
  */
 import t from 'tap'
 import { randomBytes } from 'node:crypto'
@@ -11,7 +11,6 @@ import * as path from 'node:path'
 import { scratch } from './helpers/cli.js'
 import { damageBlob } from './helpers/damage.js'
 import { ArchiveReader, LocalBackend, Repository, createArchiveFromEntries, type EntrySpec, type Item } from '../dist/lib/index.js'
-import { adviseDontNeed, readCachedSync } from '../dist/lib/native/posix.js'
 
 /** Counts what goes through the backend's own reads. */
 class CountingBackend extends LocalBackend {
@@ -101,28 +100,4 @@ t.test('packs that are not local files: the same bytes through the chunk cache',
   const { reader, items } = await archiveOf('repokey', files, RemoteLikeBackend)
   const contents = await reader.caches.smallFiles(items)
   items.forEach((item, i) => t.same(contents[i], files.get(item.name.toString('latin1')), item.name.toString('latin1')))
-})
-
-t.test('files to be loaded soon: the kernel is asked to read their stretch of the packs now', async (t) => {
-  const files = sources()
-  const { repo, backend, reader, items } = await archiveOf('repokey', files)
-  const state = await repo.index()
-  const loc = (await state.locate(items.find((i) => i.name.equals(b('text-20')))!.chunks![0]!.id))!
-  const pack = path.join(backend.root, 'data', state.packs.idOf(loc.pack).slice(0, 2), state.packs.idOf(loc.pack))
-  const handle = await fs.open(pack, 'r')
-  t.teardown(() => handle.close())
-  const probe = Buffer.alloc(loc.length)
-  await handle.sync()
-  adviseDontNeed(handle.fd, 0, 0)
-  if (readCachedSync(handle.fd, probe, loc.offset) >= 0) {
-    t.skip('this file system keeps the pages whatever is advised (tmpfs?)')
-    return
-  }
-  reader.caches.smallFilesAhead(items)
-  let cached = -1
-  for (let i = 0; i < 200 && cached < 0; i++) {
-    await new Promise((r) => setTimeout(r, 10))
-    cached = readCachedSync(handle.fd, probe, loc.offset)
-  }
-  t.equal(cached, loc.length, "a blob's bytes are in the page cache without a read of ours")
 })

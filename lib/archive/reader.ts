@@ -10,7 +10,7 @@ import type { Repository } from '../repo/repository.js'
 import type { ArchiveRef } from '../repo/manifest.js'
 import { BlobType } from '../repo/blob.js'
 import { BlobCache } from '../cache/blob-cache.js'
-import { smallFileLoader, type SmallFileAdvisor, type SmallFileLoader } from '../cache/small-file-loader.js'
+import { smallFileLoader, type SmallFileLoader } from '../cache/small-file-loader.js'
 import { decodeArchive, type ArchiveMeta } from './archive-object.js'
 import { decodeTree, findInLeaf, pageFor, type TreeObject } from './tree.js'
 import { FileContent } from './file-content.js'
@@ -21,8 +21,6 @@ export interface ReaderCaches {
   chunks: BlobCache<Buffer>
   /** The whole content of many small files at once, bypassing `chunks` where it can (see SmallFileLoader). */
   smallFiles: SmallFileLoader
-  /** Tells storage those files will be loaded soon, in another order than they are stored (see SmallFileAdvisor). */
-  smallFilesAhead: SmallFileAdvisor
 }
 
 export interface CacheSizes {
@@ -47,7 +45,6 @@ function treeSize(tree: TreeObject): number {
 export function makeReaderCaches(repo: Repository, sizes: CacheSizes = {}): ReaderCaches {
   const chunks = new BlobCache<Buffer>(sizes.chunkBytes ?? 256 * 1024 * 1024, (b) => b.length, async (key) =>
     sizes.loadChunk ? sizes.loadChunk(Buffer.from(key, 'hex')) : repo.loadBlob(BlobType.Data, Buffer.from(key, 'hex')))
-  const smallFiles = smallFileLoader(repo, chunks)
   return {
     trees: new BlobCache<TreeObject>(sizes.treeBytes ?? 32 * 1024 * 1024, treeSize, async (key) => {
       const id = Buffer.from(key, 'hex')
@@ -55,8 +52,7 @@ export function makeReaderCaches(repo: Repository, sizes: CacheSizes = {}): Read
       return decodeTree(raw, `tree ${key.slice(0, 16)}…`)
     }),
     chunks,
-    smallFiles: smallFiles.load,
-    smallFilesAhead: smallFiles.ahead,
+    smallFiles: smallFileLoader(repo, chunks),
   }
 }
 

@@ -19,7 +19,7 @@ import type { Repository } from '../repo/repository.js'
 import { BlobType } from '../repo/blob.js'
 import { packKey } from '../repo/pack-table.js'
 import { ZERO_CHUNK_ID, type ChunkRef } from '../archive/item.js'
-import { adviseBlobBatch, nativeHelperLoads, openBlobBatch } from '../native/posix.js'
+import { nativeHelperLoads, openBlobBatch } from '../native/posix.js'
 import type { EncryptionMode } from '../crypto/modes.js'
 import type { BlobCache } from './blob-cache.js'
 
@@ -29,13 +29,6 @@ export interface SmallFile {
 }
 
 export type SmallFileLoader = (files: readonly SmallFile[]) => Promise<(Buffer | null)[]>
-
-/**
- * Says that `files` will be loaded soon, in pieces and in another order than they lie in the packs: where
- * packs are local files the kernel is asked to read their stretches now (adviseBlobBatch), so that the
- * batches that follow find them in the page cache instead of seeking for each. A hint; nothing waits for it.
- */
-export type SmallFileAdvisor = (files: readonly SmallFile[]) => void
 
 /** Bytes per blob in openBlobBatch's plan (blob-batch.c). */
 const PLAN_RECORD = 64
@@ -47,21 +40,11 @@ function schemeOf(mode: EncryptionMode): number {
 }
 
 /** The way is chosen at the first call (the native helper is loaded then, not by readers that never ask). */
-export function smallFileLoader(repo: Repository, chunks: BlobCache<Buffer>): { load: SmallFileLoader; ahead: SmallFileAdvisor } {
+export function smallFileLoader(repo: Repository, chunks: BlobCache<Buffer>): SmallFileLoader {
   let local: ((key: string) => string) | null | undefined
-  const localPath = (): ((key: string) => string) | null => {
+  return (files) => {
     if (local === undefined) local = repo.backend.localPath !== undefined && nativeHelperLoads() ? repo.backend.localPath.bind(repo.backend) : null
-    return local
-  }
-  return {
-    load: (files) => {
-      const path = localPath()
-      return path === null ? Promise.all(files.map((f) => throughCache(chunks, f))) : loadNatively(repo, path, files)
-    },
-    ahead: (files) => {
-      const path = localPath()
-      if (path !== null) void adviseNatively(repo, path, files).catch(() => undefined) // a hint: the loads themselves report
-    },
+    return local === null ? Promise.all(files.map((f) => throughCache(chunks, f))) : loadNatively(repo, local, files)
   }
 }
 
@@ -158,9 +141,4 @@ async function loadNatively(repo: Repository, localPath: (key: string) => string
   }
   for (const [i, p] of placed.entries()) if (lengths[i] !== p.size) failed.add(p.file)
   return files.map((f, file) => (failed.has(file) ? null : out.subarray(bases[file]!, bases[file]! + f.size)))
-}
-
-async function adviseNatively(repo: Repository, localPath: (key: string) => string, files: readonly SmallFile[]): Promise<void> {
-  const { paths, plan, placed } = await planFor(repo, localPath, files)
-  if (placed.length > 0) await adviseBlobBatch(paths, plan)
 }

@@ -32,12 +32,6 @@
  *
  * `out` and `lengths` belong to this call until the promise settles (references are held; JavaScript must
  * not touch them meanwhile). The key is copied and wiped when done.
- *
- * adviseBlobBatch(paths, plan) -> Promise<void>: for a plan of blobs to be opened soon, asks the kernel to
- * read their ranges into the page cache now (posix_fadvise WILLNEED, ranges at most ADVISE_GAP apart joined),
- * and returns without waiting for the disk. A program that reads a directory by inode number (cp -a) makes
- * each batch's blobs lie scattered over the packs, one pread each; on a disk that seeks that would be a seek
- * per file, while the advice reads the directory's stretch of the packs in order, once.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -68,7 +62,6 @@
 #define PAYLOAD_HEADER 5
 #define MAX_GAP (16u * 1024)
 #define MAX_SPAN (4u * 1024 * 1024)
-#define ADVISE_GAP (256u * 1024)
 #define ZSTD_FRAME_MAGIC 0xFD2FB528u
 
 #define BATCH_UNREADABLE (-1)
@@ -91,7 +84,6 @@ typedef struct {
 } blob_t;
 
 typedef struct {
-  bool advise_only;
   int scheme;
   unsigned char key[KEY_LENGTH];
   char **paths;
@@ -251,24 +243,9 @@ static bool make_room(unsigned char **scratch, size_t *capacity, size_t length) 
   return true;
 }
 
-/* adviseBlobBatch's work: WILLNEED for each stretch of a file whose blobs lie at most ADVISE_GAP apart. */
-static void advise(const batch_t *b) {
-  int fd = -1;
-  uint32_t fd_path = UINT32_MAX;
-  for (size_t first = 0, last; first < b->count; first = last) {
-    last = run_end(b, first, ADVISE_GAP, UINT64_MAX);
-    const blob_t *start = &b->blobs[first];
-    uint64_t end = b->blobs[last - 1].offset + b->blobs[last - 1].sealed_length;
-    open_path(b, start, &fd, &fd_path);
-    if (fd >= 0) posix_fadvise(fd, (off_t)start->offset, (off_t)(end - start->offset), POSIX_FADV_WILLNEED); /* a hint: failure changes nothing */
-  }
-  if (fd >= 0) close(fd);
-}
-
 static void execute(napi_env env, void *data) {
   (void)env; /* a pool thread: no JS here */
   batch_t *b = data;
-  if (b->advise_only) return advise(b);
   ZSTD_DCtx *dctx = ZSTD_createDCtx();
   EVP_MAC *hmac = b->scheme == SCHEME_HMAC ? EVP_MAC_fetch(NULL, "HMAC", NULL) : NULL;
   unsigned char *scratch = NULL;
@@ -375,9 +352,9 @@ static bool read_plan(batch_t *b, const unsigned char *plan, size_t length) {
 }
 
 /* Queues `b` on the thread pool; the promise, or NULL with an exception pending (and `b` freed). */
-static napi_value queue(napi_env env, batch_t *b, const char *name) {
+static napi_value queue(napi_env env, batch_t *b) {
   napi_value promise = NULL, resource_name;
-  if (napi_create_string_utf8(env, name, NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
+  if (napi_create_string_utf8(env, "openBlobBatch", NAPI_AUTO_LENGTH, &resource_name) != napi_ok ||
       napi_create_async_work(env, NULL, resource_name, execute, complete, b, &b->work) != napi_ok) {
     batch_free(env, b);
     napi_throw_error(env, "ENOMEM", "could not make work for the thread pool");
@@ -392,31 +369,6 @@ static napi_value queue(napi_env env, batch_t *b, const char *name) {
   return promise;
 }
 
-napi_value advise_blob_batch(napi_env env, napi_callback_info info) {
-  napi_value argv[2];
-  size_t argc = 2;
-  void *paths = NULL, *plan = NULL;
-  size_t paths_length = 0, plan_length = 0;
-  batch_t *b = calloc(1, sizeof *b);
-  if (b == NULL) {
-    napi_throw_error(env, "ENOMEM", "adviseBlobBatch: out of memory");
-    return NULL;
-  }
-  b->advise_only = true;
-  b->out_length = SIZE_MAX; /* nothing is written: every place in `out` is fine */
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 ||
-      !typed(env, argv[0], napi_uint8_array, &paths, &paths_length) || !typed(env, argv[1], napi_uint8_array, &plan, &plan_length)) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "adviseBlobBatch(paths, plan): Uint8Arrays");
-    batch_free(env, b);
-    return NULL;
-  }
-  if (!split_paths(b, paths, paths_length) || !read_plan(b, plan, plan_length)) {
-    napi_throw_range_error(env, "ERR_OUT_OF_RANGE", "adviseBlobBatch: NUL-terminated paths and a plan naming them");
-    batch_free(env, b);
-    return NULL;
-  }
-  return queue(env, b, "adviseBlobBatch");
-}
 
 napi_value open_blob_batch(napi_env env, napi_callback_info info) {
   napi_value argv[6];
@@ -448,7 +400,7 @@ napi_value open_blob_batch(napi_env env, napi_callback_info info) {
   if (scheme != SCHEME_NONE) memcpy(b->key, key, KEY_LENGTH);
   if (napi_create_reference(env, argv[4], 1, &b->out_ref) != napi_ok || napi_create_reference(env, argv[5], 1, &b->lengths_ref) != napi_ok)
     goto fail;
-  return queue(env, b, "openBlobBatch");
+  return queue(env, b);
 fail:
   batch_free(env, b);
   return NULL;

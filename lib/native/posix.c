@@ -20,7 +20,6 @@
  *   sealAesGcmInPlace(encKey, buf, length, aad)        see seal.c (not syscalls:
  *   openAesGcmInPlace(encKey, buf, aad) -> boolean      OpenSSL in caller memory)
  *   openBlobBatch(scheme, encKey, paths, plan, out, lengths) -> Promise   see blob-batch.c
- *   adviseBlobBatch(paths, plan) -> Promise             posix_fadvise(WILLNEED), see blob-batch.c
  *
  * Each syscall comes twice: `fooSync` runs it on the calling thread and
  * returns or throws; `foo` runs it on libuv's thread pool and returns a
@@ -752,7 +751,7 @@ static napi_value init(napi_env env, napi_value exports) {
       {"discardPages", js_discard_pages}, {"adviseHugePages", js_advise_huge_pages},
       {"adviseNoHugePages", js_advise_no_huge_pages},
       {"sealAesGcmInPlace", seal_aes_gcm_in_place},
-      {"openAesGcmInPlace", open_aes_gcm_in_place}, {"openBlobBatch", open_blob_batch}, {"adviseBlobBatch", advise_blob_batch}, {"scryptRoMix", scrypt_romix},
+      {"openAesGcmInPlace", open_aes_gcm_in_place}, {"openBlobBatch", open_blob_batch}, {"scryptRoMix", scrypt_romix},
   };
   for (size_t i = 0; i < sizeof table / sizeof table[0]; i++) {
     napi_value fn;

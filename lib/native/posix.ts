@@ -71,7 +71,6 @@ interface Binding {
   sealAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, payloadLength: number, aad: Uint8Array): void
   openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint8Array): boolean
   openBlobBatch(scheme: number, encKey: Uint8Array, paths: Uint8Array, plan: Uint8Array, out: Uint8Array, lengths: Int32Array): Promise<void>
-  adviseBlobBatch(paths: Uint8Array, plan: Uint8Array): Promise<void>
   scryptRoMix(lane: Buffer, N: number, r: number): Promise<void>
 }
 
@@ -407,11 +406,6 @@ export function openAesGcmInPlace(encKey: Uint8Array, buf: Uint8Array, aad: Uint
 export function openBlobBatch(scheme: number, encKey: Uint8Array, paths: Uint8Array, plan: Uint8Array, out: Uint8Array,
   lengths: Int32Array): Promise<void> {
   return native().openBlobBatch(scheme, encKey, paths, plan, out, lengths)
-}
-
-/** Asks the kernel to read the ranges of the blobs `plan` lists into the page cache now (posix_fadvise WILLNEED). */
-export function adviseBlobBatch(paths: Uint8Array, plan: Uint8Array): Promise<void> {
-  return native().adviseBlobBatch(paths, plan)
 }
 
 /** scrypt's memory-hard mix of one lane (128·r bytes), in place, on libuv's thread pool (see romix.c). */

@@ -14,9 +14,10 @@
  * (lib/vfs/inode.ts) and so unrelated to names. Loaded in listing order,
  * cp -a's next file was one loaded ahead only as often as chance had it
  * (bench/RESULTS.md, sessions 17 and 18). Loaded by inode, the files of a
- * batch lie scattered over the packs, so the window's stretch of the packs
- * is first asked of the kernel as a whole (ReaderCaches.smallFilesAhead):
- * a disk that seeks reads it in order once instead of seeking per file.
+ * batch lie scattered over the packs, a read each: asking the kernel for the
+ * window's stretch of the packs first (posix_fadvise WILLNEED, session 18)
+ * made the copy's first batch wait behind that read-ahead, 57-99 ms instead
+ * of 27-42 (bench/RESULTS.md, session 19), and was dropped.
  * Whatever the order, the window advances by bytes consumed, not by
  * position: every file read, prefetched or not, frees its share of the
  * window and is not loaded again.
@@ -58,12 +59,6 @@ const SLICE_BYTES = 1024 * 1024
 const SLICE_FILES = 128
 /** The first slice is smaller, so that its files come in while later slices are still being asked for. */
 const FIRST_SLICE_FILES = 16
-/**
- * Windows smaller than this are not announced to storage: the kernel's own read-ahead around the first reads
- * covers most of such a stretch, and the advice's index lookups of every file, in one wave before the
- * batches', cost a cold cp -a of a 1,000-file directory of the million-file archive 0.29 → 0.40 s.
- */
-const ADVISED_FROM = 1024 * 1024
 /**
  * Directories of more entries are loaded in listing order: sorting them holds all their entries at once, and
  * the sort itself holds the event loop, and every request to the mount with it (by inode number: 1.3 ms for
@@ -192,24 +187,7 @@ export class SiblingPrefetch {
       .sort((a, b) => (a.ino < b.ino ? -1 : a.ino > b.ino ? 1 : 0))
     const at = files.findIndex((e) => e.item.name.toString('latin1') === first)
     this.scattered = at >= 0 && files[at + 1]?.item.name.toString('latin1') === second
-    if (!this.scattered) return listed.values()
-    const window = this.firstWindow(files.map((e) => e.item))
-    // After a turn, so that the first batch's index lookups go before the advice's many.
-    if (window.bytes >= ADVISED_FROM) setImmediate(() => this.reader.caches.smallFilesAhead(window.items))
-    return files.values()
-  }
-
-  /** The small files not read yet that the window takes first, of `items` in the order they will be loaded. */
-  private firstWindow(items: Item[]): { items: Item[]; bytes: number } {
-    const out: Item[] = []
-    let bytes = 0
-    for (const item of items) {
-      if (bytes >= this.windowBytes) break
-      if (!isSmallFile(item) || this.seen.has(item.name.toString('latin1'))) continue
-      out.push(item)
-      bytes += item.size
-    }
-    return { items: out, bytes }
+    return this.scattered ? files.values() : listed.values()
   }
 
   /**
