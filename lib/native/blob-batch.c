@@ -201,15 +201,15 @@ static int32_t decode_payload(ZSTD_DCtx *dctx, const unsigned char *payload, siz
   return (int32_t)produced;
 }
 
-/* Blobs from `first` that one range covers: same file, in order, at most `max_gap` apart, `max_span` in all. */
-static size_t run_end(const batch_t *b, size_t first, uint64_t max_gap, uint64_t max_span) {
+/* Blobs from `first` that one read covers: same file, in order, at most MAX_GAP apart, MAX_SPAN in all. */
+static size_t run_end(const batch_t *b, size_t first) {
   const blob_t *start = &b->blobs[first];
   uint64_t end = start->offset + start->sealed_length;
   size_t i = first + 1;
   for (; i < b->count; i++) {
     const blob_t *next = &b->blobs[i];
     uint64_t next_end = next->offset + next->sealed_length;
-    if (next->path != start->path || next->offset < end || next->offset - end > max_gap || next_end - start->offset > max_span) break;
+    if (next->path != start->path || next->offset < end || next->offset - end > MAX_GAP || next_end - start->offset > MAX_SPAN) break;
     end = next_end;
   }
   return i;
@@ -253,7 +253,7 @@ static void execute(napi_env env, void *data) {
   int fd = -1;
   uint32_t fd_path = UINT32_MAX;
   for (size_t first = 0, last; first < b->count; first = last) {
-    last = run_end(b, first, MAX_GAP, MAX_SPAN);
+    last = run_end(b, first);
     const blob_t *start = &b->blobs[first];
     open_path(b, start, &fd, &fd_path);
     uint64_t span = b->blobs[last - 1].offset + b->blobs[last - 1].sealed_length - start->offset;
@@ -368,7 +368,6 @@ static napi_value queue(napi_env env, batch_t *b) {
   }
   return promise;
 }
-
 
 napi_value open_blob_batch(napi_env env, napi_callback_info info) {
   napi_value argv[6];
