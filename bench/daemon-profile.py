@@ -5,7 +5,7 @@ bench/RESULTS.md (session 19).
   python3 bench/daemon-profile.py PID -- COMMAND...
 
 Runs `perf record -g` (5 kHz) on process PID for as long as COMMAND runs, then sorts the samples: the main
-thread (the busiest one) into its JavaScript, garbage collection, replies to the kernel (writev), the spin
+thread (the one whose id is PID) into its JavaScript, garbage collection, replies to the kernel (writev), the spin
 between requests (poll from libuv's prepare phase), waiting (epoll) and the rest; the other threads into
 garbage collection, TurboFan compiling, and the rest (libuv's pool, the FUSE helper). Start the mount with
 NODE_OPTIONS=--perf-basic-prof so that JavaScript frames have names; without it they count as the main
@@ -57,9 +57,8 @@ def main() -> None:
             samples.append((int(m.group(1)), [(f.strip().split(None, 1) + [''])[1] for f in lines[1:]]))
     if not samples:
         sys.exit('no samples: is PID the mount process?')
-    busiest = collections.Counter(tid for tid, _ in samples).most_common(1)[0][0]
-    counts = collections.Counter(category(tid == busiest, frames) for tid, frames in samples)
-    print(f'{len(samples)} samples ({len(samples) / 5000:.2f} s of CPU), main thread {busiest}')
+    counts = collections.Counter(category(tid == int(pid), frames) for tid, frames in samples)
+    print(f'{len(samples)} samples ({len(samples) / 5000:.2f} s of CPU)')
     for name, n in sorted(counts.items()):
         print(f'  {name:28} {100 * n / len(samples):5.1f}%')
 
