@@ -20,7 +20,7 @@ import { BlobType } from '../repo/blob.js'
 import { packKey } from '../repo/pack-table.js'
 import { ZERO_CHUNK_ID, type ChunkRef } from '../archive/item.js'
 import { nativeHelperLoads, openBlobBatch } from '../native/posix.js'
-import type { EncryptionMode } from '../crypto/modes.js'
+import { sealingScheme } from '../crypto/sealer.js'
 import type { BlobCache } from './blob-cache.js'
 
 export interface SmallFile {
@@ -33,11 +33,6 @@ export type SmallFileLoader = (files: readonly SmallFile[]) => Promise<(Buffer |
 /** Bytes per blob in openBlobBatch's plan (blob-batch.c). */
 const PLAN_RECORD = 64
 const ID_AT = 32
-
-/** The first byte of the repository's sealed objects (lib/crypto/sealer.ts). */
-function schemeOf(mode: EncryptionMode): number {
-  return mode === 'none' ? 3 : mode === 'authenticated' ? 2 : 1
-}
 
 /** The way is chosen at the first call (the native helper is loaded then, not by readers that never ask). */
 export function smallFileLoader(repo: Repository, chunks: BlobCache<Buffer>): SmallFileLoader {
@@ -137,7 +132,7 @@ async function loadNatively(repo: Repository, localPath: (key: string) => string
   const lengths = new Int32Array(placed.length)
   if (placed.length > 0) {
     const km = repo.keyMaterial
-    await openBlobBatch(schemeOf(repo.encryption), km?.encKey ?? new Uint8Array(0), paths, plan, out, lengths)
+    await openBlobBatch(sealingScheme(repo.encryption), km?.encKey ?? new Uint8Array(0), paths, plan, out, lengths)
   }
   for (const [i, p] of placed.entries()) if (lengths[i] !== p.size) failed.add(p.file)
   return files.map((f, file) => (failed.has(file) ? null : out.subarray(bases[file]!, bases[file]! + f.size)))

@@ -83,6 +83,11 @@ const GCM = 0x01
 const HMAC = 0x02
 const CHECKSUM = 0x03
 
+/** The first byte of the objects `mode` seals (what lib/native/blob-batch.c is told to expect). */
+export function sealingScheme(mode: EncryptionMode): number {
+  return mode === 'none' ? CHECKSUM : mode === 'authenticated' ? HMAC : GCM
+}
+
 export function makeSealer(mode: EncryptionMode, km: KeyMaterial | null): Sealer {
   if (mode === 'none') return new ChecksumSealer()
   if (km === null) throw new TypeError(`encryption mode ${mode} needs key material`)

@@ -51,6 +51,7 @@
 #include <zstd.h>
 
 #include "blob-batch.h"
+#include "napi-check.h"
 #include "seal.h"
 
 #define PLAN_RECORD 64
@@ -306,14 +307,6 @@ static void complete(napi_env env, napi_status status, void *data) {
   batch_free(env, b);
 }
 
-/* The bytes of a TypedArray of `type`. */
-static bool typed(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *count) {
-  bool is_typedarray = false;
-  napi_typedarray_type type;
-  if (napi_is_typedarray(env, value, &is_typedarray) != napi_ok || !is_typedarray) return false;
-  return napi_get_typedarray_info(env, value, &type, count, data, NULL, NULL) == napi_ok && type == want;
-}
-
 /* Splits the NUL-terminated paths; false if there are none or one is empty. */
 static bool split_paths(batch_t *b, const char *bytes, size_t length) {
   if (length == 0 || bytes[length - 1] != '\0') return false;
@@ -381,9 +374,9 @@ napi_value open_blob_batch(napi_env env, napi_callback_info info) {
     return NULL;
   }
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 6 || napi_get_value_int32(env, argv[0], &scheme) != napi_ok ||
-      !typed(env, argv[1], napi_uint8_array, &key, &key_length) || !typed(env, argv[2], napi_uint8_array, &paths, &paths_length) ||
-      !typed(env, argv[3], napi_uint8_array, &plan, &plan_length) || !typed(env, argv[4], napi_uint8_array, &out, &out_length) ||
-      !typed(env, argv[5], napi_int32_array, &lengths, &lengths_count)) {
+      !typed_array_of(env, argv[1], napi_uint8_array, &key, &key_length) || !typed_array_of(env, argv[2], napi_uint8_array, &paths, &paths_length) ||
+      !typed_array_of(env, argv[3], napi_uint8_array, &plan, &plan_length) || !typed_array_of(env, argv[4], napi_uint8_array, &out, &out_length) ||
+      !typed_array_of(env, argv[5], napi_int32_array, &lengths, &lengths_count)) {
     napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "openBlobBatch(scheme, encKey, paths, plan, out, lengths): a number, Uint8Arrays, an Int32Array");
     goto fail;
   }

@@ -1,7 +1,7 @@
 /*
- * The error handling cairn's Node-API addons share (lib/native/posix.c,
- * mount/native/lowlevel.c): CHECK a napi call, and on failure throw its
- * message as an Error unless an exception is already pending.
+ * What cairn's Node-API addons share (the POSIX addon in lib/native, mount/native/lowlevel.c):
+ * CHECK a napi call, and on failure throw its message as an Error unless an
+ * exception is already pending; and the bytes of a TypedArray argument.
  */
 #ifndef CAIRN_NAPI_CHECK_H
 #define CAIRN_NAPI_CHECK_H
@@ -27,6 +27,17 @@ static inline void throw_last(napi_env env) {
   bool pending = false;
   if (napi_is_exception_pending(env, &pending) != napi_ok || pending) return;
   napi_throw_error(env, NULL, msg);
+}
+
+/*
+ * The memory and element count of `value` if it is a TypedArray of element type `want` (a Buffer is a
+ * Uint8Array; SharedArrayBuffer-backed ones included); false otherwise, with nothing thrown.
+ */
+static inline bool typed_array_of(napi_env env, napi_value value, napi_typedarray_type want, void **data, size_t *count) {
+  bool is_typedarray = false;
+  napi_typedarray_type type;
+  if (napi_is_typedarray(env, value, &is_typedarray) != napi_ok || !is_typedarray) return false;
+  return napi_get_typedarray_info(env, value, &type, count, data, NULL, NULL) == napi_ok && type == want;
 }
 
 #endif

@@ -470,11 +470,7 @@ static int fd_arg(napi_env env, napi_value value, int32_t *fd) {
 
 /* The bytes of a Uint8Array or Buffer argument (SharedArrayBuffer-backed ones included); throws TypeError and returns 0 otherwise. */
 static int uint8_arg(napi_env env, size_t argc, napi_value value, void **data, size_t *length) {
-  bool is_typedarray = false;
-  napi_typedarray_type type = napi_int8_array;
-  if (argc >= 1 && napi_is_typedarray(env, value, &is_typedarray) == napi_ok && is_typedarray &&
-      napi_get_typedarray_info(env, value, &type, length, data, NULL, NULL) == napi_ok && type == napi_uint8_array)
-    return 1;
+  if (argc >= 1 && typed_array_of(env, value, napi_uint8_array, data, length)) return 1;
   napi_throw_type_error(env, "ERR_INVALID_ARG_TYPE", "bytes must be a Uint8Array or Buffer");
   return 0;
 }

@@ -32,6 +32,7 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
+#include "napi-check.h"
 #include "seal.h"
 
 #define KEY_LENGTH 32
@@ -43,17 +44,9 @@
 static const unsigned char OBJ_DOMAIN[] = "cairn-obj";
 #define OBJ_DOMAIN_LENGTH (sizeof OBJ_DOMAIN - 1)
 
-/* The bytes of a Buffer or any TypedArray (SharedArrayBuffer-backed ones included). */
+/* The bytes of a Buffer or Uint8Array (SharedArrayBuffer-backed ones included). */
 static int bytes_of(napi_env env, napi_value value, unsigned char **data, size_t *length) {
-  bool is_typedarray = false;
-  if (napi_is_typedarray(env, value, &is_typedarray) != napi_ok || !is_typedarray) return 0;
-  napi_typedarray_type type;
-  size_t count = 0;
-  void *ptr = NULL;
-  if (napi_get_typedarray_info(env, value, &type, &count, &ptr, NULL, NULL) != napi_ok || type != napi_uint8_array) return 0;
-  *data = ptr;
-  *length = count;
-  return 1;
+  return typed_array_of(env, value, napi_uint8_array, (void **)data, length);
 }
 
 /* key = HMAC-SHA256(encKey, "cairn-obj" || salt), salt at buf[1..25). */
